@@ -1,0 +1,195 @@
+"""The audit trail: one append-only, hash-chained record per request.
+
+Each record's hash covers its sequence number, the previous record's hash and its
+canonical JSON body, so editing, deleting, inserting or reordering any record breaks
+the chain at a point `verify` names. A head row, updated in the same transaction,
+lets `verify` also notice a truncated tail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from sqlalchemy import select
+
+from bastion.errors import NotFound
+from bastion.storage import Database
+from bastion.storage.tables import AuditHead, AuditRecord
+
+GENESIS = "0" * 64
+_BATCH = 1000
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def canonical_json(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(seq: int, prev_hash: str, body: str) -> str:
+    return _sha256(f"{seq}|{prev_hash}|{body}")
+
+
+@dataclass
+class AuditEntry:
+    """What happened in one request. Texts are the masked forms the model saw."""
+
+    trace_id: str
+    tenant: str | None
+    user: str | None
+    role: str | None
+    key_id: str | None
+    app: str
+    model: str | None
+    status: str  # ok | blocked | rejected | error
+    params: dict[str, Any] = field(default_factory=dict)
+    prompt: list[dict[str, str]] | None = None
+    response: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    stream: bool = False
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    records: int
+    head_hash: str
+    first_bad_seq: int | None = None
+    reason: str | None = None
+
+
+class AuditLog:
+    """Appends, reads and verifies the hash chain."""
+
+    def __init__(self, db: Database, *, retain_text: bool = True) -> None:
+        self._db = db
+        self.retain_text = retain_text
+        self._lock = threading.Lock()
+
+    def append(self, entry: AuditEntry) -> str:
+        """Write one record and return its hash. Zero retention keeps only text hashes."""
+        body = asdict(entry)
+        prompt_text = canonical_json({"prompt": entry.prompt}) if entry.prompt is not None else ""
+        body["prompt_sha256"] = _sha256(prompt_text) if entry.prompt is not None else None
+        body["response_sha256"] = _sha256(entry.response) if entry.response is not None else None
+        if not self.retain_text:
+            body["prompt"] = None
+            body["response"] = None
+        body["created_at"] = datetime.now(UTC).isoformat()
+        text = canonical_json(body)
+        # The lock orders this process's appends; the row lock (PostgreSQL) or BEGIN
+        # IMMEDIATE (SQLite) orders appends across processes and replicas.
+        with self._lock, self._db.session(write_lock=True) as s:
+            head = s.execute(
+                select(AuditHead).where(AuditHead.id == 1).with_for_update()
+            ).scalar_one()
+            seq = head.seq + 1
+            digest = chain_hash(seq, head.hash, text)
+            s.add(
+                AuditRecord(
+                    seq=seq,
+                    trace_id=entry.trace_id,
+                    created_at=body["created_at"],
+                    tenant_id=entry.tenant,
+                    body=text,
+                    prev_hash=head.hash,
+                    hash=digest,
+                )
+            )
+            head.seq, head.hash = seq, digest
+        return digest
+
+    def _iter(self, tenant: str | None = None) -> Iterator[AuditRecord]:
+        last = 0
+        while True:
+            query = select(AuditRecord).where(AuditRecord.seq > last)
+            if tenant is not None:
+                query = query.where(AuditRecord.tenant_id == tenant)
+            with self._db.session() as s:
+                batch = list(s.scalars(query.order_by(AuditRecord.seq).limit(_BATCH)))
+            yield from batch
+            if len(batch) < _BATCH:
+                return
+            last = batch[-1].seq
+
+    def verify(self) -> VerifyReport:
+        """Walk the whole chain; report the first record that does not check out."""
+        prev, expected, count = GENESIS, 1, 0
+        for rec in self._iter():
+            bad = None
+            if rec.seq != expected:
+                bad = f"expected record {expected}, found {rec.seq}: records deleted or renumbered"
+            elif rec.prev_hash != prev:
+                bad = "its previous-hash link does not match the record before it"
+            elif chain_hash(rec.seq, rec.prev_hash, rec.body) != rec.hash:
+                bad = "its content was changed after it was written"
+            else:
+                body = json.loads(rec.body)
+                if body.get("trace_id") != rec.trace_id or body.get("tenant") != rec.tenant_id:
+                    bad = "its indexed columns disagree with its hashed body"
+            if bad:
+                return VerifyReport(False, count, prev, min(rec.seq, expected), bad)
+            prev, expected, count = rec.hash, expected + 1, count + 1
+        with self._db.session() as s:
+            head = s.execute(select(AuditHead).where(AuditHead.id == 1)).scalar_one()
+        if head.seq != count or head.hash != prev:
+            return VerifyReport(
+                False,
+                count,
+                prev,
+                count + 1 if head.seq > count else head.seq,
+                f"the chain ends at record {count} but its head says {head.seq}: "
+                "records at the end were deleted or added outside the log",
+            )
+        return VerifyReport(True, count, prev)
+
+    def records(
+        self, tenant: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Records in order, oldest first, each with its seq and hash."""
+        for n, rec in enumerate(self._iter(tenant)):
+            if limit is not None and n >= limit:
+                return
+            yield {
+                "seq": rec.seq,
+                "hash": rec.hash,
+                "prev_hash": rec.prev_hash,
+                **json.loads(rec.body),
+            }
+
+    def recent(self, tenant: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        query = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)
+        if tenant is not None:
+            query = query.where(AuditRecord.tenant_id == tenant)
+        with self._db.session() as s:
+            rows = list(s.scalars(query))
+        return [{"seq": r.seq, "hash": r.hash, **json.loads(r.body)} for r in reversed(rows)]
+
+    def get(self, trace_id: str, tenant: str | None = None) -> dict[str, Any]:
+        """One record by trace id; another tenant's record is reported as not found."""
+        with self._db.session() as s:
+            rec = s.scalar(select(AuditRecord).where(AuditRecord.trace_id == trace_id))
+        if rec is None or (tenant is not None and rec.tenant_id != tenant):
+            raise NotFound(f"no audit record for trace '{trace_id}'")
+        return {"seq": rec.seq, "hash": rec.hash, **json.loads(rec.body)}
+
+    def export(self, out: TextIO, tenant: str | None = None) -> int:
+        """Write records as JSONL; return how many."""
+        count = 0
+        for record in self.records(tenant):
+            out.write(canonical_json(record) + "\n")
+            count += 1
+        return count

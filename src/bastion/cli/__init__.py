@@ -1,0 +1,343 @@
+"""The `bastion` command line: a thin layer over the library.
+
+Commands that need no model never import torch; those that take long show progress.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bastion.config import CONFIG_FILE_NAME, bastion_home, load_config
+from bastion.errors import BastionError
+
+app = typer.Typer(
+    help="Bastion: an OpenAI-compatible gateway for open models, with guards and audit.",
+    no_args_is_help=True,
+)
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo tenant.", no_args_is_help=True)
+config_app = typer.Typer(help="The configuration file.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.add_typer(demo_app, name="demo")
+app.add_typer(config_app, name="config")
+
+console = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reports_errors(fn: F) -> F:
+    """Print Bastion errors as one clear line and exit 1, instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except BastionError as exc:
+            err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+            raise typer.Exit(1) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _platform() -> Any:
+    from bastion.platform import Platform
+
+    return Platform.open()
+
+
+@app.command()
+@reports_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Default: server.host")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: server.port")] = None,
+    preload: Annotated[bool, typer.Option(help="Load the default model before listening.")] = True,
+) -> None:
+    """Start the HTTP server."""
+    import uvicorn
+
+    from bastion.observability import configure_logging
+    from bastion.server import create_app
+
+    platform = _platform()
+    cfg = platform.config
+    configure_logging(cfg.logging.level, cfg.logging.json_format)
+    if preload:
+        with err.status(f"Loading model {cfg.resolved_default_model} ..."):
+            platform.registry.backend(cfg.resolved_default_model)
+    host, port = host or cfg.server.host, port or cfg.server.port
+    err.print(f"Bastion {_version()} listening on [bold]http://{host}:{port}[/bold] (docs: /docs)")
+    uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
+
+
+def _version() -> str:
+    from bastion import __version__
+
+    return __version__
+
+
+@app.command()
+@reports_errors
+def chat(
+    prompt: Annotated[
+        str | None,
+        typer.Argument(help="One-shot prompt; omit for an interactive chat."),
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name; default: the app's model.")] = None,
+    app_name: Annotated[str, typer.Option("--app", help="Bastion app.")] = "chat",
+    system: Annotated[str | None, typer.Option(help="A system message.")] = None,
+    max_tokens: Annotated[int, typer.Option(min=1)] = 256,
+    temperature: Annotated[float, typer.Option(min=0.0, max=2.0)] = 0.7,
+    url: Annotated[
+        str, typer.Option(envvar="BASTION_URL", help="Server URL.")
+    ] = "http://127.0.0.1:8080",
+    key: Annotated[str | None, typer.Option(envvar="BASTION_API_KEY", help="API key.")] = None,
+    stream: Annotated[bool, typer.Option(help="Print tokens as they arrive.")] = True,
+) -> None:
+    """Chat with a model through a running server (tokens stream as they come)."""
+    from bastion.cli.chat_client import ChatClient
+
+    if not key:
+        raise BastionError(
+            "no API key: pass --key or set BASTION_API_KEY (see `bastion keys create`)"
+        )
+    client = ChatClient(
+        url,
+        key,
+        model=model,
+        app=app_name,
+        max_tokens=max_tokens,
+        temperature=temperature,
+    )
+    history: list[dict[str, str]] = [{"role": "system", "content": system}] if system else []
+    if prompt is not None:
+        history.append({"role": "user", "content": prompt})
+        client.send(history, stream=stream, out=console)
+        return
+    err.print("Interactive chat; an empty line or Ctrl-D ends it.")
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/bold cyan] ")
+        except EOFError:
+            break
+        if not line.strip():
+            break
+        history.append({"role": "user", "content": line})
+        answer = client.send(history, stream=stream, out=console)
+        history.append({"role": "assistant", "content": answer})
+
+
+@models_app.command("list")
+@reports_errors
+def models_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """List the registered models with size, context length and prices."""
+    from bastion.models.registry import model_info
+
+    cfg = load_config()
+    infos = [model_info(m) for m in cfg.models]
+    if as_json:
+        rows = [
+            {
+                "name": i.name,
+                "backend": i.backend,
+                "parameters": i.parameters,
+                "context_length": i.context_length,
+                "price": vars(i.price),
+            }
+            for i in infos
+        ]
+        console.print_json(json.dumps(rows))
+        return
+    table = Table("name", "backend", "parameters", "context", "$/1M in", "$/1M out", "$/GPU-hour")
+    for i in infos:
+        params = f"{i.parameters / 1e6:,.1f}M" if i.parameters else "?"
+        gpu = f"{i.price.gpu_hour:.2f}" if i.price.gpu_hour is not None else "-"
+        table.add_row(
+            i.name,
+            i.backend,
+            params,
+            f"{i.context_length:,}",
+            f"{i.price.input_per_1m:.2f}",
+            f"{i.price.output_per_1m:.2f}",
+            gpu,
+        )
+    console.print(table)
+
+
+@models_app.command("prepare")
+@reports_errors
+def models_prepare() -> None:
+    """Convert the embedded model once (about 20 s) so later starts load in about a second."""
+    from bastion.models.embedded import (
+        is_prepared,
+        model_cache_root,
+        prepare_embedded_model,
+    )
+
+    root = model_cache_root(bastion_home())
+    if is_prepared(root):
+        err.print(f"Embedded model ready in {root}")
+        return
+    with err.status("Converting the embedded model (one time, about 20 s) ..."):
+        path = prepare_embedded_model(root)
+    err.print(f"Embedded model converted to {path}")
+
+
+@keys_app.command("create")
+@reports_errors
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="Tenant (created if new).")],
+    user: Annotated[str, typer.Option(help="User (created if new).")],
+    role: Annotated[str, typer.Option(help="admin, developer or user.")] = "user",
+    group: Annotated[list[str] | None, typer.Option(help="Group membership (repeatable).")] = None,
+    label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print the key alone.")] = False,
+) -> None:
+    """Create an API key. It is shown once; only a salted hash is stored."""
+    created = _platform().access.create_key(
+        tenant=tenant, user=user, role=role, groups=group, label=label
+    )
+    if quiet:
+        print(created.secret)
+        return
+    console.print(
+        f"Key [bold]{created.key_id}[/bold] for {tenant}/{user} ({role}); "
+        "store it now, it is not shown again:"
+    )
+    print(created.secret)
+
+
+@keys_app.command("list")
+@reports_errors
+def keys_list(tenant: Annotated[str | None, typer.Option()] = None) -> None:
+    """List keys (ids only; secrets are never stored)."""
+    table = Table("id", "tenant", "user", "role", "label", "created", "revoked")
+    for k in _platform().access.list_keys(tenant):
+        table.add_row(
+            k.key_id,
+            k.tenant,
+            k.user,
+            k.role,
+            k.label or "",
+            f"{k.created_at:%Y-%m-%d %H:%M}",
+            f"{k.revoked_at:%Y-%m-%d %H:%M}" if k.revoked_at else "",
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+@reports_errors
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (from `keys list`).")],
+) -> None:
+    """Revoke a key; requests with it get 401 from now on."""
+    _platform().access.revoke(key_id)
+    err.print(f"Revoked {key_id}")
+
+
+@audit_app.command("verify")
+@reports_errors
+def audit_verify() -> None:
+    """Check the whole hash chain; exit 1 and name the first bad record if it was tampered with."""
+    with err.status("Verifying the audit chain ..."):
+        report = _platform().audit.verify()
+    if report.ok:
+        console.print(f"[green]OK[/green]: {report.records} records, chain head {report.head_hash}")
+        return
+    console.print(f"[red]TAMPERED[/red]: record {report.first_bad_seq}: {report.reason}")
+    raise typer.Exit(1)
+
+
+@audit_app.command("show")
+@reports_errors
+def audit_show(
+    tenant: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    trace: Annotated[str | None, typer.Option(help="Show one record in full.")] = None,
+) -> None:
+    """Show the latest audit records, or one in full."""
+    platform = _platform()
+    if trace:
+        console.print_json(json.dumps(platform.audit.get(trace, tenant)))
+        return
+    table = Table(
+        "seq",
+        "time",
+        "tenant",
+        "user",
+        "app",
+        "model",
+        "status",
+        "tokens",
+        "ms",
+        "trace",
+    )
+    for r in platform.audit.recent(tenant, limit):
+        table.add_row(
+            str(r["seq"]),
+            r["created_at"][:19],
+            r["tenant"] or "-",
+            r["user"] or "-",
+            r["app"],
+            r["model"] or "-",
+            r["status"],
+            f"{r['prompt_tokens']}+{r['completion_tokens']}",
+            f"{r['latency_ms']:.0f}",
+            r["trace_id"],
+        )
+    console.print(table)
+
+
+@audit_app.command("export")
+@reports_errors
+def audit_export(
+    out: Annotated[Path | None, typer.Option(help="JSONL file; default: standard output.")] = None,
+    tenant: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Export records as JSONL (each with its seq, hash and previous hash)."""
+    audit = _platform().audit
+    if out is None:
+        count = audit.export(sys.stdout, tenant)
+    else:
+        tmp = out.with_name(out.name + ".part")
+        with tmp.open("w", encoding="utf-8") as f:
+            count = audit.export(f, tenant)
+        os.replace(tmp, out)
+    err.print(f"Exported {count} records")
+
+
+@demo_app.command("init")
+@reports_errors
+def demo_init() -> None:
+    """Create the demo configuration (if missing), tenant, users and keys."""
+    from bastion.demo import DEMO_KEYS_FILE, init_demo, write_default_config
+
+    home = bastion_home()
+    written = write_default_config(home)
+    if written:
+        err.print(f"Wrote {written}")
+    keys = init_demo(home, _platform().access)
+    err.print(f"Demo users: {', '.join(keys)}; keys in {home / DEMO_KEYS_FILE}")
+
+
+@config_app.command("check")
+@reports_errors
+def config_check() -> None:
+    """Validate bastion.yaml with the environment overrides and print the result."""
+    cfg = load_config()
+    err.print(f"[green]valid[/green]: {bastion_home() / CONFIG_FILE_NAME}")
+    console.print_json(cfg.model_dump_json())

@@ -1,0 +1,239 @@
+"""Configuration: one `bastion.yaml` in BASTION_HOME, validated by pydantic.
+
+Environment variables override any key: `BASTION_SERVER__PORT=9000` sets `server.port`;
+values are parsed as YAML, so `BASTION_GUARDS__DENY_LIST__TERMS='[foo, bar]'` gives a list.
+Every section forbids unknown keys, so a typo is an error that names the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from bastion.errors import ConfigError
+
+ENV_PREFIX = "BASTION_"
+CONFIG_FILE_NAME = "bastion.yaml"
+EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted HTTP body.")
+
+
+class StorageConfig(Section):
+    url: str | None = Field(
+        None, description="SQLAlchemy URL; default: a SQLite file in BASTION_HOME."
+    )
+    sqlite_synchronous: Literal["OFF", "NORMAL", "FULL"] = Field(
+        "NORMAL",
+        description="NORMAL survives a process crash; FULL also survives power loss (slower).",
+    )
+
+
+class PriceConfig(Section):
+    input_per_1m: float = Field(0.0, ge=0, description="USD per 1M prompt tokens.")
+    output_per_1m: float = Field(0.0, ge=0, description="USD per 1M completion tokens.")
+    gpu_hour: float | None = Field(None, ge=0, description="USD per GPU-hour, for self-hosting.")
+
+
+class ModelConfig(Section):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._:/-]+$")
+    backend: Literal["embedded", "local", "openai", "llamacpp", "echo"]
+    path: str | None = Field(
+        None,
+        description="Weights folder (local) or GGUF file (llamacpp; default: the embedded one).",
+    )
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible server, e.g. http://h:8000/v1"
+    )
+    remote_model: str | None = Field(None, description="Model name on the remote server.")
+    api_key_env: str | None = Field(None, description="Environment variable holding its API key.")
+    adapter: str | None = Field(None, description="PEFT adapter folder served on top of `path`.")
+    parameters: float | None = Field(None, gt=0, description="Parameter count.")
+    context_length: int = Field(8192, gt=0)
+    price: PriceConfig = PriceConfig()
+    timeout_s: float = Field(60.0, gt=0)
+    retries: int = Field(2, ge=0, le=10)
+    threads: int | None = Field(None, ge=1, description="CPU threads for local inference.")
+    max_concurrency: int = Field(1, ge=1, description="Requests generated at once.")
+    max_queue: int = Field(16, ge=0, description="Requests allowed to wait; beyond: 503.")
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> ModelConfig:
+        needs = {"local": "path", "openai": "base_url"}
+        field = needs.get(self.backend)
+        if field and not getattr(self, field):
+            raise ValueError(f"backend '{self.backend}' needs '{field}'")
+        return self
+
+
+class AppConfig(Section):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    model: str | None = Field(None, description="Default model; the request may name another.")
+    system_prompt: str | None = None
+
+
+class RolePolicy(Section):
+    models: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns.")
+    apps: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns.")
+
+
+RoleName = Literal["admin", "developer", "user"]
+
+
+def _default_policies() -> dict[RoleName, RolePolicy]:
+    return {
+        "admin": RolePolicy(),
+        "developer": RolePolicy(),
+        "user": RolePolicy(models=["*"], apps=["chat"]),
+    }
+
+
+class AccessConfig(Section):
+    policies: dict[RoleName, RolePolicy] = Field(default_factory=_default_policies)
+
+
+class DenyListConfig(Section):
+    terms: list[str] = Field(default_factory=list, description="Case-insensitive phrases.")
+    action: Literal["block", "redact"] = "block"
+
+
+class GuardsConfig(Section):
+    max_input_chars: int = Field(32_000, gt=0, description="Larger prompts get 413.")
+    deny_list: DenyListConfig = DenyListConfig()
+    stream_holdback_chars: int = Field(
+        256,
+        ge=0,
+        description="Most characters an output guard may hold back on a stream.",
+    )
+
+
+class AuditConfig(Section):
+    retain_text: bool = Field(True, description="False: keep metadata and hashes, no text.")
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_format: bool = True
+
+
+def _default_models() -> list[ModelConfig]:
+    return [
+        ModelConfig(
+            name=EMBEDDED_MODEL_NAME,
+            backend="embedded",
+            parameters=134.5e6,
+            context_length=8192,
+        )
+    ]
+
+
+def _default_apps() -> list[AppConfig]:
+    return [AppConfig(name="chat", model=None, system_prompt=None)]
+
+
+class BastionConfig(Section):
+    server: ServerConfig = ServerConfig()
+    storage: StorageConfig = StorageConfig()
+    models: list[ModelConfig] = Field(default_factory=_default_models, min_length=1)
+    default_model: str | None = Field(None, description="Default: the first model listed.")
+    apps: list[AppConfig] = Field(default_factory=_default_apps)
+    access: AccessConfig = AccessConfig()
+    guards: GuardsConfig = GuardsConfig()
+    audit: AuditConfig = AuditConfig()
+    logging: LoggingConfig = LoggingConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> BastionConfig:
+        names = [m.name for m in self.models]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"model names must be unique; repeated: {sorted(dupes)}")
+        for ref, where in [(self.default_model, "default_model")] + [
+            (a.model, f"apps[{a.name}].model") for a in self.apps
+        ]:
+            if ref is not None and ref not in names:
+                raise ValueError(f"{where} names unknown model '{ref}'; known: {names}")
+        return self
+
+    @property
+    def resolved_default_model(self) -> str:
+        return self.default_model or self.models[0].name
+
+    def app(self, name: str) -> AppConfig | None:
+        return next((a for a in self.apps if a.name == name), None)
+
+
+def bastion_home() -> Path:
+    """The data folder: $BASTION_HOME, else ~/.bastion."""
+    return Path(os.environ.get("BASTION_HOME") or Path.home() / ".bastion").expanduser()
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or "__" not in key:
+            continue
+        path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = overrides
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return overrides
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    lines = [f"Invalid configuration in {source}:"]
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  - {key}: unknown key; check its spelling against the README")
+        else:
+            lines.append(f"  - {key}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> BastionConfig:
+    """Read bastion.yaml (if present) and apply BASTION_* environment overrides."""
+    environ = dict(os.environ if environ is None else environ)
+    path = path or bastion_home() / CONFIG_FILE_NAME
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections (server:, models:, ...)")
+        data = loaded or {}
+    data = _merge(data, _env_overrides(environ))
+    try:
+        return BastionConfig.model_validate(data)
+    except ValidationError as exc:
+        source = f"{path} and BASTION_* environment variables"
+        raise ConfigError(_describe(exc, source)) from exc

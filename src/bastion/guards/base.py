@@ -1,0 +1,75 @@
+"""The guard interface: `check(text, ctx) -> Verdict`.
+
+Guards never call each other; the pipeline runs them in order and merges their verdicts
+into the request's trust report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+from bastion.access.principal import Principal
+from bastion.errors import BastionError
+
+Action = Literal["allow", "redact", "flag", "block"]
+Stage = Literal["input", "output"]
+_SEVERITY: dict[str, int] = {"allow": 0, "flag": 1, "redact": 2, "block": 3}
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    detail: str
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass
+class Verdict:
+    """A guard's decision. `text` is the rewritten text when the action is `redact`."""
+
+    guard: str
+    action: Action = "allow"
+    score: float = 0.0
+    findings: list[Finding] = field(default_factory=list)
+    text: str | None = None
+    stage: Stage = "input"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("text")
+        return data
+
+
+@dataclass
+class GuardContext:
+    trace_id: str
+    principal: Principal | None
+    app: str
+    stage: Stage
+    prompt_chars: int = 0
+
+
+class Guard(Protocol):
+    name: str
+    #: Raised when this guard blocks a request's input.
+    block_error: ClassVar[type[BastionError]]
+    #: Characters a stream must hold back for this guard to see a whole match.
+    window_chars: int
+
+    def check(self, text: str, ctx: GuardContext) -> Verdict: ...
+
+
+def strongest(a: Action, b: Action) -> Action:
+    return a if _SEVERITY[a] >= _SEVERITY[b] else b
+
+
+def merge(verdicts: list[Verdict]) -> Verdict:
+    """Combine one guard's verdicts on several texts (the messages of a prompt)."""
+    merged = Verdict(guard=verdicts[0].guard)
+    for v in verdicts:
+        merged.action = strongest(merged.action, v.action)
+        merged.score = max(merged.score, v.score)
+        merged.findings.extend(f for f in v.findings if f not in merged.findings)
+    return merged

@@ -1,0 +1,23 @@
+"""Models: the registry, their prices, and the backends that run them."""
+
+from bastion.models.base import (
+    ChatMessage,
+    Generation,
+    GenerationParams,
+    ModelBackend,
+    ModelInfo,
+    Price,
+    StreamDelta,
+)
+from bastion.models.registry import ModelRegistry
+
+__all__ = [
+    "ChatMessage",
+    "Generation",
+    "GenerationParams",
+    "ModelBackend",
+    "ModelInfo",
+    "ModelRegistry",
+    "Price",
+    "StreamDelta",
+]

@@ -1,0 +1,48 @@
+"""A deterministic, zero-latency backend for tests and gateway benchmarks.
+
+It answers with the last user message, word by word; token counts are word counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from bastion.models.base import (
+    ChatMessage,
+    Generation,
+    GenerationParams,
+    ModelInfo,
+    StreamDelta,
+    truncate_at_stop,
+)
+
+
+class EchoBackend:
+    def __init__(self, info: ModelInfo) -> None:
+        self.info = info
+
+    def _answer(
+        self, messages: list[ChatMessage], params: GenerationParams
+    ) -> tuple[list[str], int, str]:
+        prompt_tokens = sum(len(m.content.split()) for m in messages)
+        last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        words = last_user.split()
+        finish = "length" if len(words) > params.max_tokens else "stop"
+        text, stopped = truncate_at_stop(" ".join(words[: params.max_tokens]), params.stop)
+        return (
+            text.split(" ") if text else [],
+            prompt_tokens,
+            "stop" if stopped else finish,
+        )
+
+    def generate(self, messages: list[ChatMessage], params: GenerationParams) -> Generation:
+        words, prompt_tokens, finish = self._answer(messages, params)
+        return Generation(" ".join(words), prompt_tokens, len(words), finish)  # type: ignore[arg-type]
+
+    def stream(
+        self, messages: list[ChatMessage], params: GenerationParams
+    ) -> Iterator[StreamDelta]:
+        words, prompt_tokens, finish = self._answer(messages, params)
+        for i, word in enumerate(words):
+            yield StreamDelta(word if i == 0 else " " + word)
+        yield StreamDelta("", finish, prompt_tokens, len(words))  # type: ignore[arg-type]

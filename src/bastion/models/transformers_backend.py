@@ -1,0 +1,170 @@
+"""Local inference with Hugging Face transformers: any causal-LM weights folder.
+
+The registry imports this module only when a local model is first used, so commands that
+need no model never pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+
+from bastion.errors import BackendError, BadRequest
+from bastion.models.base import (
+    ChatMessage,
+    Generation,
+    GenerationParams,
+    ModelInfo,
+    StopScanner,
+    StreamDelta,
+    truncate_at_stop,
+)
+
+
+class TransformersBackend:
+    """Serves a weights folder (optionally with a PEFT adapter) on the CPU or a GPU.
+
+    Loading is lazy and happens once; generation runs in the caller's thread, which the
+    pipeline keeps off the server's event loop.
+    """
+
+    def __init__(
+        self,
+        info: ModelInfo,
+        path: Path,
+        *,
+        adapter: Path | None = None,
+        threads: int | None = None,
+    ) -> None:
+        self.info = info
+        self.path = path
+        self.adapter = adapter
+        self.threads = threads
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._load_lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._load_lock:
+            if self._model is not None:
+                return
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            if not (self.path / "config.json").exists():
+                raise BackendError(
+                    f"model '{self.info.name}': {self.path} is not a Hugging Face weights folder "
+                    "(no config.json); point `path` at a folder saved with save_pretrained()"
+                )
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+            if self.adapter is not None:
+                try:
+                    from peft import PeftModel
+                except ImportError as exc:
+                    raise BackendError("serving an adapter needs the `peft` package") from exc
+                model = PeftModel.from_pretrained(model, self.adapter)
+            model.eval()  # type: ignore[no-untyped-call]
+            if tokenizer.pad_token_id is None:
+                tokenizer.pad_token = tokenizer.eos_token
+            self._tokenizer, self._model = tokenizer, model
+
+    def _prepare(
+        self, messages: list[ChatMessage], params: GenerationParams
+    ) -> tuple[Any, dict[str, Any]]:
+        self.load()
+        inputs = self._tokenizer.apply_chat_template(
+            [{"role": m.role, "content": m.content} for m in messages],
+            add_generation_prompt=True,
+            return_tensors="pt",
+            return_dict=True,
+        )
+        prompt_tokens = int(inputs["input_ids"].shape[1])
+        if prompt_tokens + params.max_tokens > self.info.context_length:
+            raise BadRequest(
+                f"prompt ({prompt_tokens} tokens) plus max_tokens ({params.max_tokens}) exceeds "
+                f"the context length of '{self.info.name}' ({self.info.context_length}); "
+                "shorten the conversation or lower max_tokens"
+            )
+        kwargs: dict[str, Any] = {
+            **inputs,
+            "max_new_tokens": params.max_tokens,
+            "pad_token_id": self._tokenizer.pad_token_id,
+        }
+        if params.temperature > 0:
+            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self._tokenizer)
+        if params.seed is not None:
+            torch.manual_seed(params.seed)
+        return inputs, kwargs
+
+    def generate(self, messages: list[ChatMessage], params: GenerationParams) -> Generation:
+        inputs, kwargs = self._prepare(messages, params)
+        with torch.inference_mode():
+            output = self._model.generate(**kwargs)
+        new_tokens = output[0, inputs["input_ids"].shape[1] :]
+        text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
+        text, stopped = truncate_at_stop(text, params.stop)
+        hit_limit = len(new_tokens) >= params.max_tokens and not stopped
+        return Generation(
+            text,
+            int(inputs["input_ids"].shape[1]),
+            len(new_tokens),
+            "length" if hit_limit else "stop",
+        )
+
+    def stream(
+        self, messages: list[ChatMessage], params: GenerationParams
+    ) -> Iterator[StreamDelta]:
+        inputs, kwargs = self._prepare(messages, params)
+        counter = _TokenCountingStreamer(
+            self._tokenizer, skip_prompt=True, skip_special_tokens=True
+        )
+        error: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                with torch.inference_mode():
+                    self._model.generate(**kwargs, streamer=counter)
+            except BaseException as exc:  # surfaced to the consumer below
+                error.append(exc)
+                counter.end()  # type: ignore[no-untyped-call]
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        scanner = StopScanner(params.stop)
+        for piece in counter:
+            out = scanner.feed(piece)
+            if out:
+                yield StreamDelta(out)
+        worker.join()
+        if error:
+            raise BackendError(f"generation failed: {error[0]}") from error[0]
+        tail = scanner.flush()
+        if tail:
+            yield StreamDelta(tail)
+        hit_limit = counter.generated >= params.max_tokens and not scanner.stopped
+        yield StreamDelta(
+            "",
+            "length" if hit_limit else "stop",
+            int(inputs["input_ids"].shape[1]),
+            counter.generated,
+        )
+
+
+class _TokenCountingStreamer(TextIteratorStreamer):
+    """Streams text and counts the generated tokens."""
+
+    generated = 0
+
+    def put(self, value: Any) -> None:
+        if not (self.skip_prompt and self.next_tokens_are_prompt):
+            self.generated += int(value.numel())
+        super().put(value)  # type: ignore[no-untyped-call]

@@ -1,0 +1,42 @@
+"""Wires the parts together once per process: config, database, access, models, audit, pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bastion.access import AccessStore, Policy
+from bastion.audit import AuditLog
+from bastion.config import CONFIG_FILE_NAME, BastionConfig, bastion_home, load_config
+from bastion.models import ModelRegistry
+from bastion.models.embedded import model_cache_root
+from bastion.pipeline import Pipeline
+from bastion.storage import Database
+
+
+@dataclass
+class Platform:
+    home: Path
+    config: BastionConfig
+    db: Database
+    access: AccessStore
+    policy: Policy
+    registry: ModelRegistry
+    audit: AuditLog
+    pipeline: Pipeline
+
+    @classmethod
+    def open(cls, home: Path | None = None, config: BastionConfig | None = None) -> Platform:
+        """Load the configuration from `home` (default BASTION_HOME) and migrate the database."""
+        home = home or bastion_home()
+        config = config or load_config(home / CONFIG_FILE_NAME)
+        db = Database.for_home(home, config.storage.url, config.storage.sqlite_synchronous)
+        db.migrate()
+        access = AccessStore(db)
+        registry = ModelRegistry(config.models, model_cache_root(home))
+        audit = AuditLog(db, retain_text=config.audit.retain_text)
+        pipeline = Pipeline.build(config, access, registry, audit)
+        return cls(home, config, db, access, Policy(config.access), registry, audit, pipeline)
+
+    def close(self) -> None:
+        self.db.dispose()

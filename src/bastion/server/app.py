@@ -1,0 +1,395 @@
+"""The HTTP server: an OpenAI-compatible API in front of the pipeline, plus admin reads.
+
+The server is thin: it turns HTTP into a ChatRequest, runs the pipeline in worker threads
+(never on the event loop), and turns results and errors back into HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Generator
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bastion import __version__
+from bastion.access import Principal
+from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenied
+from bastion.models import ChatMessage, GenerationParams
+from bastion.observability import HTTP_LATENCY
+from bastion.pipeline import ChatRequest, Completion, StreamEvent
+from bastion.platform import Platform
+from bastion.server.schemas import (
+    ChatCompletionRequest,
+    ChatCompletionResponse,
+    ErrorResponse,
+    ModelCard,
+    ModelList,
+)
+
+log = logging.getLogger("bastion.server")
+M = TypeVar("M", bound=BaseModel)
+DEFAULT_MAX_TOKENS = 256
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 503)
+}
+
+
+def _error(
+    status: int,
+    message: str,
+    code: str,
+    error_type: str,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = {"error": {"message": message, "type": error_type, "code": code, "param": None}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _bearer(authorization: str | None) -> str | None:
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
+class BodySizeLimit:
+    """Refuses bodies over `limit` bytes with 413 before the app reads them whole."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._refuse(send)
+            return
+        received = 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, counting_receive, send)
+        except _BodyTooLarge:
+            await self._refuse(send)
+
+    async def _refuse(self, send: Send) -> None:
+        response = _error(
+            413,
+            f"request body is over {self.limit} bytes; send less or raise server.max_request_bytes",
+            "request_too_large",
+            "invalid_request_error",
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": response.raw_headers,
+            }
+        )
+        await send({"type": "http.response.body", "body": response.body})
+
+
+class _BodyTooLarge(Exception):
+    """Raised inside the app's receive() to abort an oversized upload."""
+
+
+def _describe(errors: list[Any]) -> str:
+    problems = []
+    for err in errors:
+        loc = ".".join(str(p) for p in err["loc"] if p != "body") or "body"
+        problems.append(f"{loc}: {err['msg']}")
+    return "; ".join(problems)
+
+
+def _parse_body(raw: bytes, model: type[M]) -> M:
+    """Parse a JSON body whatever its declared content type, with errors that say what to fix."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("the body is not valid UTF-8; send JSON encoded as UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(
+            f"the body is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise BadRequest(_describe(exc.errors())) from None
+
+
+def _json_body(model: type[BaseModel]) -> dict[str, Any]:
+    """OpenAPI request-body entry for a body parsed by hand (see `_parse_body`)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": model.model_json_schema()}},
+        }
+    }
+
+
+def _to_chat_request(body: ChatCompletionRequest, app_header: str | None) -> ChatRequest:
+    messages = [
+        ChatMessage("system" if m.role == "developer" else m.role, m.text()) for m in body.messages
+    ]
+    if not any(m.content.strip() for m in messages):
+        raise BadRequest("messages are all empty; send at least one message with text")
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    params = GenerationParams(
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS,
+        stop=stop,
+        seed=body.seed,
+    )
+    app = body.app or app_header or "chat"
+    return ChatRequest(messages, params, body.model, app, body.stream)
+
+
+def _completion_json(done: Completion) -> dict[str, Any]:
+    return ChatCompletionResponse.model_validate(
+        {
+            "id": f"chatcmpl-{done.trace_id}",
+            "created": int(time.time()),
+            "model": done.model,
+            "choices": [{"message": {"content": done.text}, "finish_reason": done.finish_reason}],
+            "usage": {
+                "prompt_tokens": done.prompt_tokens,
+                "completion_tokens": done.completion_tokens,
+                "total_tokens": done.prompt_tokens + done.completion_tokens,
+            },
+            "bastion": done.bastion,
+        }
+    ).model_dump()
+
+
+def _sse(data: dict[str, Any] | str) -> bytes:
+    payload = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {payload}\n\n".encode()
+
+
+async def _sse_stream(
+    events: Generator[StreamEvent, None, None], trace_id: str, model: str, include_usage: bool
+) -> AsyncIterator[bytes]:
+    """Render pipeline events as OpenAI chunks; always close the event iterator,
+    so the model slot is released and the audit record written even on disconnect."""
+    base = {
+        "id": f"chatcmpl-{trace_id}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+    }
+    sentinel = object()
+    try:
+        yield _sse(
+            {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", "content": ""},
+                        "finish_reason": None,
+                    }
+                ],
+            }
+        )
+        while True:
+            event = await run_in_threadpool(next, events, sentinel)
+            if event is sentinel:
+                break
+            assert isinstance(event, StreamEvent)
+            chunk: dict[str, Any] = {
+                **base,
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"content": event.text} if event.text else {},
+                        "finish_reason": event.finish_reason,
+                    }
+                ],
+            }
+            if event.bastion is not None:
+                chunk["bastion"] = event.bastion
+            yield _sse(chunk)
+            if event.finish_reason is not None and include_usage:
+                usage = {
+                    "prompt_tokens": event.prompt_tokens,
+                    "completion_tokens": event.completion_tokens,
+                    "total_tokens": event.prompt_tokens + event.completion_tokens,
+                }
+                yield _sse({**base, "choices": [], "usage": usage})
+        yield _sse("[DONE]")
+    except BastionError as exc:
+        yield _sse(
+            {
+                "error": {
+                    "message": exc.message,
+                    "type": exc.error_type,
+                    "code": exc.code,
+                }
+            }
+        )
+    finally:
+        await run_in_threadpool(events.close)
+
+
+def create_app(platform: Platform) -> FastAPI:
+    """Build the FastAPI application around an opened Platform."""
+    app = FastAPI(
+        title="Bastion",
+        version=__version__,
+        description="OpenAI-compatible gateway with access control, guards and an audit trail.",
+    )
+    app.state.platform = platform
+    pipeline = platform.pipeline
+    app.add_middleware(BodySizeLimit, limit=platform.config.server.max_request_bytes)
+
+    @app.middleware("http")
+    async def _timing(request: Request, call_next: Any) -> Response:
+        start = time.perf_counter()
+        response: Response = await call_next(request)
+        route = request.scope.get("route")
+        HTTP_LATENCY.labels(getattr(route, "path", "unmatched"), str(response.status_code)).observe(
+            time.perf_counter() - start
+        )
+        return response
+
+    @app.exception_handler(BastionError)
+    async def _bastion_error(_: Request, exc: BastionError) -> JSONResponse:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+        response = _error(exc.status_code, exc.message, exc.code, exc.error_type, headers)
+        if exc.details:
+            body = json.loads(bytes(response.body))
+            body["error"].update(exc.details)
+            response = JSONResponse(body, status_code=exc.status_code, headers=headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(
+            400, _describe(list(exc.errors())), "invalid_request", "invalid_request_error"
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), "http_error", "invalid_request_error")
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return _error(
+            500,
+            "internal error; the server log has the details",
+            "internal_error",
+            "server_error",
+        )
+
+    def principal_of(authorization: str | None) -> Principal:
+        return platform.access.resolve(_bearer(authorization))
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, Any]:
+        with platform.db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {
+            "status": "ok",
+            "version": __version__,
+            "models": platform.registry.names(),
+        }
+
+    @app.get("/metrics", tags=["operations"], include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models", response_model=ModelList, responses=_ERRORS, tags=["openai"])
+    def list_models(authorization: str | None = Header(None)) -> ModelList:
+        principal = principal_of(authorization)
+        cards = []
+        for name in platform.registry.names():
+            if not platform.policy.allows_model(principal, name):
+                continue
+            info = platform.registry.info(name)
+            cards.append(
+                ModelCard(
+                    id=name,
+                    bastion={
+                        "backend": info.backend,
+                        "parameters": info.parameters,
+                        "context_length": info.context_length,
+                        "price": {
+                            "input_per_1m": info.price.input_per_1m,
+                            "output_per_1m": info.price.output_per_1m,
+                            "gpu_hour": info.price.gpu_hour,
+                        },
+                    },
+                )
+            )
+        return ModelList(data=cards)
+
+    @app.post(
+        "/v1/chat/completions",
+        response_model=ChatCompletionResponse,
+        responses=_ERRORS,
+        tags=["openai"],
+        openapi_extra=_json_body(ChatCompletionRequest),
+    )
+    async def chat_completions(
+        http_request: Request,
+        authorization: str | None = Header(None),
+        x_bastion_app: str | None = Header(None),
+    ) -> Any:
+        body = _parse_body(await http_request.body(), ChatCompletionRequest)
+        request = _to_chat_request(body, x_bastion_app)
+        ctx = await run_in_threadpool(pipeline.prepare, request, _bearer(authorization))
+        if not request.stream:
+            done = await run_in_threadpool(pipeline.complete, ctx)
+            return JSONResponse(_completion_json(done))
+        events = await run_in_threadpool(pipeline.open_stream, ctx)
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        assert ctx.model is not None
+        return StreamingResponse(
+            _sse_stream(events, ctx.trace_id, ctx.model, include_usage),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Bastion-Trace-Id": ctx.trace_id},
+        )
+
+    @app.get("/v1/audit", responses=_ERRORS, tags=["admin"])
+    def audit_recent(limit: int = 20, authorization: str | None = Header(None)) -> dict[str, Any]:
+        """The caller's tenant's latest audit records (admins only)."""
+        principal = _admin(principal_of(authorization))
+        limit = max(1, min(limit, 500))
+        return {"data": platform.audit.recent(principal.tenant, limit)}
+
+    @app.get("/v1/audit/{trace_id}", responses=_ERRORS, tags=["admin"])
+    def audit_record(trace_id: str, authorization: str | None = Header(None)) -> dict[str, Any]:
+        """One audit record of the caller's tenant (admins only)."""
+        principal = _admin(principal_of(authorization))
+        return platform.audit.get(trace_id, principal.tenant)
+
+    return app
+
+
+def _admin(principal: Principal) -> Principal:
+    if not principal.is_admin:
+        raise PermissionDenied("the audit trail is readable by admins only")
+    return principal

@@ -1,0 +1,141 @@
+"""Shared fixtures: isolated BASTION_HOMEs, a real server on a free port, a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+import yaml
+
+from bastion.config import BastionConfig, load_config
+from bastion.platform import Platform
+from bastion.server import create_app
+
+REPO = Path(__file__).resolve().parents[1]
+# The embedded model is converted once per checkout and shared by every test run.
+os.environ.setdefault("BASTION_MODEL_CACHE", str(REPO / ".cache" / "models"))
+
+ECHO_CONFIG: dict[str, Any] = {
+    "models": [
+        {"name": "echo", "backend": "echo", "context_length": 4096, "price": {"input_per_1m": 1.0}},
+        {"name": "echo-premium", "backend": "echo", "price": {"output_per_1m": 30.0}},
+    ],
+    "apps": [
+        {"name": "chat"},
+        {"name": "concise", "model": "echo", "system_prompt": "Answer briefly."},
+        {"name": "finance"},
+    ],
+    "access": {
+        "policies": {
+            "admin": {"models": ["*"], "apps": ["*"]},
+            "developer": {"models": ["*"], "apps": ["chat", "concise"]},
+            "user": {"models": ["echo"], "apps": ["chat", "concise"]},
+        }
+    },
+    "guards": {
+        "max_input_chars": 2000,
+        "deny_list": {"terms": ["project nightingale"], "action": "block"},
+    },
+}
+
+
+def write_config(home: Path, data: dict[str, Any]) -> BastionConfig:
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "bastion.yaml").write_text(yaml.safe_dump(data))
+    return load_config(home / "bastion.yaml", environ={})
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    monkeypatch.setenv("BASTION_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def platform(home: Path) -> Iterator[Platform]:
+    p = Platform.open(home, write_config(home, ECHO_CONFIG))
+    yield p
+    p.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """The real app served by uvicorn on a free port, in a background thread."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(platform), host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    def key(self, tenant: str = "acme", user: str = "alice", role: str = "admin") -> str:
+        return self.platform.access.create_key(tenant=tenant, user=user, role=role).secret
+
+
+@pytest.fixture
+def server(platform: Platform) -> Iterator[LiveServer]:
+    with LiveServer(platform) as live:
+        yield live
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real PostgreSQL 16 (from the pgserver wheel) on a unix socket."""
+    pgserver = pytest.importorskip("pgserver")
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(tmp_path_factory.mktemp("xdg")))
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    server.psql("CREATE DATABASE bastion_test;")
+    uri = server.get_uri("bastion_test")
+    yield uri.replace("postgresql://", "postgresql+psycopg://", 1)
+    server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each storage test runs on SQLite and on PostgreSQL (a fresh schema each time)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    base: str = request.getfixturevalue("postgres_url")
+    from sqlalchemy import create_engine, text
+
+    schema = f"t{os.getpid()}_{time.monotonic_ns()}"
+    engine = create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    engine.dispose()
