@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+
+from bastion.errors import BackendError, BadRequest, Overloaded
+from bastion.models import ChatMessage, GenerationParams, ModelInfo
+from bastion.models.admission import AdmissionGate
+from bastion.models.base import StopScanner, truncate_at_stop
+from bastion.models.echo import EchoBackend
+from bastion.models.openai_backend import OpenAICompatibleBackend
+from conftest import LiveServer, free_port
+
+INFO = ModelInfo("remote", "openai", None, 4096)
+HELLO = [ChatMessage("user", "hello remote world")]
+
+
+def test_truncate_at_stop_picks_the_earliest() -> None:
+    assert truncate_at_stop("abcXYdefZ", ("Z", "XY")) == ("abc", True)
+    assert truncate_at_stop("abc", ()) == ("abc", False)
+
+
+@pytest.mark.parametrize("pieces", [["ab", "cST", "OPde"], ["abcSTOPde"], list("abcSTOPde")])
+def test_stop_scanner_cuts_streams_at_any_split(pieces: list[str]) -> None:
+    scanner = StopScanner(("STOP",))
+    out = "".join(scanner.feed(p) for p in pieces) + scanner.flush()
+    assert out == "abc" and scanner.stopped
+
+
+def test_echo_backend_stream_matches_generate() -> None:
+    echo = EchoBackend(ModelInfo("echo", "echo", None, 100))
+    params = GenerationParams(max_tokens=3)
+    whole = echo.generate(HELLO, params)
+    deltas = list(echo.stream(HELLO, params))
+    assert "".join(d.text for d in deltas) == whole.text
+    assert deltas[-1].completion_tokens == whole.completion_tokens == 3
+
+
+def test_admission_gate_refuses_beyond_its_queue() -> None:
+    gate = AdmissionGate("m", max_concurrency=1, max_queue=1, wait_s=5)
+    gate.admit()
+    waiter = threading.Thread(target=lambda: (gate.admit(), gate.release()))
+    waiter.start()
+    time.sleep(0.1)
+    with pytest.raises(Overloaded) as refused:
+        gate.admit()
+    assert refused.value.retry_after >= 1
+    gate.release()
+    waiter.join(5)
+    assert gate.in_flight == 0
+
+
+def test_openai_backend_against_a_real_bastion_server(server: LiveServer) -> None:
+    """Bastion's own API is an OpenAI-compatible server: chain one to the other."""
+    backend = OpenAICompatibleBackend(
+        INFO, server.url + "/v1", remote_model="echo", api_key=server.key()
+    )
+    params = GenerationParams(max_tokens=10)
+    answer = backend.generate(HELLO, params)
+    assert answer.text == "hello remote world" and answer.completion_tokens == 3
+    deltas = list(backend.stream(HELLO, params))
+    assert "".join(d.text for d in deltas) == "hello remote world"
+    assert deltas[-1].finish_reason == "stop" and deltas[-1].completion_tokens == 3
+
+
+def test_openai_backend_reports_client_errors(server: LiveServer) -> None:
+    backend = OpenAICompatibleBackend(
+        INFO, server.url + "/v1", remote_model="nope", api_key=server.key()
+    )
+    with pytest.raises(BadRequest, match="404"):
+        backend.generate(HELLO, GenerationParams())
+
+
+class FlakyServer:
+    """A real HTTP server that fails the first `failures` requests with 503."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        def chat() -> JSONResponse:
+            self.calls += 1
+            if self.calls <= self.failures:
+                return JSONResponse(
+                    {"error": "busy"}, status_code=503, headers={"Retry-After": "0"}
+                )
+            return JSONResponse(
+                {
+                    "choices": [{"message": {"content": "ok"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+                }
+            )
+
+        self.port = free_port()
+        self._server = uvicorn.Server(uvicorn.Config(app, port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> FlakyServer:
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
+
+
+@pytest.fixture
+def flaky() -> Iterator[FlakyServer]:
+    with FlakyServer(failures=2) as server:
+        yield server
+
+
+def test_openai_backend_retries_then_succeeds(flaky: FlakyServer) -> None:
+    backend = OpenAICompatibleBackend(
+        INFO, f"http://127.0.0.1:{flaky.port}/v1", retries=2, backoff_s=0.01
+    )
+    assert backend.generate(HELLO, GenerationParams()).text == "ok"
+    assert flaky.calls == 3
+
+
+def test_openai_backend_gives_up_with_a_clear_error(flaky: FlakyServer) -> None:
+    backend = OpenAICompatibleBackend(
+        INFO, f"http://127.0.0.1:{flaky.port}/v1", retries=1, backoff_s=0.01
+    )
+    with pytest.raises(BackendError, match="after 2 attempts"):
+        backend.generate(HELLO, GenerationParams())
+
+
+def test_openai_backend_unreachable_server_times_out_clearly() -> None:
+    backend = OpenAICompatibleBackend(
+        INFO, f"http://127.0.0.1:{free_port()}/v1", retries=1, backoff_s=0.01, timeout_s=2
+    )
+    with pytest.raises(BackendError, match="check that it is running"):
+        backend.generate(HELLO, GenerationParams())

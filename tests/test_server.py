@@ -1,0 +1,253 @@
+"""End-to-end: the real server on a free port, driven by the official openai client and httpx."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import openai
+import pytest
+
+from conftest import LiveServer
+
+CHAT = "/v1/chat/completions"
+
+
+def client(server: LiveServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
+
+
+def test_openai_client_chat(server: LiveServer) -> None:
+    answer = client(server, server.key()).chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hello there world"}]
+    )
+    assert answer.choices[0].message.content == "hello there world"
+    assert answer.choices[0].finish_reason == "stop"
+    assert answer.usage is not None and answer.usage.completion_tokens == 3
+    extra = answer.model_extra or {}
+    assert len(extra["bastion"]["trace_id"]) == 32
+    assert extra["bastion"]["trust"]["action"] == "allow"
+    record = server.platform.audit.get(extra["bastion"]["trace_id"])
+    assert record["status"] == "ok" and record["response"] == "hello there world"
+    assert record["user"] == "alice" and record["model"] == "echo"
+
+
+def test_openai_client_streaming(server: LiveServer) -> None:
+    stream = client(server, server.key()).chat.completions.create(
+        model="echo",
+        messages=[{"role": "user", "content": "one two three four"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "one two three four"
+    finishes = [
+        c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason
+    ]
+    assert finishes == ["stop"]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 4
+    trace = next(
+        c.model_extra["bastion"]["trace_id"] for c in chunks if c.model_extra.get("bastion")
+    )
+    assert server.platform.audit.get(trace)["response"] == text
+
+
+def test_parameters_reach_the_model(server: LiveServer) -> None:
+    c = client(server, server.key())
+    short = c.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "a b c d e"}], max_tokens=2
+    )
+    assert short.choices[0].message.content == "a b" and short.choices[0].finish_reason == "length"
+    stopped = c.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "a b STOP c"}], stop=["STOP"]
+    )
+    assert stopped.choices[0].message.content == "a b "
+
+
+def test_app_system_prompt_and_default_model(server: LiveServer) -> None:
+    answer = client(server, server.key()).chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hi"}], extra_body={"app": "concise"}
+    )
+    record = server.platform.audit.get(answer.model_extra["bastion"]["trace_id"])
+    assert record["app"] == "concise"
+    assert record["prompt"][0] == {"role": "system", "content": "Answer briefly."}
+
+
+def test_models_list_respects_policy(server: LiveServer) -> None:
+    admin = [m.id for m in client(server, server.key()).models.list()]
+    user = [m.id for m in client(server, server.key(user="carol", role="user")).models.list()]
+    assert admin == ["echo", "echo-premium"] and user == ["echo"]
+
+
+def test_policy_denies_with_403(server: LiveServer) -> None:
+    c = client(server, server.key(user="carol", role="user"))
+    with pytest.raises(openai.PermissionDeniedError, match="echo-premium"):
+        c.chat.completions.create(model="echo-premium", messages=[{"role": "user", "content": "x"}])
+    dev = client(server, server.key(user="bob", role="developer"))
+    with pytest.raises(openai.PermissionDeniedError, match="finance"):
+        dev.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "x"}], extra_body={"app": "finance"}
+        )
+    statuses = [r["status"] for r in server.platform.audit.recent()]
+    assert statuses == ["rejected", "rejected"]
+
+
+def test_missing_and_revoked_keys_get_401(server: LiveServer) -> None:
+    with pytest.raises(openai.AuthenticationError):
+        client(server, "not-a-key").chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": "x"}]
+        )
+    created = server.platform.access.create_key(tenant="acme", user="z", role="user")
+    server.platform.access.revoke(created.key_id)
+    response = httpx.post(
+        server.url + CHAT,
+        json={"messages": [{"role": "user", "content": "x"}]},
+        headers={"Authorization": f"Bearer {created.secret}"},
+    )
+    assert response.status_code == 401 and "revoked" in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "needle"),
+    [
+        (b'{"messages": [', 400, "not valid JSON"),
+        (b'{"messages": [{"role": "user", "content": "\xff\xfe"}]}', 400, "UTF-8"),
+        (b"[1, 2]", 400, "valid dictionary"),
+        (b'{"messages": []}', 400, "messages"),
+        (b'{"messages": "hi"}', 400, "messages"),
+        (b'{"messages": [{"role": "robot", "content": "x"}]}', 400, "role"),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}',
+            400,
+            "temperature",
+        ),
+        (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}', 400, "max_tokens"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "n": 3}', 400, "n"),
+        (b'{"messages": [{"role": "user", "content": "   "}]}', 400, "empty"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "model": "gpt-9"}', 404, "gpt-9"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "app": "nope"}', 404, "nope"),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "tools": [{"type": "function"}]}',
+            400,
+            "tool",
+        ),
+    ],
+)
+def test_bad_input_gets_a_clear_4xx(
+    server: LiveServer, body: bytes, status: int, needle: str
+) -> None:
+    key = server.key()
+    before = server.platform.audit.verify().records
+    response = httpx.post(
+        server.url + CHAT,
+        content=body,
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert needle in error["message"] and error["type"] == "invalid_request_error"
+    # malformed requests change nothing; valid-but-refused ones leave one audit record
+    assert server.platform.audit.verify().records - before == (1 if status == 404 else 0)
+
+
+def test_prompt_over_the_limit_gets_413(server: LiveServer) -> None:
+    response = httpx.post(
+        server.url + CHAT,
+        json={"messages": [{"role": "user", "content": "x" * 2001}]},
+        headers={"Authorization": f"Bearer {server.key()}"},
+    )
+    assert response.status_code == 413
+    assert "2001 characters" in response.json()["error"]["message"]
+    assert server.platform.audit.recent()[-1]["status"] == "blocked"
+
+
+def test_body_over_the_byte_limit_gets_413(server: LiveServer) -> None:
+    response = httpx.post(
+        server.url + CHAT,
+        content=b"{" + b" " * 1_100_000 + b"}",
+        headers={"Authorization": f"Bearer {server.key()}"},
+    )
+    assert response.status_code == 413
+
+
+def test_deny_list_blocks_input_and_reports_it(server: LiveServer) -> None:
+    response = httpx.post(
+        server.url + CHAT,
+        json={"messages": [{"role": "user", "content": "Status of Project\nNightingale?"}]},
+        headers={"Authorization": f"Bearer {server.key()}"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "content_blocked" and error["trust"]["action"] == "block"
+    record = server.platform.audit.recent()[-1]
+    assert record["status"] == "blocked" and record["verdicts"][-1]["guard"] == "deny_list"
+
+
+def test_unknown_routes_answer_json(server: LiveServer) -> None:
+    response = httpx.get(server.url + "/v1/nothing")
+    assert response.status_code == 404 and "error" in response.json()
+
+
+def test_health_metrics_and_openapi(server: LiveServer) -> None:
+    assert httpx.get(server.url + "/healthz").json()["status"] == "ok"
+    client(server, server.key()).chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "x"}]
+    )
+    metrics = httpx.get(server.url + "/metrics").text
+    assert 'bastion_requests_total{app="chat",model="echo",status="ok"}' in metrics
+    schema = httpx.get(server.url + "/openapi.json").json()
+    post = schema["paths"]["/v1/chat/completions"]["post"]
+    assert "messages" in post["requestBody"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_tenants_cannot_read_each_others_audit(server: LiveServer) -> None:
+    acme = client(server, server.key(tenant="acme"))
+    answer = acme.chat.completions.create(model="echo", messages=[{"role": "user", "content": "q"}])
+    trace = answer.model_extra["bastion"]["trace_id"]
+    globex_key = server.key(tenant="globex", user="erin")
+    headers = {"Authorization": f"Bearer {globex_key}"}
+    assert httpx.get(f"{server.url}/v1/audit/{trace}", headers=headers).status_code == 404
+    listed = httpx.get(f"{server.url}/v1/audit", headers=headers).json()["data"]
+    assert all(r["tenant"] == "globex" for r in listed)
+    acme_headers = {"Authorization": f"Bearer {server.key(tenant='acme')}"}
+    assert (
+        httpx.get(f"{server.url}/v1/audit/{trace}", headers=acme_headers).json()["trace_id"]
+        == trace
+    )
+    user_headers = {"Authorization": f"Bearer {server.key(user='carol', role='user')}"}
+    assert httpx.get(f"{server.url}/v1/audit", headers=user_headers).status_code == 403
+
+
+def test_every_answered_request_is_audited_under_load(server: LiveServer) -> None:
+    key = server.key()
+    lock = threading.Lock()
+    traces: list[str] = []
+
+    def call(i: int) -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            for j in range(10):
+                body = {"model": "echo", "messages": [{"role": "user", "content": f"m {i} {j}"}]}
+                if j % 2:
+                    body["stream"] = True
+                    with http.stream(
+                        "POST", CHAT, json=body, headers={"Authorization": f"Bearer {key}"}
+                    ) as r:
+                        assert r.status_code == 200
+                        lines = list(r.iter_lines())
+                    assert lines[-2] == "data: [DONE]"
+                    trace = r.headers["x-bastion-trace-id"]
+                else:
+                    r = http.post(CHAT, json=body, headers={"Authorization": f"Bearer {key}"})
+                    assert r.status_code == 200
+                    trace = r.json()["bastion"]["trace_id"]
+                with lock:
+                    traces.append(trace)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(call, range(8)))
+    report = server.platform.audit.verify()
+    assert report.ok and report.records == 80
+    recorded = {r["trace_id"] for r in server.platform.audit.records()}
+    assert recorded == set(traces)
