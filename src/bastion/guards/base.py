@@ -67,7 +67,7 @@ def strongest(a: Action, b: Action) -> Action:
 
 def merge(verdicts: list[Verdict]) -> Verdict:
     """Combine one guard's verdicts on several texts (the messages of a prompt)."""
-    merged = Verdict(guard=verdicts[0].guard)
+    merged = Verdict(guard=verdicts[0].guard, stage=verdicts[0].stage)
     for v in verdicts:
         merged.action = strongest(merged.action, v.action)
         merged.score = max(merged.score, v.score)
