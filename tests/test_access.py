@@ -92,3 +92,25 @@ def test_policy_globs() -> None:
         policy.authorize(user, app="finance", model="small-1")
     with pytest.raises(PermissionDenied):  # a role with no policy may do nothing
         policy.authorize(Principal("acme", "d", "developer"), app="chat", model="small-1")
+
+
+def test_resolved_keys_are_cached_briefly_across_replicas(db_url: str) -> None:
+    db = Database(db_url)
+    db.migrate()
+    replica_a, replica_b = AccessStore(db, cache_seconds=60), AccessStore(db)
+    uncached = AccessStore(db, cache_seconds=0)
+    created = replica_a.create_key(tenant="acme", user="a", role="user")
+    replica_a.resolve(created.secret)
+    replica_b.revoke(created.key_id)
+    assert replica_a.resolve(created.secret).user == "a"  # within its cache window
+    with pytest.raises(AuthenticationFailed):
+        uncached.resolve(created.secret)
+    with pytest.raises(AuthenticationFailed):
+        replica_b.resolve(created.secret)  # the revoking replica forgets at once
+
+
+def test_a_changed_role_is_not_served_from_the_cache(store: AccessStore) -> None:
+    first = store.create_key(tenant="acme", user="a", role="user")
+    assert store.resolve(first.secret).role == "user"
+    store.create_key(tenant="acme", user="a", role="admin")
+    assert store.resolve(first.secret).role == "admin"

@@ -102,6 +102,12 @@ def _default_policies() -> dict[RoleName, RolePolicy]:
 
 class AccessConfig(Section):
     policies: dict[RoleName, RolePolicy] = Field(default_factory=_default_policies)
+    key_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a verified key is remembered; a revocation made on another "
+        "replica takes effect within this time. 0 checks the database on every request.",
+    )
 
 
 class DenyListConfig(Section):

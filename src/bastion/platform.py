@@ -32,7 +32,7 @@ class Platform:
         config = config or load_config(home / CONFIG_FILE_NAME)
         db = Database.for_home(home, config.storage.url, config.storage.sqlite_synchronous)
         db.migrate()
-        access = AccessStore(db)
+        access = AccessStore(db, cache_seconds=config.access.key_cache_seconds)
         registry = ModelRegistry(config.models, model_cache_root(home))
         audit = AuditLog(db, retain_text=config.audit.retain_text)
         pipeline = Pipeline.build(config, access, registry, audit)

@@ -12,17 +12,18 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 
 from bastion.errors import NotFound
 from bastion.storage import Database
 from bastion.storage.tables import AuditHead, AuditRecord
 
 GENESIS = "0" * 64
+
 _BATCH = 1000
 
 
@@ -62,6 +63,18 @@ class AuditEntry:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class _Pending:
+    """A record waiting for a group commit."""
+
+    trace_id: str
+    tenant: str | None
+    body: dict[str, Any]
+    done: bool = False
+    hash: str = ""
+    error: Exception | None = None
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     ok: bool
@@ -77,11 +90,32 @@ class AuditLog:
     def __init__(self, db: Database, *, retain_text: bool = True) -> None:
         self._db = db
         self.retain_text = retain_text
-        self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
 
     def append(self, entry: AuditEntry) -> str:
-        """Write one record and return its hash. Zero retention keeps only text hashes."""
-        body = asdict(entry)
+        """Write one record and return its hash once it is committed.
+
+        Group commit: while one thread writes, others queue their records; the next
+        writer commits the whole queue in one transaction. Every caller still returns
+        only after its own record is durable, and nothing is lost if a batch fails
+        (each of its callers gets the error).
+        """
+        pending = _Pending(entry.trace_id, entry.tenant, self._body(entry))
+        with self._queue_lock:
+            self._queue.append(pending)
+        with self._write_lock:
+            if not pending.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._write(batch)
+        if pending.error is not None:
+            raise pending.error
+        return pending.hash
+
+    def _body(self, entry: AuditEntry) -> dict[str, Any]:
+        body = {f.name: getattr(entry, f.name) for f in fields(entry)}  # shallow: asdict copies
         prompt_text = canonical_json({"prompt": entry.prompt}) if entry.prompt is not None else ""
         body["prompt_sha256"] = _sha256(prompt_text) if entry.prompt is not None else None
         body["response_sha256"] = _sha256(entry.response) if entry.response is not None else None
@@ -89,28 +123,45 @@ class AuditLog:
             body["prompt"] = None
             body["response"] = None
         body["created_at"] = datetime.now(UTC).isoformat()
-        text = canonical_json(body)
-        # The lock orders this process's appends; the row lock (PostgreSQL) or BEGIN
-        # IMMEDIATE (SQLite) orders appends across processes and replicas.
-        with self._lock, self._db.session(write_lock=True) as s:
-            head = s.execute(
-                select(AuditHead).where(AuditHead.id == 1).with_for_update()
-            ).scalar_one()
-            seq = head.seq + 1
-            digest = chain_hash(seq, head.hash, text)
-            s.add(
-                AuditRecord(
-                    seq=seq,
-                    trace_id=entry.trace_id,
-                    created_at=body["created_at"],
-                    tenant_id=entry.tenant,
-                    body=text,
-                    prev_hash=head.hash,
-                    hash=digest,
-                )
-            )
-            head.seq, head.hash = seq, digest
-        return digest
+        return body
+
+    def _write(self, batch: list[_Pending]) -> None:
+        # The write lock orders this process's batches; the row lock (PostgreSQL) or
+        # BEGIN IMMEDIATE (SQLite) orders them across processes and replicas.
+        try:
+            with self._db.transaction(write_lock=True) as conn:
+                head = conn.execute(
+                    select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+                ).one()
+                seq, prev = head.seq, head.hash
+                rows = []
+                for item in batch:
+                    seq += 1
+                    text = canonical_json(item.body)
+                    digest = chain_hash(seq, prev, text)
+                    rows.append(
+                        {
+                            "seq": seq,
+                            "trace_id": item.trace_id,
+                            "created_at": item.body["created_at"],
+                            "tenant_id": item.tenant,
+                            "body": text,
+                            "prev_hash": prev,
+                            "hash": digest,
+                        }
+                    )
+                    prev = digest
+                conn.execute(insert(AuditRecord), rows)
+                conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+        except Exception as exc:
+            for item in batch:
+                item.error = exc
+        else:
+            for item, row in zip(batch, rows, strict=True):
+                item.hash = row["hash"]
+        finally:
+            for item in batch:
+                item.done = True
 
     def _iter(self, tenant: str | None = None) -> Iterator[AuditRecord]:
         last = 0

@@ -6,7 +6,7 @@ into the request's trust report.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
 from bastion.access.principal import Principal
@@ -37,9 +37,14 @@ class Verdict:
     stage: Stage = "input"
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("text")
-        return data
+        """The verdict for reports and the audit trail (the rewritten text stays out)."""
+        return {
+            "guard": self.guard,
+            "stage": self.stage,
+            "action": self.action,
+            "score": self.score,
+            "findings": [vars(f).copy() for f in self.findings],
+        }
 
 
 @dataclass

@@ -110,6 +110,33 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": response.body})
 
 
+class RequestTimer:
+    """Records each request's latency by route and status (a plain ASGI middleware:
+    Starlette's BaseHTTPMiddleware costs a task and a queue per request)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            HTTP_LATENCY.labels(route, str(status)).observe(time.perf_counter() - start)
+
+
 class _BodyTooLarge(Exception):
     """Raised inside the app's receive() to abort an oversized upload."""
 
@@ -167,20 +194,26 @@ def _to_chat_request(body: ChatCompletionRequest, app_header: str | None) -> Cha
 
 
 def _completion_json(done: Completion) -> dict[str, Any]:
-    return ChatCompletionResponse.model_validate(
-        {
-            "id": f"chatcmpl-{done.trace_id}",
-            "created": int(time.time()),
-            "model": done.model,
-            "choices": [{"message": {"content": done.text}, "finish_reason": done.finish_reason}],
-            "usage": {
-                "prompt_tokens": done.prompt_tokens,
-                "completion_tokens": done.completion_tokens,
-                "total_tokens": done.prompt_tokens + done.completion_tokens,
-            },
-            "bastion": done.bastion,
-        }
-    ).model_dump()
+    """The OpenAI response body (its schema is ChatCompletionResponse, for the docs)."""
+    return {
+        "id": f"chatcmpl-{done.trace_id}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": done.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": done.text},
+                "finish_reason": done.finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": done.prompt_tokens,
+            "completion_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens,
+        },
+        "bastion": done.bastion,
+    }
 
 
 def _sse(data: dict[str, Any] | str) -> bytes:
@@ -264,15 +297,7 @@ def create_app(platform: Platform) -> FastAPI:
     pipeline = platform.pipeline
     app.add_middleware(BodySizeLimit, limit=platform.config.server.max_request_bytes)
 
-    @app.middleware("http")
-    async def _timing(request: Request, call_next: Any) -> Response:
-        start = time.perf_counter()
-        response: Response = await call_next(request)
-        route = request.scope.get("route")
-        HTTP_LATENCY.labels(getattr(route, "path", "unmatched"), str(response.status_code)).observe(
-            time.perf_counter() - start
-        )
-        return response
+    app.add_middleware(RequestTimer)
 
     @app.exception_handler(BastionError)
     async def _bastion_error(_: Request, exc: BastionError) -> JSONResponse:
@@ -360,10 +385,13 @@ def create_app(platform: Platform) -> FastAPI:
     ) -> Any:
         body = _parse_body(await http_request.body(), ChatCompletionRequest)
         request = _to_chat_request(body, x_bastion_app)
-        ctx = await run_in_threadpool(pipeline.prepare, request, _bearer(authorization))
+        key = _bearer(authorization)
         if not request.stream:
-            done = await run_in_threadpool(pipeline.complete, ctx)
+            done = await run_in_threadpool(
+                lambda: pipeline.complete(pipeline.prepare(request, key))
+            )
             return JSONResponse(_completion_json(done))
+        ctx = await run_in_threadpool(pipeline.prepare, request, key)
         events = await run_in_threadpool(pipeline.open_stream, ctx)
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         assert ctx.model is not None

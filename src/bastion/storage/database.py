@@ -16,7 +16,13 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def _sqlite_engine(url: str, synchronous: str) -> Engine:
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    # One pooled connection per server worker thread: opening one costs PRAGMAs and a WAL check.
+    engine = create_engine(
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        pool_size=40,
+        max_overflow=40,
+    )
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -33,8 +39,9 @@ def _sqlite_engine(url: str, synchronous: str) -> Engine:
     def _on_begin(conn: Connection) -> None:
         # IMMEDIATE takes the write lock up front: a read-then-write transaction (the audit
         # chain) can then never fail half-way with SQLITE_BUSY.
-        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
-        conn.exec_driver_sql(f"BEGIN {mode}")
+        options = conn.get_execution_options()
+        if options.get("isolation_level") != "AUTOCOMMIT":
+            conn.exec_driver_sql(f"BEGIN {options.get('sqlite_begin', 'DEFERRED')}")
 
     return engine
 
@@ -84,6 +91,19 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for one consistent read statement, without BEGIN/COMMIT round trips."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self, *, write_lock: bool = False) -> Iterator[Connection]:
+        """A Core connection in a transaction: the fast path for hot, simple statements."""
+        options = {"sqlite_begin": "IMMEDIATE"} if write_lock and self.is_sqlite else {}
+        with self.engine.connect().execution_options(**options) as conn, conn.begin():
+            yield conn
 
     def dispose(self) -> None:
         self.engine.dispose()
