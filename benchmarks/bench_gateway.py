@@ -26,7 +26,10 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).resolve().parent
-BODY = {"model": "echo", "messages": [{"role": "user", "content": "what is our refund policy for damaged goods"}]}
+BODY = {
+    "model": "echo",
+    "messages": [{"role": "user", "content": "what is our refund policy for damaged goods"}],
+}
 
 
 def free_port() -> int:
@@ -96,7 +99,9 @@ def start_bastion(home: Path, port: int) -> subprocess.Popen[bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=8.0)
-    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds; medians reported")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds; medians reported"
+    )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,9 +113,22 @@ def main() -> None:
             wait_ready(f"http://127.0.0.1:{p_port}/docs", peer)
             env = {**os.environ, "BASTION_HOME": str(home)}
             key = subprocess.run(
-                [str(Path(sys.executable).with_name("bastion")), "keys", "create", "--tenant", "bench",
-                 "--user", "load", "--role", "admin", "--quiet"],
-                env=env, capture_output=True, text=True, check=True,
+                [
+                    str(Path(sys.executable).with_name("bastion")),
+                    "keys",
+                    "create",
+                    "--tenant",
+                    "bench",
+                    "--user",
+                    "load",
+                    "--role",
+                    "admin",
+                    "--quiet",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.strip()
             results: dict[str, dict[str, list[dict[str, float]]]] = {"bastion": {}, "peer": {}}
             for _ in range(args.rounds):
@@ -123,7 +141,9 @@ def main() -> None:
                         results[name].setdefault(str(clients), []).append(run)
             audit = subprocess.run(
                 [str(Path(sys.executable).with_name("bastion")), "audit", "verify"],
-                env=env, capture_output=True, text=True,
+                env=env,
+                capture_output=True,
+                text=True,
             ).stdout.strip()
         finally:
             bastion.terminate()
@@ -142,14 +162,20 @@ def main() -> None:
         row["added_p50_ms"] = row["bastion"]["p50_ms"] - row["peer"]["p50_ms"]
         row["added_p99_ms"] = row["bastion"]["p99_ms"] - row["peer"]["p99_ms"]
         summary[clients] = row
-    print(json.dumps({
-        "benchmark": "gateway_overhead",
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}",
-        "seconds_per_run": args.seconds,
-        "rounds": args.rounds,
-        "audit_verify": audit,
-        "by_clients": summary,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "benchmark": "gateway_overhead",
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                f"python {platform.python_version()}",
+                "seconds_per_run": args.seconds,
+                "rounds": args.rounds,
+                "audit_verify": audit,
+                "by_clients": summary,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

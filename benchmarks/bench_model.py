@@ -44,8 +44,8 @@ def timed_load(cache: Path) -> dict[str, float]:
 
 
 def transformers_speed(threads: int, tokens: int, runs: int) -> dict[str, float]:
-    from bastion.models import ChatMessage, GenerationParams, ModelInfo
     from bastion.config import bastion_home
+    from bastion.models import ChatMessage, GenerationParams, ModelInfo
     from bastion.models.embedded import model_cache_root, prepare_embedded_model
     from bastion.models.transformers_backend import TransformersBackend
 
@@ -70,7 +70,9 @@ def llamacpp_speed(threads: int, tokens: int, runs: int) -> dict[str, float] | N
     from bastion.models.llamacpp_backend import LlamaCppBackend
 
     start = time.perf_counter()
-    backend = LlamaCppBackend(ModelInfo("m", "llamacpp", None, 8192), embedded_gguf_path(), threads=threads)
+    backend = LlamaCppBackend(
+        ModelInfo("m", "llamacpp", None, 8192), embedded_gguf_path(), threads=threads
+    )
     backend.load()
     load_s = time.perf_counter() - start
     messages = [ChatMessage("user", PROMPT)]

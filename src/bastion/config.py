@@ -26,8 +26,8 @@ class Section(BaseModel):
 
 
 class ServerConfig(Section):
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=1, le=65535)
+    host: str = Field("127.0.0.1", description="Address to listen on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted HTTP body.")
 
 
@@ -48,8 +48,13 @@ class PriceConfig(Section):
 
 
 class ModelConfig(Section):
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._:/-]+$")
-    backend: Literal["embedded", "local", "openai", "llamacpp", "echo"]
+    name: str = Field(
+        min_length=1, pattern=r"^[A-Za-z0-9._:/-]+$", description="Name clients ask for."
+    )
+    backend: Literal["embedded", "local", "openai", "llamacpp", "echo"] = Field(
+        description="embedded: the bundled SmolLM2; local: a weights folder; openai: a "
+        "remote OpenAI-compatible server; llamacpp: a GGUF file; echo: a test double."
+    )
     path: str | None = Field(
         None,
         description="Weights folder (local) or GGUF file (llamacpp; default: the embedded one).",
@@ -61,10 +66,10 @@ class ModelConfig(Section):
     api_key_env: str | None = Field(None, description="Environment variable holding its API key.")
     adapter: str | None = Field(None, description="PEFT adapter folder served on top of `path`.")
     parameters: float | None = Field(None, gt=0, description="Parameter count.")
-    context_length: int = Field(8192, gt=0)
+    context_length: int = Field(8192, gt=0, description="Prompt plus completion tokens.")
     price: PriceConfig = PriceConfig()
-    timeout_s: float = Field(60.0, gt=0)
-    retries: int = Field(2, ge=0, le=10)
+    timeout_s: float = Field(60.0, gt=0, description="Per request to a remote server.")
+    retries: int = Field(2, ge=0, le=10, description="Retries on connection errors and 5xx/429.")
     threads: int | None = Field(None, ge=1, description="CPU threads for local inference.")
     max_concurrency: int = Field(1, ge=1, description="Requests generated at once.")
     max_queue: int = Field(16, ge=0, description="Requests allowed to wait; beyond: 503.")
@@ -79,9 +84,9 @@ class ModelConfig(Section):
 
 
 class AppConfig(Section):
-    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="App name.")
     model: str | None = Field(None, description="Default model; the request may name another.")
-    system_prompt: str | None = None
+    system_prompt: str | None = Field(None, description="Put before every conversation.")
 
 
 class RolePolicy(Section):
@@ -101,7 +106,9 @@ def _default_policies() -> dict[RoleName, RolePolicy]:
 
 
 class AccessConfig(Section):
-    policies: dict[RoleName, RolePolicy] = Field(default_factory=_default_policies)
+    policies: dict[RoleName, RolePolicy] = Field(
+        default_factory=_default_policies, description="What each role may use."
+    )
     key_cache_seconds: float = Field(
         5.0,
         ge=0,
@@ -112,7 +119,7 @@ class AccessConfig(Section):
 
 class DenyListConfig(Section):
     terms: list[str] = Field(default_factory=list, description="Case-insensitive phrases.")
-    action: Literal["block", "redact"] = "block"
+    action: Literal["block", "redact"] = Field("block", description="What a match does.")
 
 
 class GuardsConfig(Section):
@@ -130,8 +137,8 @@ class AuditConfig(Section):
 
 
 class LoggingConfig(Section):
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    json_format: bool = True
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    json_format: bool = Field(True, description="One JSON object per log line.")
 
 
 def _default_models() -> list[ModelConfig]:
@@ -152,9 +159,13 @@ def _default_apps() -> list[AppConfig]:
 class BastionConfig(Section):
     server: ServerConfig = ServerConfig()
     storage: StorageConfig = StorageConfig()
-    models: list[ModelConfig] = Field(default_factory=_default_models, min_length=1)
+    models: list[ModelConfig] = Field(
+        default_factory=_default_models, min_length=1, description="The model registry."
+    )
     default_model: str | None = Field(None, description="Default: the first model listed.")
-    apps: list[AppConfig] = Field(default_factory=_default_apps)
+    apps: list[AppConfig] = Field(
+        default_factory=_default_apps, description="Named apps (clients pick one)."
+    )
     access: AccessConfig = AccessConfig()
     guards: GuardsConfig = GuardsConfig()
     audit: AuditConfig = AuditConfig()
@@ -243,3 +254,50 @@ def load_config(path: Path | None = None, environ: dict[str, str] | None = None)
     except ValidationError as exc:
         source = f"{path} and BASTION_* environment variables"
         raise ConfigError(_describe(exc, source)) from exc
+
+
+def _type_name(annotation: Any) -> str:
+    text = str(annotation).replace("typing.", "")
+    for long, short in (("<class '", ""), ("'>", ""), ("bastion.config.", "")):
+        text = text.replace(long, short)
+    return text
+
+
+def reference_rows(
+    model: type[BaseModel] = BastionConfig, prefix: str = ""
+) -> list[tuple[str, str, str, str]]:
+    """(key, type, default, description) for every setting, walking nested sections."""
+    rows = []
+    for name, info in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = info.annotation
+        origin = getattr(annotation, "__origin__", None)
+        args: tuple[Any, ...] = getattr(annotation, "__args__", ())
+        if isinstance(annotation, type) and issubclass(annotation, Section):
+            rows.extend(reference_rows(annotation, f"{key}."))
+            continue
+        if origin is list and args and isinstance(args[0], type) and issubclass(args[0], Section):
+            rows.append((key, "list", "see below", info.description or ""))
+            rows.extend(reference_rows(args[0], f"{key}[]."))
+            continue
+        if origin is dict and len(args) == 2 and issubclass(args[1], Section):
+            rows.append((key, "mapping", "see below", info.description or ""))
+            rows.extend(reference_rows(args[1], f"{key}.<name>."))
+            continue
+        if info.default_factory is not None:
+            default = "(computed)"
+        elif info.is_required():
+            default = "required"
+        else:
+            default = repr(info.default)
+        rows.append((key, _type_name(annotation), default, info.description or ""))
+    return rows
+
+
+def reference_markdown() -> str:
+    """The configuration reference as a Markdown table (the README embeds it)."""
+    lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
+    for key, kind, default, meaning in reference_rows():
+        cells = [f"`{key}`", kind.replace("|", "\\|"), default.replace("|", "\\|"), meaning]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

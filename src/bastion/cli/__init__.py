@@ -341,3 +341,11 @@ def config_check() -> None:
     cfg = load_config()
     err.print(f"[green]valid[/green]: {bastion_home() / CONFIG_FILE_NAME}")
     console.print_json(cfg.model_dump_json())
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print every setting with its type, default and meaning (Markdown)."""
+    from bastion.config import reference_markdown
+
+    print(reference_markdown(), end="")

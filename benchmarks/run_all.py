@@ -1,0 +1,28 @@
+"""`make bench`: run every benchmark, print each JSON result and keep it in bench-results/."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = ["bench_model.py", "bench_gateway.py"]
+
+
+def main() -> None:
+    out_dir = HERE.parent / "bench-results"
+    out_dir.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for name in BENCHMARKS:
+        print(f"== {name}", flush=True)
+        result = subprocess.run(
+            [sys.executable, str(HERE / name)], capture_output=True, text=True, check=True
+        )
+        print(result.stdout, flush=True)
+        (out_dir / f"{stamp}-{Path(name).stem}.json").write_text(result.stdout)
+
+
+if __name__ == "__main__":
+    main()
