@@ -16,13 +16,21 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from bastion.errors import NotFound
 from bastion.storage import Database
 from bastion.storage.tables import AuditHead, AuditRecord
 
 GENESIS = "0" * 64
+# Built once: constructing statements per append costs more than running them.
+_LOCK_HEAD = select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
+_INSERT_RECORDS = insert(AuditRecord)
+_MOVE_HEAD = (
+    update(AuditHead)
+    .where(AuditHead.id == 1)
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+)
 
 _BATCH = 1000
 
@@ -130,9 +138,7 @@ class AuditLog:
         # BEGIN IMMEDIATE (SQLite) orders them across processes and replicas.
         try:
             with self._db.transaction(write_lock=True) as conn:
-                head = conn.execute(
-                    select(AuditHead.seq, AuditHead.hash).where(AuditHead.id == 1).with_for_update()
-                ).one()
+                head = conn.execute(_LOCK_HEAD).one()
                 seq, prev = head.seq, head.hash
                 rows = []
                 for item in batch:
@@ -151,8 +157,8 @@ class AuditLog:
                         }
                     )
                     prev = digest
-                conn.execute(insert(AuditRecord), rows)
-                conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=prev))
+                conn.execute(_INSERT_RECORDS, rows)
+                conn.execute(_MOVE_HEAD, {"new_seq": seq, "new_hash": prev})
         except Exception as exc:
             for item in batch:
                 item.error = exc
