@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import LiveServer
 
@@ -124,6 +126,7 @@ def test_missing_and_revoked_keys_get_401(server: LiveServer) -> None:
             "temperature",
         ),
         (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}', 400, "max_tokens"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "top_p": NaN}', 400, "top_p"),
         (b'{"messages": [{"role": "user", "content": "x"}], "n": 3}', 400, "n"),
         (b'{"messages": [{"role": "user", "content": "   "}]}', 400, "empty"),
         (b'{"messages": [{"role": "user", "content": "x"}], "model": "gpt-9"}', 404, "gpt-9"),
@@ -251,3 +254,48 @@ def test_every_answered_request_is_audited_under_load(server: LiveServer) -> Non
     assert report.ok and report.records == 80
     recorded = {r["trace_id"] for r in server.platform.audit.records()}
     assert recorded == set(traces)
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+message = st.fixed_dictionaries(
+    {"role": st.sampled_from(["user", "system", "assistant", "robot", 3]), "content": json_values}
+)
+bodies = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {"messages": st.lists(message, max_size=3)},
+        optional={
+            "model": json_values | st.sampled_from(["echo", "echo-premium"]),
+            "temperature": json_values,
+            "max_tokens": json_values,
+            "stop": json_values,
+            "stream": st.booleans() | json_values,
+            "app": json_values | st.just("concise"),
+            "n": json_values,
+        },
+    ),
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=bodies)
+def test_no_client_input_produces_a_500(server: LiveServer, body: object) -> None:
+    key = server.key(user="carol", role="user")
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        response = http.post(CHAT, json=body, headers={"Authorization": f"Bearer {key}"})
+        response.read()
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert response.json()["error"]["message"]

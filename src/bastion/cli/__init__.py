@@ -331,7 +331,15 @@ def demo_init() -> None:
     if written:
         err.print(f"Wrote {written}")
     keys = init_demo(home, _platform().access)
-    err.print(f"Demo users: {', '.join(keys)}; keys in {home / DEMO_KEYS_FILE}")
+    path = home / DEMO_KEYS_FILE
+    err.print(f"Demo users: {', '.join(keys)}; their keys are in {path}")
+    err.print("Use the demo admin's key with `bastion chat` or any OpenAI client:")
+    err.print(
+        f"  export BASTION_API_KEY=$(python3 -c \"import json; "
+        f"print(json.load(open('{path}'))['acme/alice'])\")",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @config_app.command("check")
