@@ -335,7 +335,7 @@ def demo_init() -> None:
     err.print(f"Demo users: {', '.join(keys)}; their keys are in {path}")
     err.print("Use the demo admin's key with `bastion chat` or any OpenAI client:")
     err.print(
-        f"  export BASTION_API_KEY=$(python3 -c \"import json; "
+        f'  export BASTION_API_KEY=$(python3 -c "import json; '
         f"print(json.load(open('{path}'))['acme/alice'])\")",
         highlight=False,
         soft_wrap=True,
