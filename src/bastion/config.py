@@ -83,10 +83,16 @@ class ModelConfig(Section):
         return self
 
 
+PiiAction = Literal["mask", "block", "allow"]
+
+
 class AppConfig(Section):
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="App name.")
     model: str | None = Field(None, description="Default model; the request may name another.")
     system_prompt: str | None = Field(None, description="Put before every conversation.")
+    pii_actions: dict[str, PiiAction] = Field(
+        default_factory=dict, description="Overrides guards.pii.actions for this app."
+    )
 
 
 class RolePolicy(Section):
@@ -122,8 +128,32 @@ class DenyListConfig(Section):
     action: Literal["block", "redact"] = Field("block", description="What a match does.")
 
 
+class PiiConfig(Section):
+    enabled: bool = Field(True, description="Mask PII in prompts and PII leaked in answers.")
+    entities: list[str] | None = Field(
+        None, description="Entity types to detect; default: Bastion's list (see the README)."
+    )
+    default_action: PiiAction = Field("mask", description="For types not listed in `actions`.")
+    actions: dict[str, PiiAction] = Field(
+        # Places, organisations, groups and links are detected and reported but not masked
+        # by default: masking them would make ordinary questions unanswerable.
+        default_factory=lambda: {t: "allow" for t in ("LOCATION", "ORGANIZATION", "NRP", "URL")},
+        description="Per entity type, e.g. {US_SSN: block}.",
+    )
+    threshold: float = Field(0.3, ge=0, le=1, description="Lowest detection score acted on.")
+    vault_key_env: str = Field(
+        "BASTION_VAULT_KEY",
+        description="Environment variable with the vault's Fernet key; "
+        "default: BASTION_HOME/vault.key, created on first use.",
+    )
+
+
 class GuardsConfig(Section):
     max_input_chars: int = Field(32_000, gt=0, description="Larger prompts get 413.")
+    pii: PiiConfig = PiiConfig()
+    fail_open: bool = Field(
+        False, description="If a guard fails: false refuses the request (503), true flags it."
+    )
     deny_list: DenyListConfig = DenyListConfig()
     stream_holdback_chars: int = Field(
         256,
@@ -280,9 +310,9 @@ def reference_rows(
             rows.append((key, "list", "see below", info.description or ""))
             rows.extend(reference_rows(args[0], f"{key}[]."))
             continue
-        if origin is dict and len(args) == 2 and issubclass(args[1], Section):
+        if origin is dict and isinstance(args[-1], type) and issubclass(args[-1], Section):
             rows.append((key, "mapping", "see below", info.description or ""))
-            rows.extend(reference_rows(args[1], f"{key}.<name>."))
+            rows.extend(reference_rows(args[-1], f"{key}.<name>."))
             continue
         if info.default_factory is not None:
             default = "(computed)"

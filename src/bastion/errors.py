@@ -78,6 +78,14 @@ class Overloaded(BastionError):
         self.retry_after = retry_after
 
 
+class GuardUnavailable(BastionError):
+    """A guard failed and the policy is to refuse rather than let text through unchecked."""
+
+    status_code = 503
+    code = "guard_unavailable"
+    error_type = "server_error"
+
+
 class BackendError(BastionError):
     """A model backend failed (remote server down, bad answer, load failure)."""
 

@@ -14,20 +14,25 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
+
+from cryptography.fernet import Fernet
 
 from bastion.access import AccessStore, Policy, Principal
 from bastion.audit import AuditEntry, AuditLog
 from bastion.config import AppConfig, BastionConfig
-from bastion.errors import BackendError, BastionError, NotFound
+from bastion.errors import BackendError, BastionError, GuardUnavailable, NotFound
 from bastion.guards import Guard, GuardContext, Verdict, input_guards, output_guards
-from bastion.guards.base import merge, strongest
+from bastion.guards.base import GUARD_FAILED, merge, run_guard, strongest
+from bastion.guards.pii.vault import PiiVault, StreamUnmasker
 from bastion.models import ChatMessage, GenerationParams, ModelRegistry
 from bastion.models.base import FinishReason
 from bastion.observability import REQUESTS, TOKENS
 
 log = logging.getLogger("bastion.pipeline")
+# Contexts built outside a Pipeline (tests, tools) get a vault key that dies with the process.
+_EPHEMERAL = Fernet(Fernet.generate_key())
 
 
 @dataclass
@@ -55,6 +60,7 @@ class RequestContext:
     messages: list[ChatMessage] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    vault: PiiVault = field(default_factory=lambda: PiiVault(_EPHEMERAL))
 
     def trust_report(self) -> dict[str, Any]:
         action = "allow"
@@ -141,20 +147,20 @@ class InputGuards:
 
     name = "input_guards"
 
-    def __init__(self, guards: list[Guard]) -> None:
+    def __init__(self, guards: list[Guard], *, fail_open: bool = False) -> None:
         self._guards = guards
+        self._fail_open = fail_open
 
     def run(self, ctx: RequestContext) -> None:
         assert ctx.app is not None
+        prompt_chars = sum(len(m.content) for m in ctx.messages)
         gctx = GuardContext(
-            ctx.trace_id,
-            ctx.principal,
-            ctx.app.name,
-            "input",
-            sum(len(m.content) for m in ctx.messages),
+            ctx.trace_id, ctx.principal, ctx.app.name, "input", prompt_chars, ctx.vault
         )
         for guard in self._guards:
-            verdicts = [guard.check(m.content, gctx) for m in ctx.messages]
+            verdicts = [
+                run_guard(guard, m.content, gctx, fail_open=self._fail_open) for m in ctx.messages
+            ]
             ctx.messages = [
                 ChatMessage(m.role, v.text) if v.action == "redact" and v.text is not None else m
                 for m, v in zip(ctx.messages, verdicts, strict=True)
@@ -163,6 +169,11 @@ class InputGuards:
             ctx.verdicts.append(verdict)
             if verdict.action == "block":
                 reasons = "; ".join(f.detail for f in verdict.findings) or guard.name
+                if any(f.kind == GUARD_FAILED for f in verdict.findings):
+                    raise GuardUnavailable(
+                        f"guard '{guard.name}' failed, so the request was refused; "
+                        "the server log has the details"
+                    )
                 raise guard.block_error(
                     f"input blocked by guard '{guard.name}': {reasons}",
                     details={"trust": ctx.trust_report()},
@@ -191,50 +202,78 @@ def default_stages(
         Identify(access),
         Authorize(config, Policy(config.access), registry),
         ApplyAppTemplate(),
-        InputGuards(input_guards(config.guards)),
+        InputGuards(input_guards(config), fail_open=config.guards.fail_open),
         Route(registry),
     ]
 
 
 class OutputGuardStream:
-    """Checks streamed output, holding back only the last `window` characters.
+    """Checks model output as it streams, holding back only the last `window` characters.
 
-    Every character released has been checked together with everything that could
-    complete a match through it, so no unchecked text reaches the client.
+    Every guard sees the raw text not yet released, so a match is always whole; text is
+    released only up to a point that splits no finding, with the redactions of the
+    findings before it applied. No unchecked text reaches the client.
     """
 
-    def __init__(self, guards: list[Guard], gctx: GuardContext, max_holdback: int) -> None:
+    def __init__(
+        self, guards: list[Guard], gctx: GuardContext, max_holdback: int, *, fail_open: bool = False
+    ) -> None:
         self._guards = guards
+        self._fail_open = fail_open
         self._gctx = gctx
         self.window = min(max((g.window_chars for g in guards), default=0), max_holdback)
-        self._pending = ""
+        self._raw = ""
+        self._released = 0
         self.verdicts = {g.name: Verdict(g.name, stage="output") for g in guards}
         self.blocked = False
 
-    def _check(self) -> None:
-        for guard in self._guards:
-            verdict = guard.check(self._pending, self._gctx)
-            if verdict.action == "redact" and verdict.text is not None:
-                self._pending = verdict.text
-            self.verdicts[guard.name] = merge([self.verdicts[guard.name], verdict])
-            if verdict.action == "block":
-                self.blocked = True
-                self._pending = ""
-                return
-
     def feed(self, text: str) -> str:
         """Add model output; return the text now safe to send."""
-        if self.blocked:
-            return ""
-        self._pending += text
-        self._check()
-        cut = max(len(self._pending) - self.window, 0)
-        out, self._pending = self._pending[:cut], self._pending[cut:]
-        return out
+        self._raw += text
+        return self._release(len(self._raw) - self.window)
 
     def finish(self) -> str:
-        out, self._pending = self._pending, ""
-        return out
+        return self._release(len(self._raw))
+
+    def _release(self, cut: int) -> str:
+        if cut <= 0 or self.blocked:
+            return ""
+        results = [
+            (g, run_guard(g, self._raw, self._gctx, fail_open=self._fail_open))
+            for g in self._guards
+        ]
+        for guard, verdict in results:
+            if verdict.action == "block":
+                self.verdicts[guard.name] = merge([self.verdicts[guard.name], verdict])
+                self.blocked, self._raw = True, ""
+                return ""
+        edits = [
+            (guard, f)
+            for guard, verdict in results
+            if verdict.action in ("redact", "flag")
+            for f in verdict.findings
+            if f.start is not None and f.end is not None
+        ]
+        for _, f in edits:  # never release part of a finding
+            assert f.start is not None and f.end is not None
+            if f.start < cut < f.end:
+                cut = f.start
+        out, pos = [], 0
+        for guard, f in sorted(edits, key=lambda e: e[1].start or 0):
+            assert f.start is not None and f.end is not None
+            if f.end > cut or f.start < pos:
+                continue
+            kind = "redact" if f.replacement is not None else "flag"
+            if f.replacement is not None:
+                out.append(self._raw[pos : f.start] + f.replacement)
+                pos = f.end
+            moved = replace(f, start=f.start + self._released, end=f.end + self._released)
+            score = next(v.score for g, v in results if g is guard)
+            found = Verdict(guard.name, kind, score, [moved], stage="output")  # type: ignore[arg-type]
+            self.verdicts[guard.name] = merge([self.verdicts[guard.name], found])
+        out.append(self._raw[pos:cut])
+        self._raw, self._released = self._raw[cut:], self._released + cut
+        return "".join(out)
 
 
 class Pipeline:
@@ -247,7 +286,9 @@ class Pipeline:
         registry: ModelRegistry,
         outputs: list[Guard],
         audit: AuditLog,
+        vault_key: bytes | None = None,
     ) -> None:
+        self._fernet = Fernet(vault_key) if vault_key else _EPHEMERAL
         self.config = config
         self.stages = stages
         self.registry = registry
@@ -261,18 +302,14 @@ class Pipeline:
         access: AccessStore,
         registry: ModelRegistry,
         audit: AuditLog,
+        vault_key: bytes | None = None,
     ) -> Pipeline:
-        return cls(
-            config,
-            default_stages(config, access, registry),
-            registry,
-            output_guards(config.guards),
-            audit,
-        )
+        stages = default_stages(config, access, registry)
+        return cls(config, stages, registry, output_guards(config), audit, vault_key)
 
     def prepare(self, request: ChatRequest, api_key: str | None) -> RequestContext:
         """Run every stage before generation; failures are audited and re-raised."""
-        ctx = RequestContext(request, api_key)
+        ctx = RequestContext(request, api_key, vault=PiiVault(self._fernet))
         for stage in self.stages:
             try:
                 stage.run(ctx)
@@ -296,7 +333,7 @@ class Pipeline:
         except Exception as exc:
             self._record(ctx, "error", error=str(exc))
             raise BackendError(f"model '{ctx.model}' failed: {exc}") from exc
-        checker = OutputGuardStream(self.output_guards, self._output_ctx(ctx), max_holdback=10**9)
+        checker = self._checker(ctx, max_holdback=10**9)
         text = checker.feed(generation.text) + checker.finish()
         ctx.verdicts.extend(checker.verdicts.values())
         finish: FinishReason = "content_filter" if checker.blocked else generation.finish_reason
@@ -309,7 +346,7 @@ class Pipeline:
         return Completion(
             ctx.trace_id,
             ctx.model,
-            text,
+            ctx.vault.unmask(text),
             finish,
             generation.prompt_tokens,
             generation.completion_tokens,
@@ -332,12 +369,9 @@ class Pipeline:
         self, ctx: RequestContext, release: Callable[[], None]
     ) -> Generator[StreamEvent, None, None]:
         assert ctx.model is not None
-        checker = OutputGuardStream(
-            self.output_guards,
-            self._output_ctx(ctx),
-            self.config.guards.stream_holdback_chars,
-        )
-        sent: list[str] = []
+        checker = self._checker(ctx, self.config.guards.stream_holdback_chars)
+        unmasker = StreamUnmasker(ctx.vault)
+        sent: list[str] = []  # what the model's answer became, masked (for the audit)
         usage = (0, 0)
         finish: FinishReason = "stop"
         status, error = "cancelled", None
@@ -346,7 +380,9 @@ class Pipeline:
                 out = checker.feed(delta.text)
                 if out:
                     sent.append(out)
-                    yield StreamEvent(out)
+                    shown = unmasker.feed(out)
+                    if shown:
+                        yield StreamEvent(shown)
                 if checker.blocked:
                     finish = "content_filter"
                     break
@@ -359,7 +395,8 @@ class Pipeline:
             ctx.verdicts.extend(checker.verdicts.values())
             status = "ok"
             self._record(ctx, status, response="".join(sent), usage=usage)
-            yield StreamEvent(tail, finish, usage[0], usage[1], self.bastion_field(ctx))
+            shown = unmasker.feed(tail) + unmasker.flush()
+            yield StreamEvent(shown, finish, usage[0], usage[1], self.bastion_field(ctx))
         except GeneratorExit:
             raise  # the client went away: recorded as cancelled below
         except Exception as exc:
@@ -379,8 +416,12 @@ class Pipeline:
             "trust": ctx.trust_report(),
         }
 
-    def _output_ctx(self, ctx: RequestContext) -> GuardContext:
-        return GuardContext(ctx.trace_id, ctx.principal, ctx.app.name if ctx.app else "", "output")
+    def _checker(self, ctx: RequestContext, max_holdback: int) -> OutputGuardStream:
+        app = ctx.app.name if ctx.app else ""
+        gctx = GuardContext(ctx.trace_id, ctx.principal, app, "output", vault=ctx.vault)
+        return OutputGuardStream(
+            self.output_guards, gctx, max_holdback, fail_open=self.config.guards.fail_open
+        )
 
     def _record(
         self,

@@ -8,6 +8,7 @@ from pathlib import Path
 from bastion.access import AccessStore, Policy
 from bastion.audit import AuditLog
 from bastion.config import CONFIG_FILE_NAME, BastionConfig, bastion_home, load_config
+from bastion.guards.pii.vault import vault_key
 from bastion.models import ModelRegistry
 from bastion.models.embedded import model_cache_root
 from bastion.pipeline import Pipeline
@@ -35,7 +36,8 @@ class Platform:
         access = AccessStore(db, cache_seconds=config.access.key_cache_seconds)
         registry = ModelRegistry(config.models, model_cache_root(home))
         audit = AuditLog(db, retain_text=config.audit.retain_text)
-        pipeline = Pipeline.build(config, access, registry, audit)
+        key = vault_key(home, config.guards.pii.vault_key_env)
+        pipeline = Pipeline.build(config, access, registry, audit, key)
         return cls(home, config, db, access, Policy(config.access), registry, audit, pipeline)
 
     def close(self) -> None:

@@ -6,12 +6,18 @@ into the request's trust report.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
+from cryptography.fernet import Fernet
+
 from bastion.access.principal import Principal
 from bastion.errors import BastionError
+from bastion.guards.pii.vault import PiiVault
 
+log = logging.getLogger("bastion.guards")
+GUARD_FAILED = "guard_failed"
 Action = Literal["allow", "redact", "flag", "block"]
 Stage = Literal["input", "output"]
 _SEVERITY: dict[str, int] = {"allow": 0, "flag": 1, "redact": 2, "block": 3}
@@ -19,10 +25,13 @@ _SEVERITY: dict[str, int] = {"allow": 0, "flag": 1, "redact": 2, "block": 3}
 
 @dataclass(frozen=True)
 class Finding:
+    """What a guard found. A redacting guard says what replaces [start, end)."""
+
     kind: str
     detail: str
     start: int | None = None
     end: int | None = None
+    replacement: str | None = None
 
 
 @dataclass
@@ -54,6 +63,7 @@ class GuardContext:
     app: str
     stage: Stage
     prompt_chars: int = 0
+    vault: PiiVault = field(default_factory=lambda: PiiVault(Fernet(Fernet.generate_key())))
 
 
 class Guard(Protocol):
@@ -78,3 +88,15 @@ def merge(verdicts: list[Verdict]) -> Verdict:
         merged.score = max(merged.score, v.score)
         merged.findings.extend(f for f in v.findings if f not in merged.findings)
     return merged
+
+
+def run_guard(guard: Guard, text: str, ctx: GuardContext, *, fail_open: bool) -> Verdict:
+    """Run one guard; a guard that fails blocks (fail closed) unless `fail_open`."""
+    try:
+        return guard.check(text, ctx)
+    except Exception as exc:  # any failure inside a guard must not let text through unchecked
+        log.exception("guard %s failed", guard.name)
+        finding = Finding(GUARD_FAILED, f"{type(exc).__name__}: {exc}")
+        return Verdict(
+            guard.name, "flag" if fail_open else "block", 1.0, [finding], stage=ctx.stage
+        )

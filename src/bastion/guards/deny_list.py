@@ -36,7 +36,13 @@ class DenyListGuard:
         matches = list(self._regex.finditer(text))
         if not matches:
             return Verdict(self.name)
-        findings = [Finding("denied_term", m.group(0).lower(), m.start(), m.end()) for m in matches]
         if self.action == "block":
+            findings = [
+                Finding("denied_term", m.group(0).lower(), m.start(), m.end()) for m in matches
+            ]
             return Verdict(self.name, "block", 1.0, findings)
+        findings = [
+            Finding("denied_term", m.group(0).lower(), m.start(), m.end(), REDACTION)
+            for m in matches
+        ]
         return Verdict(self.name, "redact", 1.0, findings, self._regex.sub(REDACTION, text))

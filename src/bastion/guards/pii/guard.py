@@ -1,0 +1,91 @@
+"""The PII guard: masks (or blocks) PII in prompts, and masks PII the model leaks."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from bastion.errors import BastionError, ContentBlocked
+from bastion.guards.base import Finding, GuardContext, Verdict
+from bastion.guards.pii.detector import PiiDetector, PiiSpan
+from bastion.guards.pii.vault import PLACEHOLDER
+
+PiiAction = Literal["mask", "block", "allow"]
+
+
+class PiiMasker:
+    """Replaces each PII value with a typed placeholder from the request's vault.
+
+    On input, the policy (per entity type, overridable per app) decides mask, block or
+    allow. On output, any PII the caller did not send (a leak) is masked and never
+    restored. Findings carry types and placeholders, never the values themselves.
+    """
+
+    name = "pii"
+    block_error: ClassVar[type[BastionError]] = ContentBlocked
+    window_chars = 64
+
+    def __init__(
+        self,
+        detector: PiiDetector,
+        actions: dict[str, PiiAction],
+        default_action: PiiAction = "mask",
+        app_actions: dict[str, dict[str, PiiAction]] | None = None,
+    ) -> None:
+        self.detector = detector
+        self.actions = actions
+        self.default_action = default_action
+        self.app_actions = app_actions or {}
+
+    def action_for(self, entity_type: str, app: str) -> PiiAction:
+        for table in (self.app_actions.get(app, {}), self.actions):
+            if entity_type in table:
+                return table[entity_type]
+        return self.default_action
+
+    def check(self, text: str, ctx: GuardContext) -> Verdict:
+        spans = [s for s in self.detector.detect(text) if not _inside_placeholder(text, s)]
+        if ctx.stage == "output":  # a leak: PII the caller did not send, of a type not allowed
+            spans = [
+                s
+                for s in spans
+                if self.action_for(s.entity_type, ctx.app) != "allow"
+                and not _sent_by_caller(ctx, s, text)
+            ]
+        if not spans:
+            return Verdict(self.name)
+        decided = [
+            (s, "mask" if ctx.stage == "output" else self.action_for(s.entity_type, ctx.app))
+            for s in spans
+        ]
+        blocked = [s for s, a in decided if a == "block"]
+        if blocked:
+            findings = [
+                Finding(s.entity_type, f"{s.entity_type} is not allowed", s.start, s.end)
+                for s in blocked
+            ]
+            return Verdict(self.name, "block", max(s.score for s in blocked), findings)
+        masked = [s for s, a in decided if a == "mask"]
+        for span, action in decided:
+            if action == "allow":
+                ctx.vault.allow(span.entity_type, text[span.start : span.end])
+        if not masked:
+            findings = [
+                Finding(s.entity_type, "allowed by policy", s.start, s.end) for s, _ in decided
+            ]
+            return Verdict(self.name, "flag", max(s.score for s in spans), findings)
+        out, findings = text, []
+        for span in sorted(masked, key=lambda s: s.start, reverse=True):
+            value = text[span.start : span.end]
+            token = ctx.vault.placeholder(span.entity_type, value, restorable=ctx.stage == "input")
+            out = out[: span.start] + token + out[span.end :]
+            detail = "leaked by the model" if ctx.stage == "output" else "masked"
+            findings.append(Finding(span.entity_type, detail, span.start, span.end, token))
+        return Verdict(self.name, "redact", max(s.score for s in masked), findings[::-1], out)
+
+
+def _inside_placeholder(text: str, span: PiiSpan) -> bool:
+    return any(m.start() <= span.start and span.end <= m.end() for m in PLACEHOLDER.finditer(text))
+
+
+def _sent_by_caller(ctx: GuardContext, span: PiiSpan, text: str) -> bool:
+    return ctx.vault.knows(span.entity_type, text[span.start : span.end])

@@ -1,0 +1,93 @@
+"""The per-request PII vault: typed placeholders in, originals out.
+
+The same value gets the same placeholder throughout a request (and so throughout the
+conversation it carries). Originals are held only as Fernet ciphertexts, so a dump of the
+vault, a log line or an audit record never holds them in clear; `unmask` decrypts them for
+the caller's answer alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
+_LONGEST_PLACEHOLDER = 40
+
+
+def vault_key(home: Path, env_var: str = "BASTION_VAULT_KEY") -> bytes:
+    """The vault key: from `env_var`, else `home/vault.key` (created 0600 on first use)."""
+    if os.environ.get(env_var):
+        return os.environ[env_var].encode()
+    path = home / "vault.key"
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key())
+    return path.read_bytes().strip()
+
+
+class PiiVault:
+    def __init__(self, fernet: Fernet) -> None:
+        self._fernet = fernet
+        self._by_value: dict[tuple[str, str], str] = {}
+        self._sealed: dict[str, bytes] = {}
+        self._counts: Counter[str] = Counter()
+        self._allowed: set[tuple[str, str]] = set()
+
+    def placeholder(self, entity_type: str, value: str, *, restorable: bool = True) -> str:
+        """The placeholder for `value`; only restorable values come back in `unmask`."""
+        key = (entity_type, " ".join(value.split()).casefold())
+        if key not in self._by_value:
+            self._counts[entity_type] += 1
+            token = f"<{entity_type}_{self._counts[entity_type]}>"
+            self._by_value[key] = token
+            if restorable:
+                self._sealed[token] = self._fernet.encrypt(value.encode("utf-8"))
+        return self._by_value[key]
+
+    def allow(self, entity_type: str, value: str) -> None:
+        """Remember a value the caller sent and policy let through unmasked."""
+        self._allowed.add((entity_type, " ".join(value.split()).casefold()))
+
+    def knows(self, entity_type: str, value: str) -> bool:
+        """Whether the caller sent this value (masked or allowed)."""
+        key = (entity_type, " ".join(value.split()).casefold())
+        return key in self._allowed or self._by_value.get(key, "") in self._sealed
+
+    def __len__(self) -> int:
+        return len(self._sealed)
+
+    def unmask(self, text: str) -> str:
+        """Put the caller's own values back in place of their placeholders."""
+
+        def restore(match: re.Match[str]) -> str:
+            sealed = self._sealed.get(match.group(0))
+            return self._fernet.decrypt(sealed).decode("utf-8") if sealed else match.group(0)
+
+        return PLACEHOLDER.sub(restore, text) if self._sealed else text
+
+
+class StreamUnmasker:
+    """Unmasks a stream, holding back only what could be the start of a placeholder."""
+
+    def __init__(self, vault: PiiVault) -> None:
+        self._vault = vault
+        self._buffer = ""
+
+    def feed(self, text: str) -> str:
+        self._buffer += text
+        cut = self._buffer.rfind("<")
+        if cut == -1 or ">" in self._buffer[cut:] or len(self._buffer) - cut > _LONGEST_PLACEHOLDER:
+            cut = len(self._buffer)
+        out, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return self._vault.unmask(out)
+
+    def flush(self) -> str:
+        out, self._buffer = self._buffer, ""
+        return self._vault.unmask(out)
