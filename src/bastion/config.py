@@ -128,6 +128,12 @@ class DenyListConfig(Section):
     action: Literal["block", "redact"] = Field("block", description="What a match does.")
 
 
+def _reported_not_masked() -> dict[str, PiiAction]:
+    # Places, organisations, groups and links are detected and reported but not masked by
+    # default: masking them would make ordinary questions unanswerable.
+    return {"LOCATION": "allow", "ORGANIZATION": "allow", "NRP": "allow", "URL": "allow"}
+
+
 class PiiConfig(Section):
     enabled: bool = Field(True, description="Mask PII in prompts and PII leaked in answers.")
     entities: list[str] | None = Field(
@@ -135,9 +141,7 @@ class PiiConfig(Section):
     )
     default_action: PiiAction = Field("mask", description="For types not listed in `actions`.")
     actions: dict[str, PiiAction] = Field(
-        # Places, organisations, groups and links are detected and reported but not masked
-        # by default: masking them would make ordinary questions unanswerable.
-        default_factory=lambda: {t: "allow" for t in ("LOCATION", "ORGANIZATION", "NRP", "URL")},
+        default_factory=_reported_not_masked,
         description="Per entity type, e.g. {US_SSN: block}.",
     )
     threshold: float = Field(0.3, ge=0, le=1, description="Lowest detection score acted on.")

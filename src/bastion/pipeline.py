@@ -168,6 +168,11 @@ class InputGuards:
             verdict = merge(verdicts)
             ctx.verdicts.append(verdict)
             if verdict.action == "block":
+                # What was refused must not reach the audit trail either.
+                ctx.messages = [
+                    ChatMessage(m.role, _struck(m.content, v)) if v.action == "block" else m
+                    for m, v in zip(ctx.messages, verdicts, strict=True)
+                ]
                 reasons = "; ".join(f.detail for f in verdict.findings) or guard.name
                 if any(f.kind == GUARD_FAILED for f in verdict.findings):
                     raise GuardUnavailable(
@@ -178,6 +183,14 @@ class InputGuards:
                     f"input blocked by guard '{guard.name}': {reasons}",
                     details={"trust": ctx.trust_report()},
                 )
+
+
+def _struck(text: str, verdict: Verdict) -> str:
+    """`text` with each finding of a blocking verdict replaced by its kind, e.g. <US_SSN>."""
+    for f in sorted(verdict.findings, key=lambda f: f.start or 0, reverse=True):
+        if f.start is not None and f.end is not None:
+            text = f"{text[: f.start]}<{f.kind.upper()}>{text[f.end :]}"
+    return text
 
 
 class Route:

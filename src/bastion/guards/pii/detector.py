@@ -3,6 +3,7 @@ own recognizers, run on normalized text and mapped back to the original offsets.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ _engine_lock = threading.Lock()
 def _build_engine() -> Any:
     # tldextract (used by Presidio's URL recognizer) would otherwise try the network.
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+    # Presidio warns on every unmapped spaCy label (CARDINAL, DATE, ...) it meets.
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 

@@ -73,14 +73,23 @@ class PiiMasker:
                 Finding(s.entity_type, "allowed by policy", s.start, s.end) for s, _ in decided
             ]
             return Verdict(self.name, "flag", max(s.score for s in spans), findings)
-        out, findings = text, []
-        for span in sorted(masked, key=lambda s: s.start, reverse=True):
-            value = text[span.start : span.end]
-            token = ctx.vault.placeholder(span.entity_type, value, restorable=ctx.stage == "input")
-            out = out[: span.start] + token + out[span.end :]
-            detail = "leaked by the model" if ctx.stage == "output" else "masked"
-            findings.append(Finding(span.entity_type, detail, span.start, span.end, token))
-        return Verdict(self.name, "redact", max(s.score for s in masked), findings[::-1], out)
+        detail = "leaked by the model" if ctx.stage == "output" else "masked"
+        findings = [  # numbered in reading order, so the first spelling seen is restored
+            Finding(
+                s.entity_type,
+                detail,
+                s.start,
+                s.end,
+                ctx.vault.placeholder(
+                    s.entity_type, text[s.start : s.end], restorable=ctx.stage == "input"
+                ),
+            )
+            for s in sorted(masked, key=lambda s: s.start)
+        ]
+        out = text
+        for f in reversed(findings):
+            out = f"{out[: f.start]}{f.replacement}{out[f.end :]}"
+        return Verdict(self.name, "redact", max(s.score for s in masked), findings, out)
 
 
 def _inside_placeholder(text: str, span: PiiSpan) -> bool:

@@ -8,8 +8,11 @@ the caller's answer alone.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
+import secrets
 from collections import Counter
 from pathlib import Path
 
@@ -35,14 +38,20 @@ def vault_key(home: Path, env_var: str = "BASTION_VAULT_KEY") -> bytes:
 class PiiVault:
     def __init__(self, fernet: Fernet) -> None:
         self._fernet = fernet
-        self._by_value: dict[tuple[str, str], str] = {}
+        self._salt = secrets.token_bytes(16)
+        self._by_value: dict[bytes, str] = {}
         self._sealed: dict[str, bytes] = {}
         self._counts: Counter[str] = Counter()
-        self._allowed: set[tuple[str, str]] = set()
+        self._allowed: set[bytes] = set()
+
+    def _key(self, entity_type: str, value: str) -> bytes:
+        """A keyed hash of the value: lookups work, yet the table holds no PII."""
+        canonical = f"{entity_type}|{' '.join(value.split()).casefold()}".encode()
+        return hmac.new(self._salt, canonical, hashlib.sha256).digest()
 
     def placeholder(self, entity_type: str, value: str, *, restorable: bool = True) -> str:
         """The placeholder for `value`; only restorable values come back in `unmask`."""
-        key = (entity_type, " ".join(value.split()).casefold())
+        key = self._key(entity_type, value)
         if key not in self._by_value:
             self._counts[entity_type] += 1
             token = f"<{entity_type}_{self._counts[entity_type]}>"
@@ -53,15 +62,12 @@ class PiiVault:
 
     def allow(self, entity_type: str, value: str) -> None:
         """Remember a value the caller sent and policy let through unmasked."""
-        self._allowed.add((entity_type, " ".join(value.split()).casefold()))
+        self._allowed.add(self._key(entity_type, value))
 
     def knows(self, entity_type: str, value: str) -> bool:
         """Whether the caller sent this value (masked or allowed)."""
-        key = (entity_type, " ".join(value.split()).casefold())
+        key = self._key(entity_type, value)
         return key in self._allowed or self._by_value.get(key, "") in self._sealed
-
-    def __len__(self) -> int:
-        return len(self._sealed)
 
     def unmask(self, text: str) -> str:
         """Put the caller's own values back in place of their placeholders."""

@@ -1,0 +1,169 @@
+"""PII masking: detection with evasions, the vault, policies, leaks and streams (real Presidio)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from cryptography.fernet import Fernet
+
+from bastion.guards import GuardContext
+from bastion.guards.pii.detector import PiiDetector
+from bastion.guards.pii.guard import PiiMasker
+from bastion.guards.pii.normalize import normalize
+from bastion.guards.pii.vault import PiiVault, StreamUnmasker
+from bastion.platform import Platform
+from conftest import ECHO_CONFIG, LiveServer, write_config
+
+DETECTOR = PiiDetector()
+
+
+def ctx(stage: str = "input", vault: PiiVault | None = None, app: str = "chat") -> GuardContext:
+    return GuardContext(
+        "t", None, app, stage, vault=vault or PiiVault(Fernet(Fernet.generate_key()))
+    )  # type: ignore[arg-type]
+
+
+def types(text: str) -> set[str]:
+    return {s.entity_type for s in DETECTOR.detect(text)}
+
+
+def test_normalisation_maps_spans_back_to_the_original() -> None:
+    text = "card: 4 1 1 1 . 1 1 1 1 . 1 1 1 1 . 1 1 1 1 ok"
+    norm = normalize(text)
+    assert "4111111111111111" in norm.text
+    start = norm.text.index("4111")
+    s, e = norm.span(start, start + 16)
+    assert text[s:e] == "4 1 1 1 . 1 1 1 1 . 1 1 1 1 . 1 1 1 1"
+
+
+@pytest.mark.parametrize(
+    ("text", "entity"),
+    [
+        ("Write to john.smith@example.com today", "EMAIL_ADDRESS"),
+        ("Write to john.smith\u200b@exa\u200dmple.com today", "EMAIL_ADDRESS"),  # zero-width
+        ("Write to jоhn@ехample.com today", "EMAIL_ADDRESS"),  # Cyrillic look-alikes
+        ("My card is 4111 1111 1111 1111", "CREDIT_CARD"),
+        ("My card is ４１１１ １１１１ １１１１ １１１１", "CREDIT_CARD"),  # fullwidth digits
+        ("My card is 4 1 1 1 1 1 1 1 1 1 1 1 1 1 1 1", "CREDIT_CARD"),  # spaced digits
+        ("Ship it to 221 Baker Street, London", "STREET_ADDRESS"),
+        ("Please call me on +44 20 7946 0958", "PHONE_NUMBER"),
+        ("I am Maria Garcia from the Boston office", "PERSON"),
+    ],
+)
+def test_detection_sees_through_evasions(text: str, entity: str) -> None:
+    assert entity in types(text)
+
+
+def test_masking_is_consistent_and_reversible() -> None:
+    vault = PiiVault(Fernet(Fernet.generate_key()))
+    masker = PiiMasker(DETECTOR, {})
+    first = masker.check("Email maria@example.com or MARIA@example.com", ctx(vault=vault))
+    assert first.action == "redact" and first.text is not None
+    assert first.text == "Email <EMAIL_ADDRESS_1> or <EMAIL_ADDRESS_1>"
+    second = masker.check("Again: maria@example.com", ctx(vault=vault))
+    assert second.text == "Again: <EMAIL_ADDRESS_1>"
+    assert vault.unmask("Reply to <EMAIL_ADDRESS_1>.") == "Reply to maria@example.com."
+    assert vault.unmask("<EMAIL_ADDRESS_9> stays") == "<EMAIL_ADDRESS_9> stays"
+    assert all("maria" not in f.detail for f in first.findings)
+
+
+def test_the_vault_holds_no_plaintext() -> None:
+    vault = PiiVault(Fernet(Fernet.generate_key()))
+    vault.placeholder("US_SSN", "219-09-9999")
+    assert "219-09-9999" not in repr(vars(vault)) and "219" not in str(vault._sealed)
+
+
+@pytest.mark.parametrize("split", range(1, 17))
+def test_stream_unmasking_survives_any_split(split: int) -> None:
+    vault = PiiVault(Fernet(Fernet.generate_key()))
+    token = vault.placeholder("PERSON", "Ada Lovelace")
+    text = f"Dear {token}, thanks."
+    unmasker = StreamUnmasker(vault)
+    out = unmasker.feed(text[:split]) + unmasker.feed(text[split:]) + unmasker.flush()
+    assert out == "Dear Ada Lovelace, thanks."
+
+
+def test_policy_per_entity_and_per_app() -> None:
+    masker = PiiMasker(DETECTOR, {"US_SSN": "block"}, app_actions={"hr": {"US_SSN": "allow"}})
+    text = "My social security number is 219-09-9999"
+    assert masker.check(text, ctx(app="chat")).action == "block"
+    allowed = masker.check(text, ctx(app="hr"))
+    assert allowed.action == "flag" and allowed.text is None
+
+
+def test_output_leaks_are_masked_but_the_callers_own_values_are_not() -> None:
+    vault = PiiVault(Fernet(Fernet.generate_key()))
+    masker = PiiMasker(DETECTOR, {})
+    masker.check("I am maria@example.com", ctx(vault=vault))
+    out = masker.check("Contact maria@example.com or bob.jones@corp.com", ctx("output", vault))
+    assert out.text == "Contact maria@example.com or <EMAIL_ADDRESS_2>"
+    assert vault.unmask(out.text) == out.text  # a leaked value is never restored
+
+
+@pytest.fixture
+def pii_platform(home: Path) -> Iterator[Platform]:
+    config = copy.deepcopy(ECHO_CONFIG)
+    config["guards"]["pii"] = {"actions": {"US_SSN": "block"}}
+    platform = Platform.open(home, write_config(home, config))
+    yield platform
+    platform.close()
+
+
+def test_the_model_sees_placeholders_and_the_caller_sees_values(pii_platform: Platform) -> None:
+    with LiveServer(pii_platform) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key=server.key())
+        prompt = "Please email maria.garcia@example.com about order 5521"
+        answer = client.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": prompt}]
+        )
+        assert answer.choices[0].message.content == prompt  # echo repeats what it saw, unmasked
+        chunks = client.chat.completions.create(
+            model="echo", messages=[{"role": "user", "content": prompt}], stream=True
+        )
+        streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert streamed == prompt
+        blocked = httpx.post(
+            server.url + "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "my ssn is 219-09-9999"}]},
+            headers={"Authorization": f"Bearer {server.key()}"},
+        )
+    assert blocked.status_code == 400 and blocked.json()["error"]["code"] == "content_blocked"
+    assert "219-09-9999" not in blocked.text
+    records = list(pii_platform.audit.records())
+    for record in records:
+        text = str(record["prompt"]) + str(record["response"]) + str(record["verdicts"])
+        assert "maria.garcia@example.com" not in text and "219-09-9999" not in text
+    assert "<EMAIL_ADDRESS_1>" in records[0]["prompt"][0]["content"]
+    assert pii_platform.audit.verify().ok
+
+
+class BrokenGuard:
+    name = "broken"
+    block_error = RuntimeError
+    window_chars = 0
+
+    def check(self, text: str, ctx: GuardContext) -> None:
+        raise RuntimeError("model file missing")
+
+
+def test_a_failing_guard_closes_the_request_and_is_audited(pii_platform: Platform) -> None:
+    from bastion.pipeline import InputGuards
+
+    pipeline = pii_platform.pipeline
+    pipeline.stages = [
+        InputGuards([BrokenGuard()]) if s.name == "input_guards" else s  # type: ignore[list-item]
+        for s in pipeline.stages
+    ]
+    with LiveServer(pii_platform) as server:
+        response = httpx.post(
+            server.url + "/v1/chat/completions",
+            json={"messages": [{"role": "user", "content": "hello"}]},
+            headers={"Authorization": f"Bearer {server.key()}"},
+        )
+    assert response.status_code == 503 and response.json()["error"]["code"] == "guard_unavailable"
+    assert pii_platform.audit.recent()[-1]["status"] == "blocked"
