@@ -144,7 +144,7 @@ class PiiConfig(Section):
         default_factory=_reported_not_masked,
         description="Per entity type, e.g. {US_SSN: block}.",
     )
-    threshold: float = Field(0.3, ge=0, le=1, description="Lowest detection score acted on.")
+    threshold: float = Field(0.05, ge=0, le=1, description="Lowest detection score acted on.")
     vault_key_env: str = Field(
         "BASTION_VAULT_KEY",
         description="Environment variable with the vault's Fernet key; "

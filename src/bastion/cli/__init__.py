@@ -29,11 +29,13 @@ keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo tenant.", no_args_is_help=True)
 config_app = typer.Typer(help="The configuration file.", no_args_is_help=True)
+eval_app = typer.Typer(help="Evaluate guards and models on labelled data.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
 app.add_typer(config_app, name="config")
+app.add_typer(eval_app, name="eval")
 
 console = Console()
 err = Console(stderr=True)
@@ -357,3 +359,28 @@ def config_reference() -> None:
     from bastion.config import reference_markdown
 
     print(reference_markdown(), end="")
+
+
+@eval_app.command("guard")
+@reports_errors
+def eval_guard(
+    name: Annotated[str, typer.Argument(help="Guard to evaluate: pii.")],
+    data: Annotated[Path, typer.Option(help="Labelled data file.")],
+    data_format: Annotated[
+        str, typer.Option("--format", help="presidio-research, presidio-tests or jsonl.")
+    ] = "jsonl",
+    predictions: Annotated[Path | None, typer.Option(help="Write one JSON line per row.")] = None,
+) -> None:
+    """Print precision, recall, F1 (and F2 for PII) and latency as JSON."""
+    if name != "pii":
+        raise BastionError(f"no evaluation for guard '{name}' yet; available: pii")
+    from bastion.evaluation.datasets import read_pii
+    from bastion.evaluation.guards import evaluate_pii
+    from bastion.guards.pii.detector import DEFAULT_ENTITIES, PiiDetector
+
+    pii = load_config().guards.pii
+    detector = PiiDetector(tuple(pii.entities or DEFAULT_ENTITIES), pii.threshold)
+    with err.status("Loading the PII detector ..."):
+        detector.load()
+    result = evaluate_pii(detector, read_pii(data, data_format), predictions)
+    print(json.dumps({"guard": name, "data": str(data), **result}, indent=2))

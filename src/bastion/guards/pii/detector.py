@@ -36,6 +36,26 @@ DEFAULT_ENTITIES = (
     "MEDICAL_LICENSE",
     "ORGANIZATION",
     "NRP",
+    "MAC_ADDRESS",
+    "ABA_ROUTING_NUMBER",
+    "UK_NHS",
+    "UK_NINO",
+    "UK_PASSPORT",
+    "UK_DRIVING_LICENCE",
+    "UK_POSTCODE",
+    "CA_SIN",
+    "AU_ABN",
+    "AU_ACN",
+    "AU_TFN",
+    "AU_MEDICARE",
+    "IN_AADHAAR",
+    "IN_PAN",
+    "IN_PASSPORT",
+    "IN_VOTER",
+    "SG_NRIC_FIN",
+    "ZA_ID_NUMBER",
+    "US_NPI",
+    "US_MBI",
 )
 
 
@@ -67,6 +87,7 @@ def _build_engine() -> Any:
     )
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"])
+    _add_international_recognizers(registry)
     for n, spec in enumerate(yaml.safe_load(RECOGNIZERS_FILE.read_text())):
         registry.add_recognizer(
             PatternRecognizer(
@@ -88,6 +109,29 @@ def _build_engine() -> Any:
     return AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
 
 
+def _add_international_recognizers(registry: Any) -> None:
+    """Presidio ships English-language recognizers for many countries' identifiers that its
+    default registry leaves out; add them (each runs only when its entity is asked for)."""
+    import inspect
+
+    import presidio_analyzer.predefined_recognizers as predefined
+    from presidio_analyzer import PatternRecognizer
+
+    loaded = {e for r in registry.recognizers for e in r.supported_entities}
+    for _, cls in inspect.getmembers(predefined, inspect.isclass):
+        if not issubclass(cls, PatternRecognizer) or cls is PatternRecognizer:
+            continue
+        try:
+            recognizer = cls()  # type: ignore[call-arg]  # subclasses bring their defaults
+        except TypeError:  # needs arguments: not a ready-made recognizer
+            continue
+        if (
+            recognizer.supported_language == "en"
+            and not set(recognizer.supported_entities) & loaded
+        ):
+            registry.add_recognizer(recognizer)
+
+
 def analyzer_engine() -> Any:
     """One Presidio engine per process, built on first use (spaCy takes seconds to load)."""
     global _engine
@@ -101,20 +145,26 @@ class PiiDetector:
     """Finds PII spans (original offsets), resolving overlaps in favour of the longer span."""
 
     def __init__(
-        self, entities: tuple[str, ...] = DEFAULT_ENTITIES, threshold: float = 0.4
+        self, entities: tuple[str, ...] = DEFAULT_ENTITIES, threshold: float = 0.05
     ) -> None:
         self.entities = list(entities)
         self.threshold = threshold
 
     def load(self) -> None:
+        """Build the shared engine and run it once (spaCy's first call is slow)."""
         analyzer_engine()
+        self.detect("Warm-up call for Jane Doe at jane@example.com")
 
-    def detect(self, text: str) -> list[PiiSpan]:
+    def detect(self, text: str, entities: tuple[str, ...] | None = None) -> list[PiiSpan]:
+        """PII spans in `text` (original offsets); `entities` narrows the types sought."""
         if not text.strip():
             return []
         norm = normalize(text)
         results = analyzer_engine().analyze(
-            norm.text, language="en", entities=self.entities, score_threshold=self.threshold
+            norm.text,
+            language="en",
+            entities=list(entities) if entities else self.entities,
+            score_threshold=self.threshold,
         )
         spans = []
         for r in results:

@@ -1,0 +1,1 @@
+"""Evaluation: readers for labelled data, metrics, and guard evaluations that print JSON."""

@@ -1,0 +1,49 @@
+"""Guard evaluations: run a guard over labelled data, time it, score it, keep predictions."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.progress import track
+
+from bastion.evaluation.datasets import PiiExample
+from bastion.evaluation.metrics import latency_ms, span_scores
+from bastion.guards.pii.detector import PiiDetector
+
+
+def evaluate_pii(
+    detector: PiiDetector, examples: list[PiiExample], predictions: Path | None = None
+) -> dict[str, Any]:
+    """Span-level scores and latency; rows asking for types the detector lacks are skipped
+    and counted. `predictions` gets one `{"spans": [...]}` line per row, in original offsets."""
+    detector.load()
+    supported = set(detector.entities)
+    kept, predicted, seconds, skipped = [], [], [], 0
+    lines = []
+    for example in track(examples, description="PII", transient=True):
+        wanted = example.entity_types
+        if wanted is not None and not set(wanted) <= supported:
+            skipped += 1
+            lines.append({"spans": [], "skipped": True})
+            continue
+        start = time.perf_counter()
+        spans = detector.detect(example.text, wanted)
+        seconds.append(time.perf_counter() - start)
+        kept.append(example.spans)
+        predicted.append([(s.start, s.end) for s in spans])
+        lines.append(
+            {
+                "spans": [
+                    {"entity_type": s.entity_type, "start": s.start, "end": s.end} for s in spans
+                ]
+            }
+        )
+    if predictions is not None:
+        predictions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = span_scores(kept, predicted)
+    result.update(latency_ms(seconds) if seconds else {})
+    result.update(rows=len(examples), evaluated=len(kept), skipped_unsupported_types=skipped)
+    return result

@@ -1,0 +1,59 @@
+"""Metrics shared by the evaluations and benchmarks."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from bastion.evaluation.datasets import GoldSpan
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> int:
+    return max(0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def f_beta(precision: float, recall: float, beta: float) -> float:
+    if precision + recall == 0:
+        return 0.0
+    return (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
+
+
+def span_scores(
+    gold: Sequence[Sequence[GoldSpan]], predicted: Sequence[Sequence[tuple[int, int]]]
+) -> dict[str, Any]:
+    """Type-agnostic span scores, as masking needs them: a gold span is found when predicted
+    spans cover at least half of it; a predicted span is right when it overlaps a gold one."""
+    found = total = right = guessed = 0
+    seen: Counter[str] = Counter()
+    hit: Counter[str] = Counter()
+    for gold_spans, pred_spans in zip(gold, predicted, strict=True):
+        for g in gold_spans:
+            total += 1
+            seen[g.entity_type] += 1
+            if sum(_overlap((g.start, g.end), p) for p in pred_spans) >= 0.5 * (g.end - g.start):
+                found += 1
+                hit[g.entity_type] += 1
+        for p in pred_spans:
+            guessed += 1
+            right += any(_overlap(p, (g.start, g.end)) > 0 for g in gold_spans)
+    precision = right / guessed if guessed else 0.0
+    recall = found / total if total else 0.0
+    return {
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f_beta(precision, recall, 1), 4),
+        "f2": round(f_beta(precision, recall, 2), 4),
+        "gold_spans": total,
+        "predicted_spans": guessed,
+        "recall_by_type": {t: round(hit[t] / seen[t], 3) for t in sorted(seen)},
+    }
+
+
+def latency_ms(seconds: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    return {
+        "p50_ms": round(1000 * statistics.median(ordered), 3),
+        "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
+    }
