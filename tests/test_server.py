@@ -74,7 +74,9 @@ def test_app_system_prompt_and_default_model(server: LiveServer) -> None:
     )
     record = server.platform.audit.get(answer.model_extra["bastion"]["trace_id"])
     assert record["app"] == "concise"
-    assert record["prompt"][0] == {"role": "system", "content": "Answer briefly."}
+    system = record["prompt"][0]
+    assert system["role"] == "system" and system["content"].startswith("Answer briefly.")
+    assert "cnry-" in system["content"]  # the canary planted for leak detection
 
 
 def test_models_list_respects_policy(server: LiveServer) -> None:

@@ -152,9 +152,22 @@ class PiiConfig(Section):
     )
 
 
+class InjectionConfig(Section):
+    enabled: bool = Field(True, description="Screen the caller's messages for injections.")
+    threshold: float = Field(0.5, ge=0, le=1, description="Score at which the action applies.")
+    action: Literal["block", "flag"] = Field("block", description="What a detection does.")
+    model_path: str | None = Field(
+        None, description="A model from `bastion guards train injection`; default: the shipped one."
+    )
+    canary: bool = Field(
+        True, description="Plant a canary in system prompts and block answers that leak it."
+    )
+
+
 class GuardsConfig(Section):
     max_input_chars: int = Field(32_000, gt=0, description="Larger prompts get 413.")
     pii: PiiConfig = PiiConfig()
+    injection: InjectionConfig = InjectionConfig()
     fail_open: bool = Field(
         False, description="If a guard fails: false refuses the request (503), true flags it."
     )

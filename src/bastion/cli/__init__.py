@@ -30,12 +30,16 @@ audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=
 demo_app = typer.Typer(help="The demo tenant.", no_args_is_help=True)
 config_app = typer.Typer(help="The configuration file.", no_args_is_help=True)
 eval_app = typer.Typer(help="Evaluate guards and models on labelled data.", no_args_is_help=True)
+guards_app = typer.Typer(help="The trust guards.", no_args_is_help=True)
+guards_train_app = typer.Typer(help="Train a guard's classifier.", no_args_is_help=True)
+guards_app.add_typer(guards_train_app, name="train")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(demo_app, name="demo")
 app.add_typer(config_app, name="config")
 app.add_typer(eval_app, name="eval")
+app.add_typer(guards_app, name="guards")
 
 console = Console()
 err = Console(stderr=True)
@@ -361,26 +365,71 @@ def config_reference() -> None:
     print(reference_markdown(), end="")
 
 
+@guards_train_app.command("injection")
+@reports_errors
+def train_injection(
+    out: Annotated[Path, typer.Option(help="Folder for injection.joblib and its card.")],
+    data: Annotated[
+        list[Path] | None, typer.Option(help='{"text", "label"} JSONL (repeatable).')
+    ] = None,
+    attacks: Annotated[
+        list[Path] | None, typer.Option(help="Attack prompts: text, JSON or a folder (repeatable).")
+    ] = None,
+    benign: Annotated[
+        list[Path] | None, typer.Option(help="More benign prompts (the shipped ones always join).")
+    ] = None,
+    cv: Annotated[int, typer.Option(help="Also report k-fold cross-validation (0: skip).")] = 5,
+) -> None:
+    """Train the prompt-injection classifier; prints its card (and cross-validation) as JSON."""
+    from bastion.guards.injection.train import build_training_set, cross_validate, train
+
+    examples = build_training_set(data or [], attacks or [], benign or [])
+    command = "bastion guards train injection " + " ".join(sys.argv[4:])
+    result: dict[str, Any] = {}
+    if cv:
+        with err.status(f"{cv}-fold cross-validation ..."):
+            result["cross_validation"] = cross_validate(examples, folds=cv)
+    with err.status(f"Training on {len(examples)} examples ..."):
+        result["card"] = train(examples, out, command)
+    print(json.dumps(result, indent=2))
+
+
 @eval_app.command("guard")
 @reports_errors
 def eval_guard(
-    name: Annotated[str, typer.Argument(help="Guard to evaluate: pii.")],
+    name: Annotated[str, typer.Argument(help="Guard to evaluate: pii or injection.")],
     data: Annotated[Path, typer.Option(help="Labelled data file.")],
     data_format: Annotated[
-        str, typer.Option("--format", help="presidio-research, presidio-tests or jsonl.")
+        str,
+        typer.Option(
+            "--format", help="pii: presidio-research, presidio-tests or jsonl; injection: jsonl."
+        ),
     ] = "jsonl",
     predictions: Annotated[Path | None, typer.Option(help="Write one JSON line per row.")] = None,
 ) -> None:
     """Print precision, recall, F1 (and F2 for PII) and latency as JSON."""
-    if name != "pii":
-        raise BastionError(f"no evaluation for guard '{name}' yet; available: pii")
-    from bastion.evaluation.datasets import read_pii
-    from bastion.evaluation.guards import evaluate_pii
-    from bastion.guards.pii.detector import DEFAULT_ENTITIES, PiiDetector
+    cfg = load_config()
+    if name == "pii":
+        from bastion.evaluation.datasets import read_pii
+        from bastion.evaluation.guards import evaluate_pii
+        from bastion.guards.pii.detector import DEFAULT_ENTITIES, PiiDetector
 
-    pii = load_config().guards.pii
-    detector = PiiDetector(tuple(pii.entities or DEFAULT_ENTITIES), pii.threshold)
-    with err.status("Loading the PII detector ..."):
-        detector.load()
-    result = evaluate_pii(detector, read_pii(data, data_format), predictions)
+        detector = PiiDetector(
+            tuple(cfg.guards.pii.entities or DEFAULT_ENTITIES), cfg.guards.pii.threshold
+        )
+        with err.status("Loading the PII detector ..."):
+            detector.load()
+        result = evaluate_pii(detector, read_pii(data, data_format), predictions)
+    elif name == "injection":
+        from bastion.evaluation.guards import evaluate_binary
+        from bastion.guards import input_guards
+        from bastion.guards.injection.train import read_labelled
+
+        guard = next((g for g in input_guards(cfg) if g.name == "injection"), None)
+        if guard is None:
+            raise BastionError("the injection guard is disabled (guards.injection.enabled)")
+        rows = [(e.text, e.label) for e in read_labelled(data)]
+        result = evaluate_binary(guard, rows, predictions)
+    else:
+        raise BastionError(f"no evaluation for guard '{name}'; available: pii, injection")
     print(json.dumps({"guard": name, "data": str(data), **result}, indent=2))

@@ -10,7 +10,8 @@ from typing import Any
 from rich.progress import track
 
 from bastion.evaluation.datasets import PiiExample
-from bastion.evaluation.metrics import latency_ms, span_scores
+from bastion.evaluation.metrics import binary_scores, latency_ms, span_scores
+from bastion.guards.base import Guard, GuardContext
 from bastion.guards.pii.detector import PiiDetector
 
 
@@ -46,4 +47,25 @@ def evaluate_pii(
     result = span_scores(kept, predicted)
     result.update(latency_ms(seconds) if seconds else {})
     result.update(rows=len(examples), evaluated=len(kept), skipped_unsupported_types=skipped)
+    return result
+
+
+def evaluate_binary(
+    guard: Guard, rows: list[tuple[str, int]], predictions: Path | None = None
+) -> dict[str, Any]:
+    """Precision, recall, F1, false-positive rate and latency of a guard on `(text, label)`
+    rows (label 1: the guard should act); `predictions` gets `{"score", "flagged"}` lines."""
+    ctx = GuardContext("evaluation", None, "evaluation", "input")
+    flagged, seconds, lines = [], [], []
+    for text, _ in track(rows, description=guard.name, transient=True):
+        start = time.perf_counter()
+        verdict = guard.check(text, ctx)
+        seconds.append(time.perf_counter() - start)
+        hit = verdict.action in ("block", "flag", "redact")
+        flagged.append(hit)
+        lines.append({"score": round(verdict.score, 4), "flagged": hit})
+    if predictions is not None:
+        predictions.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    result = binary_scores([label for _, label in rows], flagged)
+    result.update(latency_ms(seconds) if seconds else {})
     return result

@@ -57,3 +57,19 @@ def latency_ms(seconds: Sequence[float]) -> dict[str, float]:
         "p50_ms": round(1000 * statistics.median(ordered), 3),
         "p99_ms": round(1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))], 3),
     }
+
+
+def binary_scores(labels: Sequence[int], flagged: Sequence[bool]) -> dict[str, Any]:
+    tp = sum(1 for y, f in zip(labels, flagged, strict=True) if y and f)
+    fp = sum(1 for y, f in zip(labels, flagged, strict=True) if not y and f)
+    fn = sum(1 for y, f in zip(labels, flagged, strict=True) if y and not f)
+    negatives = sum(1 for y in labels if not y)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "rows": len(labels),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(f_beta(precision, recall, 1), 4),
+        "false_positive_rate": round(fp / negatives, 4) if negatives else 0.0,
+    }

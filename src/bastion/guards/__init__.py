@@ -18,17 +18,40 @@ def _pii_guard(config: BastionConfig) -> list[Guard]:
     return [PiiMasker(detector, dict(pii.actions), pii.default_action, app_actions)]
 
 
+def _injection_guard(config: BastionConfig) -> list[Guard]:
+    settings = config.guards.injection
+    if not settings.enabled:
+        return []
+    from pathlib import Path
+
+    from bastion.guards.injection.detector import SHIPPED_MODEL, InjectionDetector
+    from bastion.guards.injection.guard import InjectionGuard
+
+    path = Path(settings.model_path).expanduser() if settings.model_path else SHIPPED_MODEL
+    return [InjectionGuard(InjectionDetector(path), settings.threshold, settings.action)]
+
+
 def input_guards(config: BastionConfig) -> list[Guard]:
-    """The input guards the configuration asks for, in the order they run."""
+    """The input guards the configuration asks for, in the order they run. Injection runs
+    before PII masking, so it reads what the caller wrote."""
     guards = config.guards
     deny = DenyListGuard(guards.deny_list.terms, guards.deny_list.action)
-    return [InputSizeGuard(guards.max_input_chars), deny, *_pii_guard(config)]
+    return [
+        InputSizeGuard(guards.max_input_chars),
+        deny,
+        *_injection_guard(config),
+        *_pii_guard(config),
+    ]
 
 
 def output_guards(config: BastionConfig) -> list[Guard]:
     """The output guards the configuration asks for, in the order they run."""
+    from bastion.guards.injection.guard import CanaryGuard
+
     guards = config.guards
-    return [DenyListGuard(guards.deny_list.terms, guards.deny_list.action), *_pii_guard(config)]
+    canary: list[Guard] = [CanaryGuard()] if guards.injection.canary else []
+    deny = DenyListGuard(guards.deny_list.terms, guards.deny_list.action)
+    return [deny, *canary, *_pii_guard(config)]
 
 
 __all__ = [

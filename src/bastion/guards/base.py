@@ -64,6 +64,7 @@ class GuardContext:
     stage: Stage
     prompt_chars: int = 0
     vault: PiiVault = field(default_factory=lambda: PiiVault(Fernet(Fernet.generate_key())))
+    canary: str | None = None  # planted in the system prompt; must never come back out
 
 
 class Guard(Protocol):

@@ -1,0 +1,54 @@
+"""The injection guard (user input) and the canary guard (system-prompt leaks in output)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from bastion.errors import BastionError, ContentBlocked
+from bastion.guards.base import Finding, GuardContext, Verdict
+from bastion.guards.injection.detector import InjectionDetector
+from bastion.guards.pii.normalize import normalize
+
+
+class InjectionGuard:
+    """Blocks (or flags) prompt injections and jailbreaks in the caller's messages."""
+
+    name = "injection"
+    block_error: ClassVar[type[BastionError]] = ContentBlocked
+    window_chars = 0
+
+    def __init__(
+        self, detector: InjectionDetector, threshold: float, action: Literal["block", "flag"]
+    ) -> None:
+        self.detector = detector
+        self.threshold = threshold
+        self.action = action
+
+    def check(self, text: str, ctx: GuardContext) -> Verdict:
+        if not text.strip():
+            return Verdict(self.name)
+        score, rules = self.detector.score(text)
+        if score < self.threshold:
+            return Verdict(self.name, "allow", score)
+        detail = f"looks like a prompt injection (score {score:.2f}" + (
+            f"; rules: {', '.join(rules)})" if rules else ")"
+        )
+        return Verdict(self.name, self.action, score, [Finding("prompt_injection", detail)])
+
+
+class CanaryGuard:
+    """Blocks an answer that repeats the canary planted in the system prompt: proof that
+    the model is leaking its instructions."""
+
+    name = "canary"
+    block_error: ClassVar[type[BastionError]] = ContentBlocked
+    window_chars = 48
+
+    def check(self, text: str, ctx: GuardContext) -> Verdict:
+        if not ctx.canary:
+            return Verdict(self.name)
+        folded = "".join(normalize(text).text.split()).lower()
+        if ctx.canary.lower() not in folded:
+            return Verdict(self.name)
+        finding = Finding("system_prompt_leak", "the answer repeats the system prompt's canary")
+        return Verdict(self.name, "block", 1.0, [finding])
