@@ -76,8 +76,13 @@ def build_training_set(
     examples = [e for p in labelled for e in read_labelled(p)]
     examples += [e for p in attacks for e in read_unlabelled(p, 1)]
     examples += [e for p in [*SHIPPED_BENIGN, *benign] for e in read_unlabelled(p, 0)]
-    if len({e.label for e in examples}) < 2 or len(examples) < 20:
-        raise BadRequest("training needs at least 20 examples of both classes")
+    attacks_n = sum(e.label for e in examples)
+    benign_n = len(examples) - attacks_n
+    if min(attacks_n, benign_n) < 10:
+        raise BadRequest(
+            f"training needs at least 10 examples of each class; got {attacks_n} injections "
+            f"and {benign_n} benign prompts"
+        )
     return examples
 
 
