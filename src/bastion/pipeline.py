@@ -364,7 +364,7 @@ class Pipeline:
         except Exception as exc:
             self._record(ctx, "error", error=str(exc))
             raise BackendError(f"model '{ctx.model}' failed: {exc}") from exc
-        checker = self._checker(ctx, max_holdback=10**9)
+        checker = self._checker(ctx, max_holdback=0)  # nothing to hold back: one pass
         text = checker.feed(generation.text) + checker.finish()
         ctx.verdicts.extend(checker.verdicts.values())
         finish: FinishReason = "content_filter" if checker.blocked else generation.finish_reason

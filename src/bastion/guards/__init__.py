@@ -15,7 +15,10 @@ def _pii_guard(config: BastionConfig) -> list[Guard]:
 
     detector = PiiDetector(tuple(pii.entities or DEFAULT_ENTITIES), pii.threshold)
     app_actions = {a.name: dict(a.pii_actions) for a in config.apps if a.pii_actions}
-    return [PiiMasker(detector, dict(pii.actions), pii.default_action, app_actions)]
+    masker = PiiMasker(
+        detector, dict(pii.actions), pii.default_action, app_actions, output_ner=pii.output_ner
+    )
+    return [masker]
 
 
 def _injection_guard(config: BastionConfig) -> list[Guard]:

@@ -30,8 +30,11 @@ class PiiMasker:
         actions: dict[str, PiiAction],
         default_action: PiiAction = "mask",
         app_actions: dict[str, dict[str, PiiAction]] | None = None,
+        *,
+        output_ner: bool = False,
     ) -> None:
         self.detector = detector
+        self.output_ner = output_ner
         self.actions = actions
         self.default_action = default_action
         self.app_actions = app_actions or {}
@@ -43,7 +46,9 @@ class PiiMasker:
         return self.default_action
 
     def check(self, text: str, ctx: GuardContext) -> Verdict:
-        spans = [s for s in self.detector.detect(text) if not _inside_placeholder(text, s)]
+        use_ner = ctx.stage == "input" or self.output_ner
+        found = self.detector.detect(text, use_ner=use_ner)
+        spans = [s for s in found if not _inside_placeholder(text, s)]
         if ctx.stage == "output":  # a leak: PII the caller did not send, of a type not allowed
             spans = [
                 s
