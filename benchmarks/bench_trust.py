@@ -154,7 +154,7 @@ def all_guards_1kb() -> dict[str, Any]:
             "Hello, this is Maria Garcia from the Lyon office (maria.garcia@example.com, "
             "+33 4 72 00 00 00). Our customer wants to move the delivery of order 5521 to "
             "14 Rue de la République and asks whether the warranty still applies. "
-        ) * 4
+        ) * 5
         text = text[:1024]
         request = ChatRequest([ChatMessage("user", text)], GenerationParams(max_tokens=64), "echo")
         for _ in range(5):
