@@ -87,6 +87,7 @@ class LiveServer:
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:
+        self.platform.pipeline.load_guards()  # as `bastion serve` does before listening
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self._server.started:

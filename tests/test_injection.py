@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from bastion.cli import app
 from bastion.guards import GuardContext
-from bastion.guards.injection.detector import SHIPPED_MODEL, InjectionDetector, load_model
+from bastion.guards.artefacts import load_model
+from bastion.guards.injection.detector import SHIPPED_MODEL, InjectionDetector
 from bastion.guards.injection.guard import CanaryGuard, InjectionGuard
 from bastion.guards.injection.train import BENIGN_EDGY, read_unlabelled
 from bastion.models import ChatMessage, Generation, GenerationParams, ModelInfo, StreamDelta
@@ -67,7 +68,7 @@ def test_a_tampered_model_is_refused(tmp_path: Path) -> None:
         SHIPPED_MODEL.with_suffix(".card.json").read_text()
     )
     with pytest.raises(Exception, match="does not match the hash"):
-        load_model(copy)
+        load_model(copy, "retrain")
 
 
 def test_training_command_reproduces_a_working_model(tmp_path: Path) -> None:

@@ -93,6 +93,12 @@ class AppConfig(Section):
     pii_actions: dict[str, PiiAction] = Field(
         default_factory=dict, description="Overrides guards.pii.actions for this app."
     )
+    toxicity_threshold: float | None = Field(
+        None, ge=0, le=1, description="Overrides guards.toxicity.threshold for this app."
+    )
+    toxicity_action: Literal["block", "flag"] | None = Field(
+        None, description="Overrides guards.toxicity.action for this app."
+    )
 
 
 class RolePolicy(Section):
@@ -169,10 +175,25 @@ class InjectionConfig(Section):
     )
 
 
+ToxicityAction = Literal["block", "flag"]
+
+
+class ToxicityConfig(Section):
+    enabled: bool = Field(True, description="Screen for hateful or toxic language.")
+    threshold: float = Field(0.5, ge=0, le=1, description="Score at which the action applies.")
+    action: ToxicityAction = Field("block", description="What a detection does.")
+    input: bool = Field(True, description="Screen the caller's messages.")
+    output: bool = Field(True, description="Screen the model's answers (streams included).")
+    model_path: str | None = Field(
+        None, description="A model from `bastion guards train toxicity`; default: the shipped one."
+    )
+
+
 class GuardsConfig(Section):
     max_input_chars: int = Field(32_000, gt=0, description="Larger prompts get 413.")
     pii: PiiConfig = PiiConfig()
     injection: InjectionConfig = InjectionConfig()
+    toxicity: ToxicityConfig = ToxicityConfig()
     fail_open: bool = Field(
         False, description="If a guard fails: false refuses the request (503), true flags it."
     )

@@ -162,7 +162,7 @@ class InputGuards:
     name = "input_guards"
 
     def __init__(self, guards: list[Guard], *, fail_open: bool = False) -> None:
-        self._guards = guards
+        self.guards = guards
         self._fail_open = fail_open
 
     def run(self, ctx: RequestContext) -> None:
@@ -172,7 +172,7 @@ class InputGuards:
             ctx.trace_id, ctx.principal, ctx.app.name, "input", prompt_chars, ctx.vault
         )
         trusted, checked = ctx.messages[: ctx.trusted_prefix], ctx.messages[ctx.trusted_prefix :]
-        for guard in self._guards:
+        for guard in self.guards:
             verdicts = [
                 run_guard(guard, m.content, gctx, fail_open=self._fail_open) for m in checked
             ]
@@ -338,6 +338,14 @@ class Pipeline:
         stages = default_stages(config, access, registry)
         return cls(config, stages, registry, output_guards(config), audit, vault_key)
 
+    def load_guards(self) -> None:
+        """Load every guard's models now, so the first request does not wait for them."""
+        stages = [s for s in self.stages if isinstance(s, InputGuards)]
+        for guard in [*(g for s in stages for g in s.guards), *self.output_guards]:
+            load = getattr(guard, "load", None)
+            if load is not None:
+                load()
+
     def prepare(self, request: ChatRequest, api_key: str | None) -> RequestContext:
         """Run every stage before generation; failures are audited and re-raised."""
         ctx = RequestContext(request, api_key, vault=PiiVault(self._fernet))
@@ -423,6 +431,8 @@ class Pipeline:
             tail = checker.finish()
             if tail:
                 sent.append(tail)
+            if checker.blocked:
+                finish = "content_filter"
             ctx.verdicts.extend(checker.verdicts.values())
             status = "ok"
             self._record(ctx, status, response="".join(sent), usage=usage)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -85,6 +86,8 @@ def serve(
     if preload:
         with err.status(f"Loading model {cfg.resolved_default_model} ..."):
             platform.registry.backend(cfg.resolved_default_model)
+    with err.status("Loading the guards' models ..."):
+        platform.pipeline.load_guards()
     host, port = host or cfg.server.host, port or cfg.server.port
     err.print(f"Bastion {_version()} listening on [bold]http://{host}:{port}[/bold] (docs: /docs)")
     uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
@@ -384,7 +387,7 @@ def train_injection(
     from bastion.guards.injection.train import build_training_set, cross_validate, train
 
     examples = build_training_set(data or [], attacks or [], benign or [])
-    command = "bastion guards train injection " + " ".join(sys.argv[4:])
+    command = "bastion guards train injection " + shlex.join(sys.argv[4:])
     result: dict[str, Any] = {}
     if cv:
         with err.status(f"{cv}-fold cross-validation ..."):
@@ -394,10 +397,32 @@ def train_injection(
     print(json.dumps(result, indent=2))
 
 
+@guards_train_app.command("toxicity")
+@reports_errors
+def train_toxicity(
+    out: Annotated[Path, typer.Option(help="Folder for toxicity.joblib and its card.")],
+    data: Annotated[
+        list[Path],
+        typer.Option(help="Davidson, HatemojiBuild, Stormfront, Jigsaw CSV or JSONL (repeatable)."),
+    ],
+    licence: Annotated[
+        list[str] | None, typer.Option(help="Licence of the data, recorded in the card.")
+    ] = None,
+) -> None:
+    """Train the toxicity and hate classifier; prints its card as JSON."""
+    from bastion.guards.toxicity.train import read_examples, train
+
+    examples = [e for path in data for e in read_examples(path)]
+    command = "bastion guards train toxicity " + shlex.join(sys.argv[4:])
+    with err.status(f"Training on {len(examples)} examples ..."):
+        card = train(examples, out, command, licence or [])
+    print(json.dumps({"card": card}, indent=2))
+
+
 @eval_app.command("guard")
 @reports_errors
 def eval_guard(
-    name: Annotated[str, typer.Argument(help="Guard to evaluate: pii or injection.")],
+    name: Annotated[str, typer.Argument(help="Guard to evaluate: pii, injection or toxicity.")],
     data: Annotated[Path, typer.Option(help="Labelled data file.")],
     data_format: Annotated[
         str,
@@ -430,6 +455,16 @@ def eval_guard(
             raise BastionError("the injection guard is disabled (guards.injection.enabled)")
         rows = [(e.text, e.label) for e in read_labelled(data)]
         result = evaluate_binary(guard, rows, predictions)
+    elif name == "toxicity":
+        from bastion.evaluation.guards import evaluate_binary
+        from bastion.guards import input_guards
+        from bastion.guards.toxicity.train import read_examples
+
+        guard = next((g for g in input_guards(cfg) if g.name == "toxicity"), None)
+        if guard is None:
+            raise BastionError("the toxicity guard is disabled (guards.toxicity.enabled/input)")
+        rows = [(e.text, e.label) for e in read_examples(data)]
+        result = evaluate_binary(guard, rows, predictions)
     else:
-        raise BastionError(f"no evaluation for guard '{name}'; available: pii, injection")
+        raise BastionError(f"no evaluation for guard '{name}'; available: pii, injection, toxicity")
     print(json.dumps({"guard": name, "data": str(data), **result}, indent=2))

@@ -34,6 +34,27 @@ def _injection_guard(config: BastionConfig) -> list[Guard]:
     return [InjectionGuard(InjectionDetector(path), settings.threshold, settings.action)]
 
 
+def _toxicity_guard(config: BastionConfig, stage: str) -> list[Guard]:
+    settings = config.guards.toxicity
+    if not settings.enabled or not getattr(settings, stage):
+        return []
+    from pathlib import Path
+
+    from bastion.guards.toxicity.detector import SHIPPED_MODEL, ToxicityDetector
+    from bastion.guards.toxicity.guard import ToxicityGuard
+
+    path = Path(settings.model_path).expanduser() if settings.model_path else SHIPPED_MODEL
+    per_app = {
+        a.name: (
+            a.toxicity_threshold if a.toxicity_threshold is not None else settings.threshold,
+            a.toxicity_action or settings.action,
+        )
+        for a in config.apps
+        if a.toxicity_threshold is not None or a.toxicity_action is not None
+    }
+    return [ToxicityGuard(ToxicityDetector(path), settings.threshold, settings.action, per_app)]
+
+
 def input_guards(config: BastionConfig) -> list[Guard]:
     """The input guards the configuration asks for, in the order they run. Injection runs
     before PII masking, so it reads what the caller wrote."""
@@ -43,6 +64,7 @@ def input_guards(config: BastionConfig) -> list[Guard]:
         InputSizeGuard(guards.max_input_chars),
         deny,
         *_injection_guard(config),
+        *_toxicity_guard(config, "input"),
         *_pii_guard(config),
     ]
 
@@ -54,7 +76,7 @@ def output_guards(config: BastionConfig) -> list[Guard]:
     guards = config.guards
     canary: list[Guard] = [CanaryGuard()] if guards.injection.canary else []
     deny = DenyListGuard(guards.deny_list.terms, guards.deny_list.action)
-    return [deny, *canary, *_pii_guard(config)]
+    return [deny, *canary, *_toxicity_guard(config, "output"), *_pii_guard(config)]
 
 
 __all__ = [

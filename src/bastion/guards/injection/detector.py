@@ -9,8 +9,6 @@ strongest matching rule.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import threading
 from dataclasses import dataclass
@@ -19,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from bastion.errors import BackendError
+from bastion.guards.artefacts import load_model
 from bastion.guards.pii.normalize import normalize
 
 HERE = Path(__file__).parent
@@ -104,7 +102,7 @@ class InjectionDetector:
     def load(self) -> None:
         with self._lock:
             if self._model is None:
-                self._model = load_model(self.model_path)
+                self._model = load_model(self.model_path, "bastion guards train injection")
 
     def rule_hits(self, text: str) -> list[Rule]:
         return rule_hits(self.rules, text)
@@ -120,23 +118,3 @@ class InjectionDetector:
 def rule_hits(rules: list[Rule], text: str) -> list[Rule]:
     prepared = prepare(text)
     return [r for r in rules if r.regex.search(prepared)]
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def load_model(path: Path) -> Any:
-    """Load a model trained by `bastion guards train injection`, checking its card's hash."""
-    import joblib
-
-    card_path = path.with_suffix(".card.json")
-    if not path.exists() or not card_path.exists():
-        raise BackendError(
-            f"injection model {path} (or its card) is missing; "
-            "train one with `bastion guards train injection`"
-        )
-    card = json.loads(card_path.read_text())
-    if card.get("sha256") != file_sha256(path):
-        raise BackendError(f"{path} does not match the hash in its card; retrain it")
-    return joblib.load(path)

@@ -24,6 +24,9 @@ class InjectionGuard:
         self.threshold = threshold
         self.action = action
 
+    def load(self) -> None:
+        self.detector.load()
+
     def check(self, text: str, ctx: GuardContext) -> Verdict:
         if not text.strip():
             return Verdict(self.name)

@@ -10,12 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import BadRequest
-from bastion.guards.injection.detector import (
-    build_classifier,
-    file_sha256,
-    load_rules,
-    rule_hits,
-)
+from bastion.guards.artefacts import save_model
+from bastion.guards.injection.detector import build_classifier, load_rules, rule_hits
 
 HERE = Path(__file__).parent
 BENIGN_BUSINESS = HERE / "data" / "benign_business.txt"
@@ -88,16 +84,9 @@ def build_training_set(
 
 def train(examples: list[Example], out_dir: Path, command: str) -> dict[str, Any]:
     """Fit on all examples; write the model and its card (data, hashes, counts, command)."""
-    import joblib
-
     model = build_classifier()
     started = time.perf_counter()
     model.fit([e.text for e in examples], [e.label for e in examples])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "injection.joblib"
-    tmp = path.with_suffix(".tmp")
-    joblib.dump(model, tmp, compress=3)
-    tmp.replace(path)
     sources: dict[str, dict[str, int]] = {}
     for e in examples:
         counts = sources.setdefault(e.source, {"injection": 0, "benign": 0})
@@ -109,10 +98,8 @@ def train(examples: list[Example], out_dir: Path, command: str) -> dict[str, Any
         "examples": len(examples),
         "sources": sources,
         "command": command,
-        "sha256": file_sha256(path),
     }
-    path.with_suffix(".card.json").write_text(json.dumps(card, indent=2) + "\n")
-    return card
+    return save_model(model, out_dir / "injection.joblib", card)
 
 
 def cross_validate(

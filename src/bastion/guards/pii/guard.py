@@ -39,6 +39,9 @@ class PiiMasker:
         self.default_action = default_action
         self.app_actions = app_actions or {}
 
+    def load(self) -> None:
+        self.detector.load()
+
     def action_for(self, entity_type: str, app: str) -> PiiAction:
         for table in (self.app_actions.get(app, {}), self.actions):
             if entity_type in table:

@@ -1,0 +1,101 @@
+"""Toxicity and hate: Bastion's classifier against alt-profanity-check on the same rows.
+
+- 5-fold cross-validation on the development data the shipped model is trained on
+  (Davidson 2017 + HatemojiBuild train): F1 of the hateful class, and the false-positive
+  rate on Davidson's "offensive" tweets (profanity that is not hate);
+- held out from training altogether: HatemojiBuild test (adversarial, emoji) and the
+  Stormfront test split (another domain), scored by the shipped model.
+alt-profanity-check gives a probability of offensive language; both use threshold 0.5.
+Prints one JSON object. Usage: python benchmarks/bench_toxicity.py [--eval-dir ../shared/eval]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from profanity_check import predict_prob
+
+from bastion.guards.toxicity.detector import ToxicityDetector
+from bastion.guards.toxicity.train import Example, cross_validated_scores, read_examples
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def scores_at(
+    labels: list[int], probs: list[float], notes: list[str], threshold: float = 0.5
+) -> dict[str, Any]:
+    flagged = [p >= threshold for p in probs]
+    tp = sum(1 for y, f in zip(labels, flagged, strict=True) if y and f)
+    fp = sum(1 for y, f in zip(labels, flagged, strict=True) if not y and f)
+    fn = sum(1 for y, f in zip(labels, flagged, strict=True) if y and not f)
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    offensive = [f for f, n in zip(flagged, notes, strict=True) if n == "offensive"]
+    out = {
+        "rows": len(labels),
+        "hateful": sum(labels),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1_hateful": round(2 * precision * recall / (precision + recall), 4)
+        if precision + recall
+        else 0.0,
+        "false_positive_rate": round(fp / max(1, len(labels) - sum(labels)), 4),
+    }
+    if offensive:
+        out["false_positive_rate_on_offensive_not_hateful"] = round(
+            sum(offensive) / len(offensive), 4
+        )
+    return out
+
+
+def compare(examples: list[Example], ours: list[float]) -> dict[str, Any]:
+    labels = [e.label for e in examples]
+    notes = [e.note for e in examples]
+    peer = [float(p) for p in predict_prob([e.text for e in examples])]
+    return {
+        "bastion": scores_at(labels, ours, notes),
+        "peer_alt_profanity_check": scores_at(labels, peer, notes),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    args = parser.parse_args()
+    tox = args.eval_dir / "toxicity"
+    development = read_examples(tox / "davidson2017" / "labeled_data.csv") + read_examples(
+        tox / "hatemojibuild" / "train.csv"
+    )
+    result: dict[str, Any] = {"benchmark": "toxicity"}
+    result["cross_validated_development"] = compare(
+        development, cross_validated_scores(development)
+    )
+    detector = ToxicityDetector()
+    for name, examples in [
+        ("hatemoji_test_held_out", read_examples(tox / "hatemojibuild" / "test.csv")),
+        (
+            "stormfront_test_held_out",
+            read_examples(
+                tox / "stormfront_degibert2018" / "stormfront_sentences.csv", split="test"
+            ),
+        ),
+    ]:
+        result[name] = compare(examples, [detector.score(e.text) for e in examples])
+    sample = "You people are all the same, go back to where you came from. " * 4
+    detector.score(sample)
+    times = []
+    for _ in range(200):
+        start = time.perf_counter()
+        detector.score(sample)
+        times.append(time.perf_counter() - start)
+    result["p50_ms_250_chars"] = round(1000 * statistics.median(times), 3)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""The toxicity guard: scores input and output; threshold and action per app."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from bastion.errors import BastionError, ContentBlocked
+from bastion.guards.base import Finding, GuardContext, Verdict
+from bastion.guards.toxicity.detector import ToxicityDetector
+
+ToxicityAction = Literal["block", "flag"]
+
+
+class ToxicityGuard:
+    name = "toxicity"
+    block_error: ClassVar[type[BastionError]] = ContentBlocked
+    window_chars = 200  # a stream is judged on its last 200 characters as well
+
+    def __init__(
+        self,
+        detector: ToxicityDetector,
+        threshold: float,
+        action: ToxicityAction,
+        per_app: dict[str, tuple[float, ToxicityAction]] | None = None,
+    ) -> None:
+        self.detector = detector
+        self.threshold = threshold
+        self.action = action
+        self.per_app = per_app or {}
+
+    def load(self) -> None:
+        self.detector.load()
+
+    def check(self, text: str, ctx: GuardContext) -> Verdict:
+        if not text.strip():
+            return Verdict(self.name)
+        threshold, action = self.per_app.get(ctx.app, (self.threshold, self.action))
+        score = self.detector.score(text)
+        if score < threshold:
+            return Verdict(self.name, "allow", score)
+        finding = Finding("toxic", f"hateful or toxic language (score {score:.2f})")
+        return Verdict(self.name, action, score, [finding])
