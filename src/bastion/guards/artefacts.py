@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,15 @@ def save_model(model: Any, path: Path, card: dict[str, Any]) -> dict[str, Any]:
     return card
 
 
+_loaded: dict[tuple[Path, str], Any] = {}
+_loaded_lock = threading.Lock()
+
+
 def load_model(path: Path, train_command: str) -> Any:
-    """Load a model written by `save_model`, refusing one that does not match its card."""
+    """Load a model written by `save_model`, refusing one that does not match its card.
+
+    Models are read-only once trained, so each file is loaded once per process and shared.
+    """
     import joblib
 
     if not path.exists() or not card_path(path).exists():
@@ -41,6 +49,11 @@ def load_model(path: Path, train_command: str) -> Any:
             f"model {path} (or its card) is missing; train one with `{train_command}`"
         )
     card = json.loads(card_path(path).read_text())
-    if card.get("sha256") != file_sha256(path):
+    digest = file_sha256(path)
+    if card.get("sha256") != digest:
         raise BackendError(f"{path} does not match the hash in its card; retrain it")
-    return joblib.load(path)
+    key = (path.resolve(), digest)
+    with _loaded_lock:
+        if key not in _loaded:
+            _loaded[key] = joblib.load(path)
+        return _loaded[key]
