@@ -8,7 +8,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["bench_model.py", "bench_gateway.py"]
+BENCHMARKS = [
+    "bench_model.py",
+    "bench_gateway.py",
+    "bench_pii.py",
+    "bench_trust.py",
+    "bench_toxicity.py",
+]
 
 
 def main() -> None:
