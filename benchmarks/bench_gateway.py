@@ -1,4 +1,4 @@
-"""Gateway overhead with a zero-latency (echo) backend, audit on, PII masking off.
+"""Gateway overhead with a zero-latency (echo) backend, audit on, trust guards off.
 
 Starts Bastion (`bastion serve`, SQLite in WAL mode) and the peer (a bare FastAPI echo
 endpoint on the same uvicorn, see peer_app.py) as separate processes, then drives each
@@ -88,8 +88,9 @@ def start_bastion(home: Path, port: int) -> subprocess.Popen[bytes]:
     (home / "bastion.yaml").write_text(
         "models:\n  - {name: echo, backend: echo, max_concurrency: 64, max_queue: 256}\n"
         "logging: {level: WARNING}\n"
-        # The gateway's own cost: the trust guards are measured apart (bench_pii.py).
-        "guards: {pii: {enabled: false}}\n"
+        # The gateway's own cost: the trust guards are measured apart (bench_trust.py).
+        "guards: {pii: {enabled: false}, injection: {enabled: false, canary: false},"
+        " toxicity: {enabled: false}}\n"
     )
     env = {**os.environ, "BASTION_HOME": str(home)}
     bastion = str(Path(sys.executable).with_name("bastion"))

@@ -5,7 +5,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bastion.guards import DenyListGuard, GuardContext, InputSizeGuard
+from bastion.guards import DenyListGuard, GuardContext, InputSizeGuard, Verdict
 from bastion.guards.deny_list import REDACTION
 from bastion.pipeline import OutputGuardStream
 
@@ -62,14 +62,31 @@ def test_a_denied_phrase_never_leaks_from_a_stream_however_it_is_split(
 
 def test_a_blocking_guard_stops_the_stream_mid_way() -> None:
     checker = OutputGuardStream([DenyListGuard(["secret plan"])], CTX, max_holdback=256)
-    out = _stream_through(checker, ["all ", "fine so far. the secret ", "plan is x", " and more"])
-    assert checker.blocked and out and "all fine so far. the ".startswith(out)
+    opening = "all fine so far. " * 6
+    out = _stream_through(checker, [opening, "the secret ", "plan is x", " and more"])
+    assert checker.blocked and out and (opening + "the ").startswith(out)
     assert checker.verdicts["deny_list"].action == "block"
 
 
 def test_the_holdback_never_exceeds_its_bound() -> None:
     guard = DenyListGuard(["a very long phrase that is denied"])
     checker = OutputGuardStream([guard], CTX, max_holdback=10)
-    assert checker.window == 10
-    released = checker.feed("x" * 100)
-    assert len(released) == 90
+    held = 0
+    for _ in range(100):
+        held += 1 - len(checker.feed("x"))
+        assert held <= 10
+
+
+class CountingGuard(DenyListGuard):
+    calls = 0
+
+    def check(self, text: str, ctx: GuardContext) -> Verdict:
+        CountingGuard.calls += 1
+        return super().check(text, ctx)
+
+
+def test_guards_run_per_chunk_not_per_token() -> None:
+    checker = OutputGuardStream([CountingGuard(["secret"])], CTX, max_holdback=256)
+    out = "".join(checker.feed("ab ") for _ in range(100)) + checker.finish()
+    assert out == "ab " * 100
+    assert CountingGuard.calls <= 300 // OutputGuardStream.CHUNK + 2
