@@ -173,6 +173,9 @@ class InjectionConfig(Section):
     canary: bool = Field(
         True, description="Plant a canary in system prompts and block answers that leak it."
     )
+    spotlight: bool = Field(
+        True, description="Delimit tool output as data, with a per-request boundary."
+    )
 
 
 ToxicityAction = Literal["block", "flag"]

@@ -1,6 +1,6 @@
 """The request pipeline: the one place that says in which order a request is handled.
 
-    identify -> authorize -> app template -> input guards -> route
+    identify -> authorize -> app template -> input guards -> spotlight -> route
              -> generate (or stream) -> output guards -> audit
 
 Each stage before generation is a small object with `run(ctx)`; later parts (grounding,
@@ -26,6 +26,7 @@ from bastion.config import AppConfig, BastionConfig
 from bastion.errors import BackendError, BastionError, GuardUnavailable, NotFound
 from bastion.guards import Guard, GuardContext, Verdict, input_guards, output_guards
 from bastion.guards.base import GUARD_FAILED, merge, run_guard, strongest
+from bastion.guards.injection.spotlight import data_rule, new_boundary, spotlight
 from bastion.guards.pii.vault import PiiVault, StreamUnmasker
 from bastion.models import ChatMessage, GenerationParams, ModelRegistry
 from bastion.models.base import FinishReason
@@ -211,6 +212,31 @@ def _struck(text: str, verdict: Verdict) -> str:
     return text
 
 
+class Spotlight:
+    """Mark tool output as data: delimit it with a per-request boundary and say so in the
+    system prompt. Runs after the input guards, which read the text as it was sent."""
+
+    name = "spotlight"
+
+    def run(self, ctx: RequestContext) -> None:
+        if not any(m.role == "tool" for m in ctx.messages):
+            return
+        boundary = new_boundary()
+        ctx.messages = [
+            ChatMessage(m.role, spotlight(m.content, boundary, "tool output"))
+            if m.role == "tool"
+            else m
+            for m in ctx.messages
+        ]
+        rule = data_rule(boundary)
+        if ctx.messages[0].role == "system":
+            first = ctx.messages[0]
+            ctx.messages[0] = ChatMessage("system", f"{first.content}\n\n{rule}")
+        else:
+            ctx.messages.insert(0, ChatMessage("system", rule))
+            ctx.trusted_prefix += 1
+
+
 class Route:
     """Pick the model that answers. Experiments replace this stage with arm assignment."""
 
@@ -234,6 +260,7 @@ def default_stages(
         Authorize(config, Policy(config.access), registry),
         ApplyAppTemplate(plant_canary=config.guards.injection.canary),
         InputGuards(input_guards(config), fail_open=config.guards.fail_open),
+        *([Spotlight()] if config.guards.injection.spotlight else []),
         Route(registry),
     ]
 
