@@ -5,7 +5,9 @@
   rate on Davidson's "offensive" tweets (profanity that is not hate);
 - held out from training altogether: HatemojiBuild test (adversarial, emoji) and the
   Stormfront test split (another domain), scored by the shipped model.
-alt-profanity-check gives a probability of offensive language; both use threshold 0.5.
+alt-profanity-check gives a probability of offensive language (threshold 0.5); Bastion's
+figures are at its shipped threshold (guards.toxicity.threshold). The development CV folds
+also train on the project's business prompts, as the shipped model does.
 Prints one JSON object. Usage: python benchmarks/bench_toxicity.py [--eval-dir ../shared/eval]
 """
 
@@ -20,6 +22,9 @@ from typing import Any
 
 from profanity_check import predict_prob
 
+from bastion.config import ToxicityConfig
+from bastion.guards.data import BENIGN_EDGY
+from bastion.guards.injection.train import read_unlabelled
 from bastion.guards.toxicity.detector import ToxicityDetector
 from bastion.guards.toxicity.train import Example, cross_validated_scores, read_examples
 
@@ -53,12 +58,15 @@ def scores_at(
     return out
 
 
+SHIPPED_THRESHOLD = ToxicityConfig().threshold
+
+
 def compare(examples: list[Example], ours: list[float]) -> dict[str, Any]:
     labels = [e.label for e in examples]
     notes = [e.note for e in examples]
     peer = [float(p) for p in predict_prob([e.text for e in examples])]
     return {
-        "bastion": scores_at(labels, ours, notes),
+        "bastion": scores_at(labels, ours, notes, SHIPPED_THRESHOLD),
         "peer_alt_profanity_check": scores_at(labels, peer, notes),
     }
 
@@ -86,6 +94,12 @@ def main() -> None:
         ),
     ]:
         result[name] = compare(examples, [detector.score(e.text) for e in examples])
+    edgy = [e.text for e in read_unlabelled(BENIGN_EDGY, 0)]
+    result["project_edgy_prompts"] = {
+        "rows": len(edgy),
+        "bastion_false_positives": sum(detector.score(t) >= SHIPPED_THRESHOLD for t in edgy),
+        "peer_false_positives": int(sum(p >= 0.5 for p in predict_prob(edgy))),
+    }
     sample = "You people are all the same, go back to where you came from. " * 4
     detector.score(sample)
     times = []

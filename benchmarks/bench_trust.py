@@ -28,6 +28,7 @@ from sklearn.pipeline import make_pipeline
 
 from bastion.config import BastionConfig, ModelConfig
 from bastion.guards import GuardContext
+from bastion.guards.data import BENIGN_EDGY
 from bastion.guards.injection.detector import (
     InjectionDetector,
     build_classifier,
@@ -36,7 +37,6 @@ from bastion.guards.injection.detector import (
 )
 from bastion.guards.injection.guard import InjectionGuard
 from bastion.guards.injection.train import (
-    BENIGN_EDGY,
     Example,
     build_training_set,
     read_labelled,

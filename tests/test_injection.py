@@ -13,9 +13,10 @@ from typer.testing import CliRunner
 from bastion.cli import app
 from bastion.guards import GuardContext
 from bastion.guards.artefacts import load_model
+from bastion.guards.data import BENIGN_EDGY
 from bastion.guards.injection.detector import SHIPPED_MODEL, InjectionDetector
 from bastion.guards.injection.guard import CanaryGuard, InjectionGuard
-from bastion.guards.injection.train import BENIGN_EDGY, read_unlabelled
+from bastion.guards.injection.train import read_unlabelled
 from bastion.models import ChatMessage, Generation, GenerationParams, ModelInfo, StreamDelta
 from bastion.platform import Platform
 from conftest import LiveServer

@@ -11,12 +11,8 @@ from typing import Any
 
 from bastion.errors import BadRequest
 from bastion.guards.artefacts import save_model
+from bastion.guards.data import SHIPPED_BENIGN
 from bastion.guards.injection.detector import build_classifier, load_rules, rule_hits
-
-HERE = Path(__file__).parent
-BENIGN_BUSINESS = HERE / "data" / "benign_business.txt"
-BENIGN_EDGY = HERE / "data" / "benign_edgy.txt"  # measuring only, never trained on
-SHIPPED_BENIGN = (BENIGN_BUSINESS, HERE / "data" / "benign_edgy_train.txt")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from bastion.errors import BadRequest
 from bastion.guards.artefacts import save_model
+from bastion.guards.data import SHIPPED_BENIGN
 from bastion.guards.toxicity.detector import build_classifier
 
 
@@ -70,15 +71,38 @@ def read_examples(path: Path, split: str | None = None) -> list[Example]:
     )
 
 
+# The shipped business prompts teach the model what ordinary workplace text looks like
+# (the public data is tweets and forum posts); each counts this many times.
+BUSINESS_WEIGHT = 5.0
+
+
+def business_examples() -> list[Example]:
+    return [
+        Example(line.strip(), 0, path.name)
+        for path in SHIPPED_BENIGN
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def fit(examples: list[Example]) -> Any:
+    """Fit the classifier on `examples` plus the shipped business prompts."""
+    rows = examples + business_examples()
+    weights = [BUSINESS_WEIGHT if i >= len(examples) else 1.0 for i in range(len(rows))]
+    return build_classifier().fit(
+        [e.text for e in rows], [e.label for e in rows], logisticregression__sample_weight=weights
+    )
+
+
 def train(
     examples: list[Example], out_dir: Path, command: str, licences: list[str]
 ) -> dict[str, Any]:
     hateful = sum(e.label for e in examples)
     if min(hateful, len(examples) - hateful) < 10:
         raise BadRequest("training needs at least 10 hateful and 10 other examples")
-    model = build_classifier()
     started = time.perf_counter()
-    model.fit([e.text for e in examples], [e.label for e in examples])
+    model = fit(examples)
+    examples = examples + business_examples()
     sources: dict[str, dict[str, int]] = {}
     for e in examples:
         counts = sources.setdefault(e.source, {"hateful": 0, "other": 0})
@@ -105,9 +129,7 @@ def cross_validated_scores(examples: list[Example], folds: int = 5, seed: int = 
     for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
         texts, labels
     ):
-        model = build_classifier().fit(
-            [texts[i] for i in train_idx], [labels[i] for i in train_idx]
-        )
+        model = fit([examples[i] for i in train_idx])
         for i, p in zip(
             test_idx, model.predict_proba([texts[i] for i in test_idx])[:, 1], strict=True
         ):
