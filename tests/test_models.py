@@ -47,7 +47,9 @@ def test_admission_gate_refuses_beyond_its_queue() -> None:
     gate.admit()
     waiter = threading.Thread(target=lambda: (gate.admit(), gate.release()))
     waiter.start()
-    time.sleep(0.1)
+    deadline = time.monotonic() + 10
+    while gate.in_flight < 2 and time.monotonic() < deadline:  # the waiter has queued
+        time.sleep(0.01)
     with pytest.raises(Overloaded) as refused:
         gate.admit()
     assert refused.value.retry_after >= 1
