@@ -167,3 +167,32 @@ def test_a_failing_guard_closes_the_request_and_is_audited(pii_platform: Platfor
         )
     assert response.status_code == 503 and response.json()["error"]["code"] == "guard_unavailable"
     assert pii_platform.audit.recent()[-1]["status"] == "blocked"
+
+
+def test_an_app_may_choose_to_fail_open(home: Path) -> None:
+    from bastion.pipeline import InputGuards
+
+    config = copy.deepcopy(ECHO_CONFIG)
+    config["apps"].append({"name": "lenient", "fail_open": True})
+    platform = Platform.open(home, write_config(home, config))
+    platform.pipeline.stages = [
+        InputGuards([BrokenGuard()], fail_open=platform.config.fail_open_for)  # type: ignore[list-item]
+        if s.name == "input_guards"
+        else s
+        for s in platform.pipeline.stages
+    ]
+    with LiveServer(platform) as server:
+        url, headers = (
+            server.url + "/v1/chat/completions",
+            {"Authorization": f"Bearer {server.key()}"},
+        )
+        body = {"messages": [{"role": "user", "content": "hello"}]}
+        strict = httpx.post(url, json=body, headers=headers)
+        lenient = httpx.post(url, json={**body, "app": "lenient"}, headers=headers)
+    assert strict.status_code == 503
+    assert lenient.status_code == 200
+    verdict = next(
+        v for v in lenient.json()["bastion"]["trust"]["verdicts"] if v["guard"] == "broken"
+    )
+    assert verdict["action"] == "flag" and verdict["findings"][0]["kind"] == "guard_failed"
+    platform.close()

@@ -99,6 +99,7 @@ class AppConfig(Section):
     toxicity_action: Literal["block", "flag"] | None = Field(
         None, description="Overrides guards.toxicity.action for this app."
     )
+    fail_open: bool | None = Field(None, description="Overrides guards.fail_open for this app.")
 
 
 class RolePolicy(Section):
@@ -266,6 +267,11 @@ class BastionConfig(Section):
 
     def app(self, name: str) -> AppConfig | None:
         return next((a for a in self.apps if a.name == name), None)
+
+    def fail_open_for(self, app_name: str) -> bool:
+        """Whether a failing guard lets this app's requests through (flagged)."""
+        app = self.app(app_name)
+        return app.fail_open if app and app.fail_open is not None else self.guards.fail_open
 
 
 def bastion_home() -> Path:

@@ -162,7 +162,9 @@ class InputGuards:
 
     name = "input_guards"
 
-    def __init__(self, guards: list[Guard], *, fail_open: bool = False) -> None:
+    def __init__(
+        self, guards: list[Guard], *, fail_open: Callable[[str], bool] = lambda app: False
+    ) -> None:
         self.guards = guards
         self._fail_open = fail_open
 
@@ -175,7 +177,8 @@ class InputGuards:
         trusted, checked = ctx.messages[: ctx.trusted_prefix], ctx.messages[ctx.trusted_prefix :]
         for guard in self.guards:
             verdicts = [
-                run_guard(guard, m.content, gctx, fail_open=self._fail_open) for m in checked
+                run_guard(guard, m.content, gctx, fail_open=self._fail_open(ctx.app.name))
+                for m in checked
             ]
             checked = [
                 ChatMessage(m.role, v.text) if v.action == "redact" and v.text is not None else m
@@ -259,7 +262,7 @@ def default_stages(
         Identify(access),
         Authorize(config, Policy(config.access), registry),
         ApplyAppTemplate(plant_canary=config.guards.injection.canary),
-        InputGuards(input_guards(config), fail_open=config.guards.fail_open),
+        InputGuards(input_guards(config), fail_open=config.fail_open_for),
         *([Spotlight()] if config.guards.injection.spotlight else []),
         Route(registry),
     ]
@@ -497,7 +500,7 @@ class Pipeline:
             ctx.trace_id, ctx.principal, app, "output", vault=ctx.vault, canary=ctx.canary
         )
         return OutputGuardStream(
-            self.output_guards, gctx, max_holdback, fail_open=self.config.guards.fail_open
+            self.output_guards, gctx, max_holdback, fail_open=self.config.fail_open_for(app)
         )
 
     def _record(
