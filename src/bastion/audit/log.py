@@ -216,16 +216,11 @@ class AuditLog:
     def records(
         self, tenant: str | None = None, limit: int | None = None
     ) -> Iterator[dict[str, Any]]:
-        """Records in order, oldest first, each with its seq and hash."""
+        """Records in order, oldest first."""
         for n, rec in enumerate(self._iter(tenant)):
             if limit is not None and n >= limit:
                 return
-            yield {
-                "seq": rec.seq,
-                "hash": rec.hash,
-                "prev_hash": rec.prev_hash,
-                **json.loads(rec.body),
-            }
+            yield _as_dict(rec)
 
     def recent(self, tenant: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
         query = select(AuditRecord).order_by(AuditRecord.seq.desc()).limit(limit)
@@ -233,7 +228,7 @@ class AuditLog:
             query = query.where(AuditRecord.tenant_id == tenant)
         with self._db.session() as s:
             rows = list(s.scalars(query))
-        return [{"seq": r.seq, "hash": r.hash, **json.loads(r.body)} for r in reversed(rows)]
+        return [_as_dict(r) for r in reversed(rows)]
 
     def get(self, trace_id: str, tenant: str | None = None) -> dict[str, Any]:
         """One record by trace id; another tenant's record is reported as not found."""
@@ -241,7 +236,7 @@ class AuditLog:
             rec = s.scalar(select(AuditRecord).where(AuditRecord.trace_id == trace_id))
         if rec is None or (tenant is not None and rec.tenant_id != tenant):
             raise NotFound(f"no audit record for trace '{trace_id}'")
-        return {"seq": rec.seq, "hash": rec.hash, **json.loads(rec.body)}
+        return _as_dict(rec)
 
     def export(self, out: TextIO, tenant: str | None = None) -> int:
         """Write records as JSONL; return how many."""
@@ -250,3 +245,8 @@ class AuditLog:
             out.write(canonical_json(record) + "\n")
             count += 1
         return count
+
+
+def _as_dict(rec: AuditRecord) -> dict[str, Any]:
+    """A record as readers see it: its place in the chain, then its hashed body."""
+    return {"seq": rec.seq, "hash": rec.hash, "prev_hash": rec.prev_hash, **json.loads(rec.body)}
