@@ -33,8 +33,6 @@ from bastion.models.base import FinishReason
 from bastion.observability import REQUESTS, TOKENS
 
 log = logging.getLogger("bastion.pipeline")
-# Contexts built outside a Pipeline (tests, tools) get a vault key that dies with the process.
-_EPHEMERAL = Fernet(Fernet.generate_key())
 
 
 @dataclass
@@ -62,7 +60,7 @@ class RequestContext:
     messages: list[ChatMessage] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    vault: PiiVault = field(default_factory=lambda: PiiVault(_EPHEMERAL))
+    vault: PiiVault = field(default_factory=PiiVault)
     trusted_prefix: int = 0  # leading messages the platform itself wrote (the app's prompt)
     canary: str | None = None
 
@@ -356,7 +354,7 @@ class Pipeline:
         audit: AuditLog,
         vault_key: bytes | None = None,
     ) -> None:
-        self._fernet = Fernet(vault_key) if vault_key else _EPHEMERAL
+        self._fernet = Fernet(vault_key) if vault_key else None
         self.config = config
         self.stages = stages
         self.registry = registry

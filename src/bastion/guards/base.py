@@ -10,8 +10,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
-from cryptography.fernet import Fernet
-
 from bastion.access.principal import Principal
 from bastion.errors import BastionError
 from bastion.guards.pii.vault import PiiVault
@@ -63,7 +61,7 @@ class GuardContext:
     app: str
     stage: Stage
     prompt_chars: int = 0
-    vault: PiiVault = field(default_factory=lambda: PiiVault(Fernet(Fernet.generate_key())))
+    vault: PiiVault = field(default_factory=PiiVault)
     canary: str | None = None  # planted in the system prompt; must never come back out
 
 

@@ -36,8 +36,9 @@ def vault_key(home: Path, env_var: str = "BASTION_VAULT_KEY") -> bytes:
 
 
 class PiiVault:
-    def __init__(self, fernet: Fernet) -> None:
-        self._fernet = fernet
+    def __init__(self, fernet: Fernet | None = None) -> None:
+        # Without a key of its own, the vault's ciphertexts die with it (tests, tools).
+        self._fernet = fernet or Fernet(Fernet.generate_key())
         self._salt = secrets.token_bytes(16)
         self._by_value: dict[bytes, str] = {}
         self._sealed: dict[str, bytes] = {}
