@@ -23,10 +23,12 @@ from typing import Any
 from profanity_check import predict_prob
 
 from bastion.config import ToxicityConfig
+from bastion.evaluation.metrics import binary_scores
 from bastion.guards.data import BENIGN_EDGY
 from bastion.guards.injection.train import read_unlabelled
+from bastion.guards.text_classifier import Example, out_of_fold_scores
 from bastion.guards.toxicity.detector import ToxicityDetector
-from bastion.guards.toxicity.train import Example, cross_validated_scores, read_examples
+from bastion.guards.toxicity.train import fit, read_examples
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,23 +36,10 @@ ROOT = Path(__file__).resolve().parents[1]
 def scores_at(
     labels: list[int], probs: list[float], notes: list[str], threshold: float = 0.5
 ) -> dict[str, Any]:
+    """Binary scores of the hateful class, plus false positives on profanity that is not hate."""
     flagged = [p >= threshold for p in probs]
-    tp = sum(1 for y, f in zip(labels, flagged, strict=True) if y and f)
-    fp = sum(1 for y, f in zip(labels, flagged, strict=True) if not y and f)
-    fn = sum(1 for y, f in zip(labels, flagged, strict=True) if y and not f)
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
+    out: dict[str, Any] = {"hateful": sum(labels), **binary_scores(labels, flagged)}
     offensive = [f for f, n in zip(flagged, notes, strict=True) if n == "offensive"]
-    out = {
-        "rows": len(labels),
-        "hateful": sum(labels),
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1_hateful": round(2 * precision * recall / (precision + recall), 4)
-        if precision + recall
-        else 0.0,
-        "false_positive_rate": round(fp / max(1, len(labels) - sum(labels)), 4),
-    }
     if offensive:
         out["false_positive_rate_on_offensive_not_hateful"] = round(
             sum(offensive) / len(offensive), 4
@@ -81,7 +70,7 @@ def main() -> None:
     )
     result: dict[str, Any] = {"benchmark": "toxicity"}
     result["cross_validated_development"] = compare(
-        development, cross_validated_scores(development)
+        development, out_of_fold_scores(development, fit)
     )
     detector = ToxicityDetector()
     for name, examples in [

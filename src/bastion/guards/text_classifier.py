@@ -1,0 +1,142 @@
+"""What the trained guards (injection, toxicity) share: labelled examples, the model recipe
+(TF-IDF n-grams into logistic regression), out-of-fold scoring, the training card, and a
+model loaded lazily once per detector."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from bastion.errors import BadRequest
+from bastion.evaluation.datasets import read_json_lines
+from bastion.guards.artefacts import load_model
+
+
+@dataclass(frozen=True)
+class Example:
+    text: str
+    label: int  # 1: the guard should act
+    source: str
+    note: str = ""  # e.g. "offensive" for Davidson's profane but not hateful tweets
+
+
+def read_labelled(path: Path) -> list[Example]:
+    """`{"text", "label"}` JSON lines (label 1: the guard should act)."""
+    if not path.is_file():
+        raise BadRequest(f"{path} does not exist")
+    examples = []
+    for n, row in enumerate(read_json_lines(path), 1):
+        try:
+            examples.append(Example(str(row["text"]), int(row["label"]), path.name))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise BadRequest(f'{path}: row {n}: expected {{"text", "label"}} ({exc})') from None
+    return examples
+
+
+def _each(prepare: Callable[[str], str], texts: Iterable[str]) -> list[str]:
+    return [prepare(t) for t in texts]
+
+
+def tfidf_logistic(
+    prepare: Callable[[str], str],
+    *,
+    char_ngrams: tuple[int, int],
+    char_min_df: int,
+    char_max_features: int,
+    word_min_df: int,
+    word_max_features: int | None,
+    c: float,
+) -> Any:
+    """The untrained model: `prepare` runs once per text, then character n-grams (which
+    survive obfuscation and compounds) and word n-grams (phrasing) feed a class-balanced
+    logistic regression."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    chars = TfidfVectorizer(
+        analyzer="char_wb",
+        ngram_range=char_ngrams,
+        sublinear_tf=True,
+        min_df=char_min_df,
+        max_features=char_max_features,
+    )
+    words = TfidfVectorizer(
+        analyzer="word",
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+        min_df=word_min_df,
+        max_features=word_max_features,
+    )
+    return make_pipeline(
+        FunctionTransformer(partial(_each, prepare)),
+        FeatureUnion([("chars", chars), ("words", words)]),
+        LogisticRegression(C=c, class_weight="balanced", max_iter=3000),
+    )
+
+
+def out_of_fold_scores(
+    examples: list[Example], fit: Callable[[list[Example]], Any], folds: int = 5, seed: int = 0
+) -> list[float]:
+    """The probability each example gets from a model fitted without its fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = [e.label for e in examples]
+    scores = [0.0] * len(examples)
+    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    for train_idx, test_idx in split.split(labels, labels):
+        model = fit([examples[i] for i in train_idx])
+        probabilities = model.predict_proba([examples[i].text for i in test_idx])[:, 1]
+        for i, p in zip(test_idx, probabilities, strict=True):
+            scores[i] = float(p)
+    return scores
+
+
+def training_card(
+    description: str,
+    examples: list[Example],
+    classes: tuple[str, str],
+    seconds: float,
+    command: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The provenance saved beside a model: what, when, from which sources, by which command.
+    `classes` names label 0 and label 1 in the per-source counts."""
+    sources: dict[str, dict[str, int]] = {}
+    for e in examples:
+        counts = sources.setdefault(e.source, dict.fromkeys(classes[::-1], 0))
+        counts[classes[e.label]] += 1
+    return {
+        "model": description,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "train_seconds": round(seconds, 2),
+        "examples": len(examples),
+        "sources": sources,
+        **extra,
+        "command": command,
+    }
+
+
+class TrainedModel:
+    """A trained model file, loaded on first use (checked against its card)."""
+
+    def __init__(self, path: Path, train_command: str) -> None:
+        self.path = path
+        self._train_command = train_command
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    def load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                self._model = load_model(self.path, self._train_command)
+            return self._model
+
+    def probability(self, text: str) -> float:
+        return float(self.load().predict_proba([text])[0][1])
