@@ -36,7 +36,15 @@ def request(text: str, stream: bool = False) -> ChatRequest:
 
 def test_stage_order_is_declared_in_one_place(platform: Platform) -> None:
     names = [s.name for s in platform.pipeline.stages]
-    assert names == ["identify", "authorize", "app_template", "input_guards", "spotlight", "route"]
+    assert names == [
+        "identify",
+        "authorize",
+        "app_template",
+        "retrieve",
+        "input_guards",
+        "spotlight",
+        "route",
+    ]
 
 
 def test_output_guard_redacts_whole_answers(platform: Platform) -> None:

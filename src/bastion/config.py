@@ -100,6 +100,108 @@ class AppConfig(Section):
         None, description="Overrides guards.toxicity.action for this app."
     )
     fail_open: bool | None = Field(None, description="Overrides guards.fail_open for this app.")
+    sources: list[str] = Field(
+        default_factory=list,
+        description="Grounding sources (names under `sources`) answers are drawn from; "
+        "empty: the app is not grounded.",
+    )
+    top_k: int | None = Field(None, ge=1, le=50, description="Overrides grounding.top_k.")
+    min_support: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of an answer's sentences its sources must support; below it the "
+        "answer is flagged or blocked (support_action). Empty: scored, never acted on.",
+    )
+    support_action: Literal["flag", "block"] = Field(
+        "flag", description="What happens to an answer below min_support."
+    )
+
+
+EntityName = Literal[
+    "account", "contact", "interaction", "document", "channel", "message", "product", "order"
+]
+
+
+class SourceConfig(Section):
+    name: str = Field(
+        min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Source name, unique."
+    )
+    tenant: str = Field(min_length=1, description="Tenant whose data this is.")
+    kind: Literal["csv", "jsonl", "json", "slack", "sql", "documents"] = Field(
+        description="csv, jsonl or json: a file of records; slack: an export folder; sql: "
+        "a query over an SQLAlchemy URL; documents: a folder of .md, .txt, .html, .pdf."
+    )
+    path: str | None = Field(
+        None, description="File or folder; relative paths start at BASTION_HOME."
+    )
+    url: str | None = Field(None, description="SQLAlchemy URL (sql); {home} is BASTION_HOME.")
+    query: str | None = Field(None, description="SELECT statement (sql).")
+    entity: EntityName | None = Field(
+        None,
+        description="Canonical entity of each record (csv, jsonl, json, sql); slack gives "
+        "messages and documents gives documents.",
+    )
+    id_field: str | None = Field(None, description="Source field holding the record id.")
+    fields: dict[str, str] = Field(
+        default_factory=dict,
+        description="Canonical field -> source field; unmapped source fields are dropped.",
+    )
+    title: str | None = Field(None, description="Title template over canonical fields.")
+    text: str | None = Field(
+        None,
+        description="Template of the text indexed, e.g. '{subject}: {body}'; "
+        "default: one 'field: value' line per mapped field.",
+    )
+    acl: list[str] | None = Field(
+        None,
+        description="Groups that may read every record ('*': everyone in the tenant, "
+        "'user:NAME': one person). Records with no ACL are denied to all.",
+    )
+    acl_field: str | None = Field(
+        None, description="Source field with each record's groups (list or comma-separated)."
+    )
+    owner_field: str | None = Field(
+        None, description="Source field naming the record's owner, who may always read it."
+    )
+    encoding: str = Field("utf-8", description="Text encoding of the files.")
+    max_file_mb: float = Field(50.0, gt=0, description="Larger files are skipped, not read.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> SourceConfig:
+        needs: dict[str, tuple[str, ...]] = {
+            "csv": ("path", "entity", "id_field"),
+            "jsonl": ("path", "entity", "id_field"),
+            "json": ("path", "entity", "id_field"),
+            "sql": ("url", "query", "entity", "id_field"),
+            "slack": ("path",),
+            "documents": ("path",),
+        }
+        missing = [f for f in needs[self.kind] if not getattr(self, f)]
+        if missing:
+            raise ValueError(f"a '{self.kind}' source needs {', '.join(missing)}")
+        return self
+
+
+class GroundingConfig(Section):
+    store: Literal["lancedb", "pgvector"] = Field(
+        "lancedb",
+        description="lancedb: files under index_path (one machine); pgvector: the "
+        "storage.url PostgreSQL (several replicas).",
+    )
+    index_path: str = Field("index", description="LanceDB folder; relative to BASTION_HOME.")
+    chunk_words: int = Field(180, ge=20, le=2000, description="Target words per chunk.")
+    chunk_overlap_words: int = Field(30, ge=0, description="Words repeated between chunks.")
+    top_k: int = Field(5, ge=1, le=50, description="Chunks given to the model per question.")
+    candidates: int = Field(
+        50, ge=1, le=1000, description="Results each retriever passes to the fusion."
+    )
+    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Ranking used.")
+    snippet_chars: int = Field(240, ge=20, description="Length of citation snippets.")
+    identity_threshold: float = Field(
+        0.9, gt=0, lt=1, description="Match probability above which two people are one."
+    )
 
 
 class RolePolicy(Section):
@@ -245,6 +347,10 @@ class BastionConfig(Section):
     )
     access: AccessConfig = AccessConfig()
     guards: GuardsConfig = GuardsConfig()
+    sources: list[SourceConfig] = Field(
+        default_factory=list, description="Company data the grounded apps answer from."
+    )
+    grounding: GroundingConfig = GroundingConfig()
     audit: AuditConfig = AuditConfig()
     logging: LoggingConfig = LoggingConfig()
 
@@ -259,6 +365,16 @@ class BastionConfig(Section):
         ]:
             if ref is not None and ref not in names:
                 raise ValueError(f"{where} names unknown model '{ref}'; known: {names}")
+        sources = [s.name for s in self.sources]
+        dupes = {n for n in sources if sources.count(n) > 1}
+        if dupes:
+            raise ValueError(f"source names must be unique; repeated: {sorted(dupes)}")
+        for a in self.apps:
+            unknown = [s for s in a.sources if s not in sources]
+            if unknown:
+                raise ValueError(
+                    f"apps[{a.name}].sources names unknown {unknown}; known: {sources}"
+                )
         return self
 
     @property
@@ -267,6 +383,9 @@ class BastionConfig(Section):
 
     def app(self, name: str) -> AppConfig | None:
         return next((a for a in self.apps if a.name == name), None)
+
+    def source(self, name: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.name == name), None)
 
     def fail_open_for(self, app_name: str) -> bool:
         """Whether a failing guard lets this app's requests through (flagged)."""

@@ -1,7 +1,7 @@
 """The request pipeline: the one place that says in which order a request is handled.
 
-    identify -> authorize -> app template -> input guards -> spotlight -> route
-             -> generate (or stream) -> output guards -> audit
+    identify -> authorize -> app template -> retrieve -> input guards -> spotlight -> route
+             -> generate (or stream) -> output guards -> groundedness -> audit
 
 Each stage before generation is a small object with `run(ctx)`; later parts (grounding,
 more guards, experiments) add stages to `default_stages` without touching the server.
@@ -24,8 +24,11 @@ from bastion.access import AccessStore, Policy, Principal
 from bastion.audit import AuditEntry, AuditLog
 from bastion.config import AppConfig, BastionConfig
 from bastion.errors import BackendError, BastionError, GuardUnavailable, NotFound
+from bastion.grounding.groundedness import GroundednessScorer
+from bastion.grounding.service import Grounding
+from bastion.grounding.stores import Chunk
 from bastion.guards import Guard, GuardContext, Verdict, input_guards, output_guards
-from bastion.guards.base import GUARD_FAILED, merge, run_guard, strongest
+from bastion.guards.base import GUARD_FAILED, Action, Finding, merge, run_guard, strongest
 from bastion.guards.injection.spotlight import data_rule, new_boundary, spotlight
 from bastion.guards.pii.vault import PiiVault, StreamUnmasker
 from bastion.models import ChatMessage, GenerationParams, ModelRegistry
@@ -47,6 +50,27 @@ class ChatRequest:
 
 
 @dataclass
+class RetrievedSource:
+    """A retrieved chunk as the model will see it: guards may mask it or withhold it."""
+
+    n: int  # the number the model cites it by, [n]
+    chunk: Chunk
+    text: str
+    withheld: str | None = None  # why a guard kept it from the model
+
+    def citation(self, vault: PiiVault, snippet_chars: int) -> dict[str, Any]:
+        body = self.text.split("\n", 1)[-1]  # the indexed text starts with the title line
+        return {
+            "n": self.n,
+            "source": self.chunk.source,
+            "record_id": self.chunk.source_id,
+            "chunk_id": self.chunk.id,
+            "title": self.chunk.title,
+            "snippet": vault.unmask(body)[:snippet_chars],
+        }
+
+
+@dataclass
 class RequestContext:
     """Everything known about one request as it moves through the stages."""
 
@@ -63,6 +87,11 @@ class RequestContext:
     vault: PiiVault = field(default_factory=PiiVault)
     trusted_prefix: int = 0  # leading messages the platform itself wrote (the app's prompt)
     canary: str | None = None
+    sources: list[RetrievedSource] = field(default_factory=list)  # grounding, in rank order
+
+    @property
+    def shown_sources(self) -> list[RetrievedSource]:
+        return [s for s in self.sources if s.withheld is None]
 
     def trust_report(self) -> dict[str, Any]:
         action = "allow"
@@ -155,6 +184,34 @@ class ApplyAppTemplate:
             ctx.messages[first_system] = ChatMessage(message.role, message.content + note)
 
 
+class Retrieve:
+    """For a grounded app: the chunks the principal may read that best match the question.
+
+    The question is the last user message; the ACL filter runs inside the search."""
+
+    name = "retrieve"
+
+    def __init__(self, grounding: Grounding) -> None:
+        self._grounding = grounding
+
+    def run(self, ctx: RequestContext) -> None:
+        if ctx.app is None or not ctx.app.sources:
+            return
+        assert ctx.principal is not None
+        question = next((m.content for m in reversed(ctx.messages) if m.role == "user"), "")
+        if not question.strip():
+            return
+        started = time.perf_counter()
+        hits = self._grounding.search(
+            ctx.principal, question, k=ctx.app.top_k, sources=ctx.app.sources
+        )
+        ctx.sources = [RetrievedSource(n, h.chunk, h.chunk.text) for n, h in enumerate(hits, 1)]
+        ctx.extra["grounding"] = {
+            "retrieve_ms": round((time.perf_counter() - started) * 1000, 2),
+            "retrieved": [h.chunk.id for h in hits],
+        }
+
+
 class InputGuards:
     """Run each input guard over every message; redact in place, block with its error."""
 
@@ -174,6 +231,8 @@ class InputGuards:
         )
         trusted, checked = ctx.messages[: ctx.trusted_prefix], ctx.messages[ctx.trusted_prefix :]
         for guard in self.guards:
+            if ctx.sources:
+                self._check_sources(guard, ctx, gctx)
             verdicts = [
                 run_guard(guard, m.content, gctx, fail_open=self._fail_open(ctx.app.name))
                 for m in checked
@@ -204,6 +263,32 @@ class InputGuards:
                     details={"trust": ctx.trust_report()},
                 )
 
+    def _check_sources(self, guard: Guard, ctx: RequestContext, gctx: GuardContext) -> None:
+        """Retrieved text is checked like the prompt, but a source a guard would block is
+        withheld from the model (and named in the trust report) instead of failing the
+        request: one poisoned document must not deny service to every question near it."""
+        assert ctx.app is not None
+        verdicts = []
+        for source in ctx.sources:
+            if source.withheld is not None:
+                continue
+            verdict = run_guard(guard, source.text, gctx, fail_open=self._fail_open(ctx.app.name))
+            if verdict.action == "redact" and verdict.text is not None:
+                source.text = verdict.text
+            elif verdict.action == "block":
+                source.withheld = guard.name
+                verdict = Verdict(
+                    guard.name,
+                    "flag",
+                    verdict.score,
+                    [Finding("withheld_source", f"source [{source.n}] {source.chunk.id} withheld")],
+                )
+            verdicts.append(verdict)
+        if verdicts:
+            merged = merge(verdicts)
+            merged.stage = "retrieved"
+            ctx.verdicts.append(merged)
+
 
 def _struck(text: str, verdict: Verdict) -> str:
     """`text` with each finding of a blocking verdict replaced by its kind, e.g. <US_SSN>."""
@@ -214,28 +299,55 @@ def _struck(text: str, verdict: Verdict) -> str:
 
 
 class Spotlight:
-    """Mark tool output as data: delimit it with a per-request boundary and say so in the
-    system prompt. Runs after the input guards, which read the text as it was sent."""
+    """Mark tool output and retrieved sources as data: delimit them with a per-request
+    boundary and say so in the system prompt. Retrieved sources go into the last user turn,
+    numbered for citation. Runs after the input guards, which read the text as it was sent."""
 
     name = "spotlight"
 
+    def __init__(self, tools: bool = True) -> None:
+        self._tools = tools  # retrieved sources are always delimited; tool output if asked
+
     def run(self, ctx: RequestContext) -> None:
-        if not any(m.role == "tool" for m in ctx.messages):
+        sources = ctx.shown_sources
+        tools = self._tools and any(m.role == "tool" for m in ctx.messages)
+        grounded = "grounding" in ctx.extra
+        if not tools and not grounded:
             return
         boundary = new_boundary()
         ctx.messages = [
             ChatMessage(m.role, spotlight(m.content, boundary, "tool output"))
-            if m.role == "tool"
+            if m.role == "tool" and self._tools
             else m
             for m in ctx.messages
         ]
         rule = data_rule(boundary)
+        if grounded:
+            ctx.extra["grounding"]["shown"] = [s.chunk.id for s in sources]
+            rule = f"{GROUNDING_RULE}\n{rule}"
+            last = max(i for i, m in enumerate(ctx.messages) if m.role == "user")
+            blocks = [
+                spotlight(s.text, boundary, f"source [{s.n}]: {s.chunk.source}") for s in sources
+            ]
+            context = "\n\n".join(blocks) if blocks else "(no sources matched)"
+            question = ctx.messages[last].content
+            ctx.messages[last] = ChatMessage("user", f"Sources:\n{context}\n\nQuestion: {question}")
         if ctx.messages[0].role == "system":
             first = ctx.messages[0]
             ctx.messages[0] = ChatMessage("system", f"{first.content}\n\n{rule}")
         else:
             ctx.messages.insert(0, ChatMessage("system", rule))
             ctx.trusted_prefix += 1
+
+
+UNSUPPORTED_ANSWER = (
+    "I could not give an answer that the sources support, so none is shown. "
+    "Try rephrasing the question or ask someone with access to more sources."
+)
+GROUNDING_RULE = (
+    "Answer from the numbered sources only and cite them like [1]. If they do not hold "
+    "the answer, say that you do not know."
+)
 
 
 class Route:
@@ -253,15 +365,16 @@ class Route:
 
 
 def default_stages(
-    config: BastionConfig, access: AccessStore, registry: ModelRegistry
+    config: BastionConfig, access: AccessStore, registry: ModelRegistry, grounding: Grounding
 ) -> list[Stage]:
     """The stages before generation, in order."""
     return [
         Identify(access),
         Authorize(config, Policy(config.access), registry),
         ApplyAppTemplate(plant_canary=config.guards.injection.canary),
+        Retrieve(grounding),
         InputGuards(input_guards(config), fail_open=config.fail_open_for),
-        *([Spotlight()] if config.guards.injection.spotlight else []),
+        Spotlight(tools=config.guards.injection.spotlight),
         Route(registry),
     ]
 
@@ -353,8 +466,11 @@ class Pipeline:
         outputs: list[Guard],
         audit: AuditLog,
         vault_key: bytes | None = None,
+        grounding: Grounding | None = None,
     ) -> None:
         self._fernet = Fernet(vault_key) if vault_key else None
+        self.grounding = grounding
+        self._support_scorer: GroundednessScorer | None = None
         self.config = config
         self.stages = stages
         self.registry = registry
@@ -368,10 +484,11 @@ class Pipeline:
         access: AccessStore,
         registry: ModelRegistry,
         audit: AuditLog,
+        grounding: Grounding,
         vault_key: bytes | None = None,
     ) -> Pipeline:
-        stages = default_stages(config, access, registry)
-        return cls(config, stages, registry, output_guards(config), audit, vault_key)
+        stages = default_stages(config, access, registry, grounding)
+        return cls(config, stages, registry, output_guards(config), audit, vault_key, grounding)
 
     def load_guards(self) -> None:
         """Load every guard's models now, so the first request does not wait for them."""
@@ -380,6 +497,8 @@ class Pipeline:
             load = getattr(guard, "load", None)
             if load is not None:
                 load()
+        if self.grounding is not None and any(a.sources for a in self.config.apps):
+            self.grounding.load()
 
     def prepare(self, request: ChatRequest, api_key: str | None) -> RequestContext:
         """Run every stage before generation; failures are audited and re-raised."""
@@ -411,6 +530,9 @@ class Pipeline:
         text = checker.feed(generation.text) + checker.finish()
         ctx.verdicts.extend(checker.verdicts.values())
         finish: FinishReason = "content_filter" if checker.blocked else generation.finish_reason
+        answer = text
+        if not checker.blocked:
+            answer, finish = self._check_support(ctx, text, finish)
         self._record(
             ctx,
             "ok",
@@ -420,7 +542,7 @@ class Pipeline:
         return Completion(
             ctx.trace_id,
             ctx.model,
-            ctx.vault.unmask(text),
+            ctx.vault.unmask(answer),
             finish,
             generation.prompt_tokens,
             generation.completion_tokens,
@@ -445,6 +567,10 @@ class Pipeline:
         assert ctx.model is not None
         checker = self._checker(ctx, self.config.guards.stream_holdback_chars)
         unmasker = StreamUnmasker(ctx.vault)
+        # An app that blocks unsupported answers cannot show any of one before it is whole.
+        hold_all = bool(ctx.app and ctx.app.sources and ctx.app.min_support is not None) and (
+            ctx.app is not None and ctx.app.support_action == "block"
+        )
         sent: list[str] = []  # what the model's answer became, masked (for the audit)
         usage = (0, 0)
         finish: FinishReason = "stop"
@@ -454,7 +580,7 @@ class Pipeline:
                 out = checker.feed(delta.text)
                 if out:
                     sent.append(out)
-                    shown = unmasker.feed(out)
+                    shown = "" if hold_all else unmasker.feed(out)
                     if shown:
                         yield StreamEvent(shown)
                 if checker.blocked:
@@ -469,9 +595,14 @@ class Pipeline:
             if checker.blocked:
                 finish = "content_filter"
             ctx.verdicts.extend(checker.verdicts.values())
+            answer = "".join(sent)
+            final = answer if hold_all else tail
+            if not checker.blocked:
+                checked, finish = self._check_support(ctx, answer, finish)
+                final = checked if hold_all else tail
             status = "ok"
-            self._record(ctx, status, response="".join(sent), usage=usage)
-            shown = unmasker.feed(tail) + unmasker.flush()
+            self._record(ctx, status, response=answer, usage=usage)
+            shown = unmasker.feed(final) + unmasker.flush()
             yield StreamEvent(shown, finish, usage[0], usage[1], self.bastion_field(ctx))
         except GeneratorExit:
             raise  # the client went away: recorded as cancelled below
@@ -483,14 +614,44 @@ class Pipeline:
             if status != "ok":
                 self._record(ctx, status, response="".join(sent), usage=usage, error=error)
 
+    def _check_support(
+        self, ctx: RequestContext, answer: str, finish: FinishReason
+    ) -> tuple[str, FinishReason]:
+        """Score a grounded answer against the sources it was shown; flag or block it when
+        the app sets min_support. Returns the answer to send and its finish reason."""
+        app = ctx.app
+        if app is None or not app.sources or "grounding" not in ctx.extra:
+            return answer, finish
+        if self._support_scorer is None:
+            self._support_scorer = GroundednessScorer(
+                self.grounding.embedder if self.grounding else None
+            )
+        result = self._support_scorer.score(answer, [s.text for s in ctx.shown_sources])
+        action: Action = "allow"
+        if app.min_support is not None and result.score < app.min_support:
+            action = app.support_action
+        findings = [Finding("unsupported_sentence", sentence) for sentence in result.unsupported]
+        ctx.verdicts.append(
+            Verdict("groundedness", action, round(1 - result.score, 3), findings, stage="output")
+        )
+        ctx.extra["grounding"]["support"] = round(result.score, 3)
+        if action == "block":
+            return UNSUPPORTED_ANSWER, "content_filter"
+        return answer, finish
+
     def bastion_field(self, ctx: RequestContext) -> dict[str, Any]:
         """The `bastion` field of a response: trace id, app, route and trust report."""
-        return {
+        field: dict[str, Any] = {
             "trace_id": ctx.trace_id,
             "app": ctx.app.name if ctx.app else ctx.request.app,
             "model": ctx.model,
             "trust": ctx.trust_report(),
         }
+        if "grounding" in ctx.extra:
+            chars = self.config.grounding.snippet_chars
+            field["citations"] = [s.citation(ctx.vault, chars) for s in ctx.shown_sources]
+            field["support"] = ctx.extra["grounding"].get("support")
+        return field
 
     def _checker(self, ctx: RequestContext, max_holdback: int) -> OutputGuardStream:
         app = ctx.app.name if ctx.app else ""

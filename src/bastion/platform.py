@@ -1,4 +1,5 @@
-"""Wires the parts together once per process: config, database, access, models, audit, pipeline."""
+"""Wires the parts together once per process: config, database, access, models, audit,
+grounding, pipeline."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from bastion.access import AccessStore, Policy
 from bastion.audit import AuditLog
 from bastion.config import CONFIG_FILE_NAME, BastionConfig, bastion_home, load_config
+from bastion.grounding.service import Grounding
 from bastion.guards.pii.vault import vault_key
 from bastion.models import ModelRegistry
 from bastion.models.embedded import model_cache_root
@@ -24,6 +26,7 @@ class Platform:
     policy: Policy
     registry: ModelRegistry
     audit: AuditLog
+    grounding: Grounding
     pipeline: Pipeline
 
     @classmethod
@@ -37,8 +40,11 @@ class Platform:
         registry = ModelRegistry(config.models, model_cache_root(home))
         audit = AuditLog(db, retain_text=config.audit.retain_text)
         key = vault_key(home, config.guards.pii.vault_key_env)
-        pipeline = Pipeline.build(config, access, registry, audit, key)
-        return cls(home, config, db, access, Policy(config.access), registry, audit, pipeline)
+        grounding = Grounding(config, home, db)
+        pipeline = Pipeline.build(config, access, registry, audit, grounding, key)
+        return cls(
+            home, config, db, access, Policy(config.access), registry, audit, grounding, pipeline
+        )
 
     def close(self) -> None:
         self.db.dispose()

@@ -17,7 +17,7 @@ from bastion.guards.pii.vault import PiiVault
 log = logging.getLogger("bastion.guards")
 GUARD_FAILED = "guard_failed"
 Action = Literal["allow", "redact", "flag", "block"]
-Stage = Literal["input", "output"]
+Stage = Literal["input", "output", "retrieved"]
 _SEVERITY: dict[str, int] = {"allow": 0, "flag": 1, "redact": 2, "block": 3}
 
 

@@ -80,3 +80,27 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class GroundingRecord(Base):
+    """One harmonized record from a company source: what the index is built from.
+
+    `content_hash` covers everything that reaches the index, so re-ingesting an unchanged
+    record is a no-op and a changed one is re-embedded.
+    """
+
+    __tablename__ = "grounding_records"
+    __table_args__ = (UniqueConstraint("tenant_id", "source", "source_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    source: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(256))
+    entity: Mapped[str] = mapped_column(String(32))
+    title: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    fields: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    acl: Mapped[list[str]] = mapped_column(JSON, default=list)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    contact_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,1 @@
+"""Grounding: company data from many sources, harmonized, indexed and retrieved with permissions."""

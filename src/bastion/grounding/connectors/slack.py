@@ -1,0 +1,185 @@
+"""A Slack export (folder or zip): channels.json, groups.json, users.json, and one folder
+of daily JSON files per channel.
+
+Each thread (parent and replies) becomes one message record, and each channel-day's
+messages outside threads another, so a chunk holds a conversation rather than one line.
+Public channels are readable by everyone in the tenant; a private channel only by its
+members (`user:<slack username>`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from bastion.config import SourceConfig
+from bastion.grounding.connectors.tree import SourceTree
+from bastion.grounding.records import EVERYONE, Skipped, SourceRecord
+
+Item = SourceRecord | Skipped
+_MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
+_LINK = re.compile(r"<(https?://[^|>]+)(?:\|([^>]*))?>")
+_NOISE = {"channel_join", "channel_leave", "channel_purpose", "channel_topic", "bot_add"}
+
+
+def _load(tree: SourceTree, name: str) -> tuple[Any, Skipped | None]:
+    if not tree.exists(name):
+        return [], None
+    try:
+        return json.loads(tree.read(name).decode("utf-8")), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [], Skipped(name, f"unreadable ({exc}); its entries are missing")
+
+
+def read_slack(cfg: SourceConfig, tree: SourceTree) -> Iterator[Item]:
+    users_raw, problem = _load(tree, "users.json")
+    if problem:
+        yield problem
+    users = {u["id"]: u for u in users_raw if isinstance(u, dict) and "id" in u}
+    yield from _people(cfg, users)
+    channels: list[tuple[dict[str, Any], bool]] = []
+    for listing, private in (("channels.json", False), ("groups.json", True)):
+        found, problem = _load(tree, listing)
+        if problem:
+            yield problem
+        channels += [(c, private) for c in found if isinstance(c, dict) and c.get("name")]
+    if not channels:
+        yield Skipped(str(tree.root), "no channels.json or groups.json: not a Slack export")
+        return
+    days: dict[str, list[str]] = defaultdict(list)
+    for name, unsafe in tree.names():
+        if unsafe:
+            yield Skipped(name, unsafe)
+        elif name.count("/") == 1 and name.endswith(".json"):
+            folder, day = name.split("/")
+            days[folder].append(day)
+    for channel, private in channels:
+        name = str(channel["name"])
+        if "/" in name or name in ("..", "."):
+            yield Skipped(name, "channel name is not a folder name; skipped")
+            continue
+        acl = (
+            tuple(sorted(f"user:{_username(users, m)}" for m in channel.get("members", [])))
+            if private
+            else ((EVERYONE,) if cfg.acl is None else tuple(cfg.acl))
+        )
+        yield from _channel(cfg, tree, name, sorted(days.get(name, [])), users, acl)
+
+
+def _people(cfg: SourceConfig, users: dict[str, Any]) -> Iterator[SourceRecord]:
+    """The workspace's members as contacts: the staff directory everyone may read."""
+    for uid, user in sorted(users.items()):
+        if user.get("is_bot") or user.get("deleted"):
+            continue
+        profile = user.get("profile") or {}
+        fields = {
+            "username": user.get("name"),
+            "full_name": user.get("real_name") or profile.get("real_name"),
+            "email": profile.get("email"),
+            "phone": profile.get("phone"),
+            "job_title": profile.get("title"),
+        }
+        fields = {k: v for k, v in fields.items() if v}
+        body = "\n".join(f"{k.replace('_', ' ')}: {v}" for k, v in fields.items())
+        name = str(fields.get("full_name") or uid)
+        yield SourceRecord(
+            cfg.tenant, cfg.name, uid, "contact", name, body, fields, tuple(cfg.acl or [EVERYONE])
+        )
+
+
+def _username(users: dict[str, Any], uid: str) -> str:
+    return str(users.get(uid, {}).get("name") or uid)
+
+
+def _display(users: dict[str, Any], uid: str | None) -> str:
+    user = users.get(uid or "", {})
+    return str(user.get("real_name") or user.get("profile", {}).get("real_name") or uid or "?")
+
+
+def _clean(text: str, users: dict[str, Any]) -> str:
+    text = _MENTION.sub(lambda m: "@" + _display(users, m.group(1)), text)
+    return _LINK.sub(lambda m: m.group(2) or m.group(1), text)
+
+
+def _channel(
+    cfg: SourceConfig,
+    tree: SourceTree,
+    name: str,
+    days: list[str],
+    users: dict[str, Any],
+    acl: tuple[str, ...],
+) -> Iterator[Item]:
+    threads: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    loose: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for day in days:
+        where = f"{name}/{day}"
+        try:
+            messages = json.loads(tree.read(where).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            yield Skipped(where, f"unreadable day file ({exc})")
+            continue
+        if not isinstance(messages, list):
+            yield Skipped(where, "expected a list of messages")
+            continue
+        for m in messages:
+            if not isinstance(m, dict) or m.get("subtype") in _NOISE or not m.get("text"):
+                continue
+            if not isinstance(m.get("ts"), str):
+                yield Skipped(where, "a message without a 'ts' timestamp")
+                continue
+            if m.get("thread_ts"):
+                threads[m["thread_ts"]].append(m)
+            else:
+                loose[day.removesuffix(".json")].append(m)
+    for thread_ts, messages in threads.items():
+        messages.sort(key=lambda m: float(m["ts"]))
+        date = _date(thread_ts)
+        first = _clean(messages[0]["text"], users)
+        yield _record(
+            cfg,
+            f"{name}/{thread_ts}",
+            f"#{name} thread, {date}: {first[:60]}",
+            name,
+            date,
+            messages,
+            users,
+            acl,
+        )
+    for day, messages in sorted(loose.items()):
+        messages.sort(key=lambda m: float(m["ts"]))
+        yield _record(cfg, f"{name}/{day}", f"#{name}, {day}", name, day, messages, users, acl)
+
+
+def _date(ts: str) -> str:
+    try:
+        return datetime.fromtimestamp(float(ts), UTC).date().isoformat()
+    except (ValueError, OverflowError):
+        return "unknown date"
+
+
+def _record(
+    cfg: SourceConfig,
+    source_id: str,
+    title: str,
+    channel: str,
+    date: str,
+    messages: list[dict[str, Any]],
+    users: dict[str, Any],
+    acl: tuple[str, ...],
+) -> SourceRecord:
+    lines = [f"{_display(users, m.get('user'))}: {_clean(m['text'], users)}" for m in messages]
+    people = sorted({_username(users, m["user"]) for m in messages if m.get("user")})
+    return SourceRecord(
+        cfg.tenant,
+        cfg.name,
+        source_id,
+        "message",
+        title,
+        "\n".join(lines),
+        {"channel": channel, "date": date, "users": people, "messages": len(messages)},
+        acl,
+    )

@@ -1,0 +1,82 @@
+"""Read files from a folder or a zip archive the same way, refusing names that escape it.
+
+Exports (Slack, document dumps) often arrive as zip files; a member named `../../x` or
+`/etc/x` must never be read from or written to outside the export.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+
+
+class UnsafePath(ValueError):
+    pass
+
+
+def _safe(name: str) -> str:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise UnsafePath(f"'{name}' points outside the export (absolute or '..'); skipped")
+    return str(path)
+
+
+class SourceTree:
+    """Files under a folder or inside a zip archive, named by their relative POSIX path."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        if not root.exists():
+            raise FileNotFoundError(f"{root} does not exist")
+        self.root = root
+        self.max_bytes = max_bytes
+        self._zip = zipfile.ZipFile(root) if root.is_file() else None
+
+    def names(self) -> Iterator[tuple[str, str | None]]:
+        """(name, problem): every file, with why it cannot be read when it cannot."""
+        if self._zip is not None:
+            for info in sorted(self._zip.infolist(), key=lambda i: i.filename):
+                if info.is_dir():
+                    continue
+                try:
+                    yield _safe(info.filename), None
+                except UnsafePath as exc:
+                    yield info.filename, str(exc)
+            return
+        for path in sorted(p for p in self.root.rglob("*") if p.is_file()):
+            if path.is_symlink() and not path.resolve().is_relative_to(self.root.resolve()):
+                yield path.relative_to(self.root).as_posix(), "a link to outside the folder"
+                continue
+            yield path.relative_to(self.root).as_posix(), None
+
+    def size(self, name: str) -> int:
+        name = _safe(name)
+        if self._zip is not None:
+            return self._zip.getinfo(name).file_size
+        return (self.root / name).stat().st_size
+
+    def exists(self, name: str) -> bool:
+        try:
+            name = _safe(name)
+        except UnsafePath:
+            return False
+        if self._zip is not None:
+            return name in self._zip.NameToInfo
+        return (self.root / name).is_file()
+
+    def read(self, name: str) -> bytes:
+        """The file's bytes; raises ValueError when it is over the size limit."""
+        size = self.size(name)
+        if size > self.max_bytes:
+            raise ValueError(
+                f"{size / 1e6:.1f} MB is over the {self.max_bytes / 1e6:.0f} MB limit "
+                "(raise sources[].max_file_mb to read it)"
+            )
+        name = _safe(name)
+        if self._zip is not None:
+            return self._zip.read(name)
+        return (self.root / name).read_bytes()
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
