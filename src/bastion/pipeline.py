@@ -137,7 +137,8 @@ class Identify:
         self._access = access
 
     def run(self, ctx: RequestContext) -> None:
-        ctx.principal = self._access.resolve(ctx.api_key)
+        if ctx.principal is None:  # set already when an operator acts as a user (CLI --as)
+            ctx.principal = self._access.resolve(ctx.api_key)
 
 
 class Authorize:
@@ -500,9 +501,11 @@ class Pipeline:
         if self.grounding is not None and any(a.sources for a in self.config.apps):
             self.grounding.load()
 
-    def prepare(self, request: ChatRequest, api_key: str | None) -> RequestContext:
+    def prepare(
+        self, request: ChatRequest, api_key: str | None, principal: Principal | None = None
+    ) -> RequestContext:
         """Run every stage before generation; failures are audited and re-raised."""
-        ctx = RequestContext(request, api_key, vault=PiiVault(self._fernet))
+        ctx = RequestContext(request, api_key, principal=principal, vault=PiiVault(self._fernet))
         for stage in self.stages:
             try:
                 stage.run(ctx)

@@ -162,6 +162,23 @@ class AccessStore:
                 self._cache[presented] = (time.monotonic() + self._cache_seconds, principal)
         return principal
 
+    def principal(self, handle: str) -> Principal:
+        """The user named `tenant/user` (or `user`, when one tenant has that name), for
+        operators acting as someone on the server machine (`bastion search --as`)."""
+        tenant, _, user = handle.rpartition("/")
+        query = select(User).where(User.name == user)
+        if tenant:
+            query = query.where(User.tenant_id == tenant)
+        with self._db.session() as s:
+            rows = list(s.scalars(query))
+        if not rows:
+            raise NotFound(f"no user '{handle}'; create one with `bastion keys create`")
+        if len(rows) > 1:
+            tenants = ", ".join(sorted(r.tenant_id for r in rows))
+            raise BadRequest(f"'{user}' exists in several tenants ({tenants}); use TENANT/{user}")
+        row = rows[0]
+        return Principal(row.tenant_id, row.name, row.role, tuple(row.groups))
+
     def list_keys(self, tenant: str | None = None) -> list[KeyInfo]:
         query = (
             select(ApiKey, User).join(User, ApiKey.user_id == User.id).order_by(ApiKey.created_at)

@@ -20,8 +20,10 @@ class Passage:
     body: str
 
     def indexed_text(self, title: str) -> str:
-        head = title if not self.section or self.section == title else f"{title} > {self.section}"
-        return f"{head}\n{self.body}"
+        section = self.section
+        if section == title or section.startswith(f"{title} > "):  # the top heading is the title
+            section = section[len(title) + 3 :]
+        return f"{title} > {section}\n{self.body}" if section else f"{title}\n{self.body}"
 
 
 def _sections(text: str) -> list[tuple[str, list[str]]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bastion.config import GroundingConfig
@@ -46,18 +46,30 @@ class IndexReport:
 
 
 def record_chunks(row: GroundingRecord, config: GroundingConfig) -> list[Chunk]:
-    passages = chunk_text(row.text, config.chunk_words, config.chunk_overlap_words)
-    return [
+    return chunks_for(
         Chunk(
-            f"{row.source}:{row.source_id}#{row.content_hash[:8]}-{n}",
+            "",
             row.tenant_id,
             row.source,
             row.source_id,
             row.content_hash,
             row.entity,
             row.title,
-            p.indexed_text(row.title),
+            row.text,
             tuple(row.acl),
+        ),
+        config,
+    )
+
+
+def chunks_for(record: Chunk, config: GroundingConfig) -> list[Chunk]:
+    """Split a whole record (given as one chunk-shaped value) into its indexed chunks."""
+    passages = chunk_text(record.text, config.chunk_words, config.chunk_overlap_words)
+    return [
+        replace(
+            record,
+            id=f"{record.record_key}#{record.record_hash[:8]}-{n}",
+            text=p.indexed_text(record.title),
         )
         for n, p in enumerate(passages)
     ]
