@@ -102,9 +102,9 @@ def test_chat_without_a_server_says_so(echo_home: Path) -> None:
 
 
 def test_demo_init_is_repeatable(home: Path) -> None:
-    assert bastion("demo", "init")[0] == 0
+    assert bastion("demo", "init", "--no-data")[0] == 0
     keys = json.loads((home / "demo-keys.json").read_text())
-    assert bastion("demo", "init")[0] == 0
+    assert bastion("demo", "init", "--no-data")[0] == 0
     assert json.loads((home / "demo-keys.json").read_text()) == keys
     assert (home / "demo-keys.json").stat().st_mode & 0o077 == 0
     principal = Platform.open(home).access.resolve(keys["acme/alice"])

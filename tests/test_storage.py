@@ -19,6 +19,7 @@ from conftest import LiveServer
 def test_migrations_produce_exactly_the_models_schema(db_url: str) -> None:
     db = Database(db_url)
     db.migrate()
+
     # The pgvector chunk table belongs to the vector store (raw SQL), not to the ORM models.
     def orm_only(obj: object, name: str | None, *_: object) -> bool:
         table = getattr(obj, "table", obj)

@@ -633,7 +633,15 @@ class Pipeline:
         action: Action = "allow"
         if app.min_support is not None and result.score < app.min_support:
             action = app.support_action
-        findings = [Finding("unsupported_sentence", sentence) for sentence in result.unsupported]
+        # A blocked answer is not shown, so its sentences are named by position only.
+        findings = [
+            Finding(
+                "unsupported_sentence",
+                f"sentence {n} of {len(result.sentences)}" if action == "block" else s.sentence,
+            )
+            for n, s in enumerate(result.sentences, 1)
+            if s.support < result.threshold
+        ]
         ctx.verdicts.append(
             Verdict("groundedness", action, round(1 - result.score, 3), findings, stage="output")
         )

@@ -1,12 +1,15 @@
-"""The demo tenant: a small company with users in several roles and a second tenant."""
+"""The demo tenant: Acme Corp's users in several roles (and a second tenant), and its
+company data (company.py) ingested, linked and indexed for grounded apps."""
 
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bastion.access import AccessStore
 from bastion.config import CONFIG_FILE_NAME
@@ -29,6 +32,7 @@ DEMO_USERS = (
     DemoUser("acme", "bob", "developer", ("engineering",)),
     DemoUser("acme", "carol", "user", ("sales",)),
     DemoUser("acme", "dave", "user", ("support",)),
+    DemoUser("acme", "olivia", "user", ("marketing",)),
     DemoUser("globex", "erin", "admin", ("exec",)),
 )
 
@@ -70,3 +74,36 @@ def init_demo(home: Path, access: AccessStore) -> dict[str, str]:
         json.dump(keys, f, indent=2)
     os.replace(tmp, path)
     return keys
+
+
+DATA_FOLDER = "data"
+
+
+def prepare_demo_data(
+    platform: Any,
+    *,
+    scale: float = 1.0,
+    on_stage: Callable[[str], None] | None = None,
+    on_chunks: tuple[Callable[[int], None], Callable[[int], None]] | None = None,
+) -> dict[str, Any]:
+    """Write the demo company into BASTION_HOME/data (once), then ingest, link and index it.
+
+    Every step is incremental, so running it again only does what changed."""
+    from bastion.demo.company import generate_company
+
+    say = on_stage or (lambda _: None)
+    target = platform.home / DATA_FOLDER
+    if not target.exists():
+        say("Writing the demo company")
+        generate_company(target, scale=scale)
+    say("Ingesting sources")
+    reports = platform.grounding.ingest()
+    say("Resolving identities")
+    identity = [platform.grounding.link_contacts(t) for t in platform.grounding.tenants]
+    say("Indexing")
+    plan, advance = on_chunks or (None, None)
+    indexes = [
+        platform.grounding.index(t, on_plan=plan, on_chunks=advance).to_dict()
+        for t in platform.grounding.tenants
+    ]
+    return {"sources": [r.to_dict() for r in reports], "identity": identity, "index": indexes}
