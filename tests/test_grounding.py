@@ -21,7 +21,7 @@ from bastion.grounding.indexer import sync_index
 from bastion.grounding.ingest import ingest_source, stored_records
 from bastion.grounding.keyword import KeywordIndex
 from bastion.grounding.records import Skipped, SourceRecord
-from bastion.grounding.retriever import Retriever, fuse, readable_by
+from bastion.grounding.retriever import Retriever, fuse_rrf, fuse_zscore, readable_by
 from bastion.grounding.stores import Chunk, VectorStore
 from bastion.grounding.stores.lance import LanceStore
 from bastion.grounding.stores.pgvector import PgVectorStore
@@ -347,12 +347,17 @@ def test_readable_by_grants_groups_the_user_and_everyone_but_not_the_role() -> N
     assert readable_by(admin) == ["*", "exec", "user:alice"]
 
 
-def test_rrf_rewards_agreement_between_rankings() -> None:
+def test_fusion_rewards_agreement_and_keeps_clear_winners() -> None:
     a, b, c = (Chunk(x, "t", "s", x, "h", "document", x, x, ("*",)) for x in "abc")
-    fused = fuse([[a, b, c], [b, c]], k=3, rrf_k=60)
+    fused = fuse_rrf([[(a, 0.9), (b, 0.8), (c, 0.7)], [(b, 9.0), (c, 8.0)]], k=3, rrf_k=60)
     assert [h.chunk.id for h in fused] == ["b", "c", "a"]
     assert (fused[0].dense_rank, fused[0].keyword_rank) == (2, 1)
     assert (fused[2].dense_rank, fused[2].keyword_rank) == (1, None)
+    # a is far ahead in dense and absent from BM25: z-scores keep its lead, ranks would not
+    lists = [[(a, 0.95), (b, 0.30), (c, 0.29)], [(b, 5.0), (c, 4.9)]]
+    assert [h.chunk.id for h in fuse_zscore(lists, 3, [0.5, 0.5])] == ["a", "b", "c"]
+    assert [h.chunk.id for h in fuse_rrf(lists, 3, 60)] == ["b", "c", "a"]
+    assert fuse_zscore([[], []], 3, [0.5, 0.5]) == []
 
 
 # -- the ACL property: filtering happens before ranking, and nothing leaks ----------------
@@ -468,7 +473,7 @@ def test_eval_retrieval_on_a_small_beir_set_writes_a_trec_run(tmp_path: Path) ->
         tmp_path / "queries.jsonl",
         tmp_path / "qrels.tsv",
         run_path=tmp_path / "run.txt",
-    )
+    )["hybrid"]
     assert result["ndcg@10"] == 1.0 and result["recall@100"] == 1.0 and result["queries"] == 2
     first = (tmp_path / "run.txt").read_text().splitlines()[0].split()
     assert first[:4] == ["q1", "Q0", "d1", "1"] and first[5] == "bastion-hybrid"

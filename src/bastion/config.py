@@ -190,11 +190,18 @@ class GroundingConfig(Section):
         "storage.url PostgreSQL (several replicas).",
     )
     index_path: str = Field("index", description="LanceDB folder; relative to BASTION_HOME.")
-    chunk_words: int = Field(180, ge=20, le=2000, description="Target words per chunk.")
-    chunk_overlap_words: int = Field(30, ge=0, description="Words repeated between chunks.")
+    chunk_words: int = Field(200, ge=20, le=2000, description="Target words per chunk.")
+    chunk_overlap_words: int = Field(20, ge=0, description="Words repeated between chunks.")
     top_k: int = Field(5, ge=1, le=50, description="Chunks given to the model per question.")
     candidates: int = Field(
-        50, ge=1, le=1000, description="Results each retriever passes to the fusion."
+        100, ge=1, le=1000, description="Results each retriever passes to the fusion."
+    )
+    fusion: Literal["zscore", "rrf"] = Field(
+        "zscore",
+        description="zscore: weighted sum of per-query z-scores; rrf: reciprocal rank fusion.",
+    )
+    dense_weight: float = Field(
+        0.5, ge=0, le=1, description="Weight of the dense scores in zscore fusion."
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Ranking used.")

@@ -629,12 +629,12 @@ def eval_retrieval(
             corpus,
             queries,
             qrels,
-            mode=mode,  # type: ignore[arg-type]  # checked above
+            modes=[mode],  # type: ignore[list-item]  # checked above
             config=cfg,
             run_path=run,
             on_progress=on_progress,
         )
-    print(json.dumps(result, indent=2))
+    print(json.dumps(result[mode], indent=2))
 
 
 @eval_app.command("guard")

@@ -12,7 +12,7 @@ import math
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,12 +98,15 @@ def evaluate_retrieval(
     queries_path: Path,
     qrels_path: Path,
     *,
-    mode: Mode = "hybrid",
+    modes: Sequence[Mode] = ("hybrid",),
     config: GroundingConfig | None = None,
     run_path: Path | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
-) -> dict[str, Any]:
-    """nDCG@10, recall@10, recall@100 and query latency of `mode` on the data set."""
+) -> dict[str, dict[str, Any]]:
+    """nDCG@10, recall@10, recall@100 and query latency of each mode (one index for all).
+
+    With `run_path`, each mode's ranking is written in TREC run format (one file per mode
+    when there are several: run.<mode>.txt)."""
     config = config or GroundingConfig()
     corpus = _rows(corpus_path, ("_id",))
     queries = [q for q in _rows(queries_path, ("_id", "text")) if str(q["_id"])]
@@ -112,6 +115,7 @@ def evaluate_retrieval(
     if not judged:
         raise BadRequest("no query in the queries file has a judgement in the qrels file")
     embedder = Embedder()
+    results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bastion-eval-") as folder:
         started = time.perf_counter()
         done = 0
@@ -125,34 +129,53 @@ def evaluate_retrieval(
         store = build_index(corpus, Path(folder), config, embedder, chunk_progress)
         index_seconds = time.perf_counter() - started
         retriever = Retriever(store, config, embedder)
-        retriever.search(TENANT, "warm up", [EVERYONE], k=1, mode=mode)
-        rankings: dict[str, list[tuple[str, float]]] = {}
-        seconds: list[float] = []
-        for n, query in enumerate(judged, 1):
-            started = time.perf_counter()
-            hits = retriever.search(TENANT, str(query["text"]), [EVERYONE], k=DEPTH * 2, mode=mode)
-            seconds.append(time.perf_counter() - started)
-            ranked: list[tuple[str, float]] = []
-            for hit in hits:  # a document ranks where its best chunk does
-                if hit.chunk.source_id not in {d for d, _ in ranked}:
-                    ranked.append((hit.chunk.source_id, hit.score))
-            rankings[str(query["_id"])] = ranked[:DEPTH]
-            if on_progress:
-                on_progress("query", n, len(judged))
-    if run_path is not None:
-        with run_path.open("w", encoding="utf-8") as out:
-            for qid, ranked in rankings.items():
-                for rank, (doc, score) in enumerate(ranked, 1):
-                    out.write(f"{qid} Q0 {doc} {rank} {score:.6f} bastion-{mode}\n")
-    ids = {qid: [d for d, _ in ranked] for qid, ranked in rankings.items()}
-    n = len(ids)
-    return {
-        "mode": mode,
-        "queries": n,
-        "documents": len(corpus),
-        "ndcg@10": round(sum(ndcg_at(ids[q], qrels[q]) for q in ids) / n, 4),
-        "recall@10": round(sum(recall_at(ids[q], qrels[q], 10) for q in ids) / n, 4),
-        "recall@100": round(sum(recall_at(ids[q], qrels[q], 100) for q in ids) / n, 4),
-        "query_latency": latency_ms(seconds),
-        "index_seconds": round(index_seconds, 1),
-    }
+        for mode in modes:
+            retriever.search(TENANT, "warm up", [EVERYONE], k=1, mode=mode)
+            rankings, seconds = _rank(retriever, judged, mode, on_progress)
+            if run_path is not None:
+                path = run_path if len(modes) == 1 else run_path.with_suffix(f".{mode}.txt")
+                _write_run(path, rankings, mode)
+            ids = {qid: [d for d, _ in ranked] for qid, ranked in rankings.items()}
+            n = len(ids)
+            results[mode] = {
+                "mode": mode,
+                "queries": n,
+                "documents": len(corpus),
+                "ndcg@10": round(sum(ndcg_at(ids[q], qrels[q]) for q in ids) / n, 4),
+                "recall@10": round(sum(recall_at(ids[q], qrels[q], 10) for q in ids) / n, 4),
+                "recall@100": round(sum(recall_at(ids[q], qrels[q], 100) for q in ids) / n, 4),
+                "query_latency": latency_ms(seconds),
+                "index_seconds": round(index_seconds, 1),
+            }
+    return results
+
+
+def _rank(
+    retriever: Retriever,
+    queries: list[dict[str, Any]],
+    mode: Mode,
+    on_progress: Callable[[str, int, int], None] | None,
+) -> tuple[dict[str, list[tuple[str, float]]], list[float]]:
+    rankings: dict[str, list[tuple[str, float]]] = {}
+    seconds: list[float] = []
+    for n, query in enumerate(queries, 1):
+        started = time.perf_counter()
+        hits = retriever.search(TENANT, str(query["text"]), [EVERYONE], k=DEPTH * 2, mode=mode)
+        seconds.append(time.perf_counter() - started)
+        ranked: list[tuple[str, float]] = []
+        seen: set[str] = set()
+        for hit in hits:  # a document ranks where its best chunk does
+            if hit.chunk.source_id not in seen:
+                seen.add(hit.chunk.source_id)
+                ranked.append((hit.chunk.source_id, hit.score))
+        rankings[str(query["_id"])] = ranked[:DEPTH]
+        if on_progress:
+            on_progress(f"query {mode}", n, len(queries))
+    return rankings, seconds
+
+
+def _write_run(path: Path, rankings: dict[str, list[tuple[str, float]]], mode: str) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for qid, ranked in rankings.items():
+            for rank, (doc, score) in enumerate(ranked, 1):
+                out.write(f"{qid} Q0 {doc} {rank} {score:.6f} bastion-{mode}\n")

@@ -1,5 +1,5 @@
 """Hybrid retrieval: dense (MiniLM) and BM25 results, each already filtered by the reader's
-ACL, fused by reciprocal rank."""
+ACL, fused by per-query z-scores (or reciprocal rank)."""
 
 from __future__ import annotations
 
@@ -32,21 +32,52 @@ class Hit:
     keyword_rank: int | None
 
 
-def fuse(rankings: Sequence[Sequence[Chunk]], k: int, rrf_k: int) -> list[Hit]:
-    """Reciprocal rank fusion: score = sum of 1 / (rrf_k + rank) over the rankings."""
-    scores: dict[str, float] = {}
+Scored = Sequence[tuple[Chunk, float]]
+
+
+def _hits(scores: dict[str, float], lists: Sequence[Scored], k: int) -> list[Hit]:
     ranks: dict[str, list[int | None]] = {}
     chunks: dict[str, Chunk] = {}
-    for which, ranking in enumerate(rankings):
-        for rank, chunk in enumerate(ranking, start=1):
-            scores[chunk.id] = scores.get(chunk.id, 0.0) + 1.0 / (rrf_k + rank)
-            ranks.setdefault(chunk.id, [None] * len(rankings))[which] = rank
+    for which, ranking in enumerate(lists):
+        for rank, (chunk, _) in enumerate(ranking, start=1):
+            ranks.setdefault(chunk.id, [None] * len(lists))[which] = rank
             chunks[chunk.id] = chunk
     order = sorted(scores, key=lambda cid: (-scores[cid], cid))[:k]
     return [
-        Hit(chunks[c], scores[c], ranks[c][0], ranks[c][1] if len(rankings) > 1 else None)
+        Hit(chunks[c], scores[c], ranks[c][0], ranks[c][1] if len(lists) > 1 else None)
         for c in order
     ]
+
+
+def fuse_rrf(lists: Sequence[Scored], k: int, rrf_k: int) -> list[Hit]:
+    """Reciprocal rank fusion: score = sum of 1 / (rrf_k + rank) over the rankings."""
+    scores: dict[str, float] = {}
+    for ranking in lists:
+        for rank, (chunk, _) in enumerate(ranking, start=1):
+            scores[chunk.id] = scores.get(chunk.id, 0.0) + 1.0 / (rrf_k + rank)
+    return _hits(scores, lists, k)
+
+
+def fuse_zscore(lists: Sequence[Scored], k: int, weights: Sequence[float]) -> list[Hit]:
+    """Weighted sum of per-query z-scores; a chunk missing from a list counts as that
+    list's lowest candidate. Unlike ranks, z-scores keep how far ahead a clear winner is."""
+    normalised: list[dict[str, float]] = []
+    for ranking in lists:
+        values = [score for _, score in ranking]
+        mean = sum(values) / len(values) if values else 0.0
+        spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5 if values else 0.0
+        normalised.append(
+            {c.id: (score - mean) / spread if spread else 0.0 for c, score in ranking}
+        )
+    ids = {cid for z in normalised for cid in z}
+    scores = {
+        cid: sum(
+            w * z.get(cid, min(z.values(), default=0.0))
+            for w, z in zip(weights, normalised, strict=True)
+        )
+        for cid in ids
+    }
+    return _hits(scores, lists, k)
 
 
 class Retriever:
@@ -78,23 +109,27 @@ class Retriever:
         mode = mode or self.config.mode
         depth = max(k, self.config.candidates)
         timing: dict[str, float] = {}
-        dense: list[Chunk] = []
-        keyword: list[Chunk] = []
+        dense: Scored = []
+        keyword: Scored = []
         if mode in ("dense", "hybrid"):
             started = time.perf_counter()
             vector = self.embedder.embed_one(query)
             timing["embed_ms"] = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
-            dense = [c for c, _ in self.store.search(tenant, vector, allowed, depth, sources)]
+            dense = self.store.search(tenant, vector, allowed, depth, sources)
             timing["dense_ms"] = (time.perf_counter() - started) * 1000
         if mode in ("bm25", "hybrid"):
             started = time.perf_counter()
-            keyword = [c for c, _ in self.keyword.search(tenant, query, allowed, depth, sources)]
+            keyword = self.keyword.search(tenant, query, allowed, depth, sources)
             timing["bm25_ms"] = (time.perf_counter() - started) * 1000
         self.last_timing = timing
-        if mode == "dense":
-            return fuse([dense], k, self.config.rrf_k)
-        if mode == "bm25":
-            hits = fuse([keyword], k, self.config.rrf_k)
-            return [Hit(h.chunk, h.score, None, h.dense_rank) for h in hits]
-        return fuse([dense, keyword], k, self.config.rrf_k)
+        if mode != "hybrid":
+            only = dense if mode == "dense" else keyword
+            return [
+                Hit(c, score, rank if mode == "dense" else None, rank if mode == "bm25" else None)
+                for rank, (c, score) in enumerate(only[:k], start=1)
+            ]
+        if self.config.fusion == "rrf":
+            return fuse_rrf([dense, keyword], k, self.config.rrf_k)
+        alpha = self.config.dense_weight
+        return fuse_zscore([dense, keyword], k, [alpha, 1.0 - alpha])
