@@ -431,7 +431,7 @@ def _as(platform: Any, handle: str) -> Any:
 def search(
     query: Annotated[str, typer.Argument(help="What to look for.")],
     as_user: Annotated[str, typer.Option("--as", help="Search as TENANT/USER (their ACL).")],
-    k: Annotated[int, typer.Option(min=1, max=100)] = 5,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="Results.")] = 5,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
     source: Annotated[list[str] | None, typer.Option(help="Only these sources.")] = None,
 ) -> None:

@@ -20,7 +20,7 @@ from bastion.grounding.stores import Chunk, VectorStore
 from bastion.storage import Database
 from bastion.storage.tables import GroundingRecord
 
-BATCH_RECORDS = 256
+BATCH_CHUNKS = 256
 
 
 @dataclass
@@ -94,14 +94,17 @@ def sync_index(
     current = {f"{r.source}:{r.source_id}": r.content_hash for r in records}
     todo = [r for r in records if indexed.get(f"{r.source}:{r.source_id}") != r.content_hash]
     stale = [key for key, digest in indexed.items() if current.get(key) != digest]
-    plan = [c for r in todo for c in record_chunks(r, config)]
+    plan = [record_chunks(r, config) for r in todo]
     if on_plan is not None:
-        on_plan(len(plan))
-    for start in range(0, len(plan), BATCH_RECORDS):
-        batch = plan[start : start + BATCH_RECORDS]
-        vectors = embedder.embed([c.text for c in batch], on_batch=on_chunks)
-        store.upsert(batch, vectors)
-        report.chunks_written += len(batch)
+        on_plan(sum(len(chunks) for chunks in plan))
+    batch: list[Chunk] = []
+    for position, chunks in enumerate(plan):
+        batch += chunks
+        if len(batch) >= BATCH_CHUNKS or position == len(plan) - 1:
+            # Whole records per upsert: an interrupted run never leaves part of a record.
+            store.upsert(batch, embedder.embed([c.text for c in batch], on_batch=on_chunks))
+            report.chunks_written += len(batch)
+            batch = []
     # Stale: chunks of deleted records, and of older versions of the records redone above.
     store.prune(tenant, {key: current.get(key) for key in stale})
     report.reindexed = len(todo)

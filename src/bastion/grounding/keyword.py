@@ -60,6 +60,10 @@ class KeywordIndex:
                 self._indexes[tenant] = index
         return index if index.chunks else None
 
+    def warm(self, tenant: str) -> None:
+        """Build the tenant's index now rather than on its first query."""
+        self._index(tenant)
+
     def _build(self, tenant: str, version: str) -> _Index:
         import bm25s
 

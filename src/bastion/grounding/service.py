@@ -103,4 +103,7 @@ class Grounding:
         )
 
     def load(self) -> None:
+        """Load the embedder and build each tenant's keyword index before serving."""
         self.embedder.load()
+        for tenant in self.tenants:
+            self.retriever.keyword.warm(tenant)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,8 @@ class LanceStore:
         import lancedb
 
         path.mkdir(parents=True, exist_ok=True)
-        self._db = lancedb.connect(str(path))
+        # Another process (`bastion index`) may write: look for new versions every 5 s.
+        self._db = lancedb.connect(str(path), read_consistency_interval=timedelta(seconds=5))
         self._tables: dict[str, Any] = {}
 
     def _table(self, tenant: str, create: bool = False) -> Any:
@@ -139,7 +141,6 @@ class LanceStore:
         table = self._table(tenant)
         if table is None:
             return "empty"
-        table.checkout_latest()  # another process (bastion index) may have written
         return str(table.version)
 
     def optimize(self, tenant: str) -> None:

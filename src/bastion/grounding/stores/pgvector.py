@@ -7,6 +7,7 @@ could return fewer results than asked for.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from bastion.grounding.stores import Chunk
 from bastion.storage import Database
 
+VERSION_CHECK_SECONDS = 5.0
 _COLUMNS = "id, tenant_id, source, source_id, record_hash, entity, title, text, acl"
 
 
@@ -31,10 +33,12 @@ class PgVectorStore:
                 "use 'lancedb' with SQLite"
             )
         self._db = db
+        self._versions: dict[str, tuple[float, str]] = {}
 
     def upsert(self, chunks: Sequence[Chunk], vectors: np.ndarray) -> None:
         if not chunks:
             return
+        self._versions.pop(chunks[0].tenant, None)
         rows = [
             {
                 "id": c.id,
@@ -66,6 +70,7 @@ class PgVectorStore:
     def prune(self, tenant: str, keep: Mapping[str, str | None]) -> None:
         if not keep:
             return
+        self._versions.pop(tenant, None)
         keys = sorted(keep)
         with self._db.transaction() as conn:
             conn.execute(
@@ -132,6 +137,16 @@ class PgVectorStore:
             return [_chunk(r) for r in rows]
 
     def version(self, tenant: str) -> str:
+        # The check scans the tenant's chunks: other replicas' writes are looked for every
+        # few seconds; this replica's own writes are seen at once.
+        cached = self._versions.get(tenant)
+        if cached is not None and time.monotonic() - cached[0] < VERSION_CHECK_SECONDS:
+            return cached[1]
+        version = self._read_version(tenant)
+        self._versions[tenant] = (time.monotonic(), version)
+        return version
+
+    def _read_version(self, tenant: str) -> str:
         # Inserts and updates raise max(xmin); deletes change the count.
         with self._db.read() as conn:
             count, newest = conn.execute(
