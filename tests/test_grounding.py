@@ -402,7 +402,7 @@ def _check_no_leaks(store: VectorStore, queries: int, seed: int) -> None:
         dense = store.search("acme", query, allowed, k)
         # Filter-then-rank returns exactly the best readable chunks, k of them when it can.
         expected = sorted(readable, key=lambda i: -float(vectors[i] @ query))[:k]
-        assert [by_id[c.id] for c, _ in dense] == expected
+        assert [by_id[cid] for cid, _ in dense] == expected
         words = " ".join(rng.choice(WORDS, size=2).tolist())
         for chunk, _ in keyword.search("acme", words, allowed, k):
             assert set(chunk.acl) & set(allowed), (chunk, allowed)
@@ -445,10 +445,12 @@ def test_pgvector_store_matches_lancedb_on_the_same_chunks(
         pg.upsert(chunks[1:2], vectors[1:2])
         assert pg.version("acme") != before
         query = vectors[10]
-        assert [c.id for c, _ in lance.search("acme", query, ["*", "sales"], 5)] == [
-            c.id for c, _ in pg.search("acme", query, ["*", "sales"], 5)
+        assert [cid for cid, _ in lance.search("acme", query, ["*", "sales"], 5)] == [
+            cid for cid, _ in pg.search("acme", query, ["*", "sales"], 5)
         ]
         assert pg.record_hashes("acme")["s:r1"] == "h"
+        assert [c.id for c in pg.get("acme", ["c7", "nope", "c3"])] == ["c7", "c3"]
+        assert lance.get("acme", ["c7", "nope", "c3"]) == pg.get("acme", ["c7", "nope", "c3"])
     finally:
         with db.transaction() as conn:
             conn.exec_driver_sql("DELETE FROM grounding_chunks")

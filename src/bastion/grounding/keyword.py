@@ -40,6 +40,7 @@ class _Index:
     acls: list[frozenset[str]]
     source_of: np.ndarray
     sources: list[str]
+    by_id: dict[str, Chunk] | None = None
 
 
 class KeywordIndex:
@@ -59,6 +60,15 @@ class KeywordIndex:
                 index = self._build(tenant, version)
                 self._indexes[tenant] = index
         return index if index.chunks else None
+
+    def chunks_by_id(self, tenant: str) -> dict[str, Chunk]:
+        """Every chunk of the tenant, from memory (the index holds them all anyway)."""
+        index = self._index(tenant)
+        if index is None:
+            return {}
+        if index.by_id is None:
+            index.by_id = {c.id: c for c in index.chunks}
+        return index.by_id
 
     def warm(self, tenant: str) -> None:
         """Build the tenant's index now rather than on its first query."""

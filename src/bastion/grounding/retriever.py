@@ -116,7 +116,8 @@ class Retriever:
             vector = self.embedder.embed_one(query)
             timing["embed_ms"] = (time.perf_counter() - started) * 1000
             started = time.perf_counter()
-            dense = self.store.search(tenant, vector, allowed, depth, sources)
+            dense_ids = self.store.search(tenant, vector, allowed, depth, sources)
+            dense = self._hydrate(tenant, dense_ids, mode)
             timing["dense_ms"] = (time.perf_counter() - started) * 1000
         if mode in ("bm25", "hybrid"):
             started = time.perf_counter()
@@ -133,3 +134,13 @@ class Retriever:
             return fuse_rrf([dense, keyword], k, self.config.rrf_k)
         alpha = self.config.dense_weight
         return fuse_zscore([dense, keyword], k, [alpha, 1.0 - alpha])
+
+    def _hydrate(self, tenant: str, scored: list[tuple[str, float]], mode: Mode) -> Scored:
+        """Chunks for dense results: from the keyword index's memory in hybrid mode (no
+        second read), from the store otherwise."""
+        if mode == "hybrid":
+            known = self.keyword.chunks_by_id(tenant)
+            if all(cid in known for cid, _ in scored):
+                return [(known[cid], score) for cid, score in scored]
+        chunks = {c.id: c for c in self.store.get(tenant, [cid for cid, _ in scored])}
+        return [(chunks[cid], score) for cid, score in scored if cid in chunks]

@@ -54,8 +54,13 @@ class VectorStore(Protocol):
         allowed: Sequence[str],
         k: int,
         sources: Sequence[str] | None = None,
-    ) -> list[tuple[Chunk, float]]:
-        """The k nearest chunks the reader may see, best first, with cosine similarity."""
+    ) -> list[tuple[str, float]]:
+        """Ids of the k nearest chunks the reader may see, best first, with cosine similarity
+        (ids only: fetching every candidate's text would cost more than the search)."""
+        ...
+
+    def get(self, tenant: str, ids: Sequence[str]) -> list[Chunk]:
+        """The chunks with these ids, in that order (unknown ids left out)."""
         ...
 
     def chunks(self, tenant: str) -> list[Chunk]: ...

@@ -113,7 +113,7 @@ class LanceStore:
         allowed: Sequence[str],
         k: int,
         sources: Sequence[str] | None = None,
-    ) -> list[tuple[Chunk, float]]:
+    ) -> list[tuple[str, float]]:
         table = self._table(tenant)
         if table is None or not allowed or sources == []:
             return []
@@ -127,9 +127,24 @@ class LanceStore:
             .limit(k)
         )
         if table.list_indices():
-            query = query.nprobes(20).refine_factor(5)
-        rows = query.select([*_FIELDS, "_distance"]).to_arrow().to_pylist()
-        return [(_chunk(r), 1.0 - float(r["_distance"])) for r in rows]
+            query = query.nprobes(20).refine_factor(2)  # 0.97 recall@10 of exact at 100k
+        rows = query.select(["id", "_distance"]).to_arrow().to_pylist()
+        return [(r["id"], 1.0 - float(r["_distance"])) for r in rows]
+
+    def get(self, tenant: str, ids: Sequence[str]) -> list[Chunk]:
+        table = self._table(tenant)
+        if table is None or not ids:
+            return []
+        rows = (
+            table.search()
+            .where(f"id IN ({_in_list(ids)})")
+            .select(_FIELDS)
+            .limit(len(ids))
+            .to_arrow()
+            .to_pylist()
+        )
+        found = {r["id"]: _chunk(r) for r in rows}
+        return [found[i] for i in ids if i in found]
 
     def chunks(self, tenant: str) -> list[Chunk]:
         table = self._table(tenant)
@@ -144,7 +159,7 @@ class LanceStore:
         return str(table.version)
 
     def optimize(self, tenant: str) -> None:
-        from lancedb.index import IvfPq, LabelList
+        from lancedb.index import BTree, IvfPq, LabelList
 
         table = self._table(tenant)
         if table is None:
@@ -162,6 +177,7 @@ class LanceStore:
             replace=True,
         )
         table.create_index("acl", config=LabelList(), replace=True)
+        table.create_index("id", config=BTree(), replace=True)
 
 
 def _chunk(row: dict[str, Any]) -> Chunk:

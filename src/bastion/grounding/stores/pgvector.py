@@ -104,7 +104,7 @@ class PgVectorStore:
         allowed: Sequence[str],
         k: int,
         sources: Sequence[str] | None = None,
-    ) -> list[tuple[Chunk, float]]:
+    ) -> list[tuple[str, float]]:
         if not allowed or sources == []:
             return []
         where = "tenant_id = :tenant AND acl && CAST(:allowed AS text[])"
@@ -120,13 +120,27 @@ class PgVectorStore:
         with self._db.read() as conn:
             rows = conn.execute(
                 text(
-                    f"SELECT {_COLUMNS}, 1 - (embedding <=> CAST(:q AS vector)) AS similarity "
+                    "SELECT id, 1 - (embedding <=> CAST(:q AS vector)) AS similarity "
                     f"FROM grounding_chunks WHERE {where} "
                     "ORDER BY embedding <=> CAST(:q AS vector) LIMIT :k"
                 ),
                 params,
             )
-            return [(_chunk(r), float(r[-1])) for r in rows]
+            return [(r[0], float(r[1])) for r in rows]
+
+    def get(self, tenant: str, ids: Sequence[str]) -> list[Chunk]:
+        if not ids:
+            return []
+        with self._db.read() as conn:
+            rows = conn.execute(
+                text(
+                    f"SELECT {_COLUMNS} FROM grounding_chunks "
+                    "WHERE tenant_id = :t AND id = ANY(:ids)"
+                ),
+                {"t": tenant, "ids": list(ids)},
+            )
+            found = {r[0]: _chunk(r) for r in rows}
+        return [found[i] for i in ids if i in found]
 
     def chunks(self, tenant: str) -> list[Chunk]:
         with self._db.read() as conn:
