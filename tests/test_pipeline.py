@@ -39,6 +39,7 @@ def test_stage_order_is_declared_in_one_place(platform: Platform) -> None:
     assert names == [
         "identify",
         "authorize",
+        "assign_arm",
         "app_template",
         "retrieve",
         "input_guards",

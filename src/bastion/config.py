@@ -183,6 +183,75 @@ class SourceConfig(Section):
         return self
 
 
+MetricName = Literal[
+    "feedback_score",
+    "acceptance_rate",
+    "edit_distance",
+    "latency_ms",
+    "completion_tokens",
+    "cost_usd",
+    "error_rate",
+    "toxicity_flag_rate",
+    "pii_leak_rate",
+    "injection_flag_rate",
+    "groundedness_flag_rate",
+]
+
+
+class VariantConfig(Section):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Arm name.")
+    model: str | None = Field(None, description="Model of this arm; default: the app's.")
+    system_prompt: str | None = Field(None, description="Replaces the app's system prompt.")
+    temperature: float | None = Field(None, ge=0, le=2, description="Overrides the request's.")
+    max_tokens: int | None = Field(None, ge=1, description="Overrides the request's.")
+    weight: float = Field(50.0, gt=0, description="Share of enrolled units, in percent.")
+
+
+class GuardrailConfig(Section):
+    metric: MetricName = Field(description="Metric watched in every arm against control.")
+    max_worsening: float = Field(
+        ge=0,
+        description="Largest tolerated change for the worse, in the metric's unit (a rate "
+        "0-1, ms, tokens or USD); an arm that surely exceeds it is stopped.",
+    )
+
+
+class ExperimentConfig(Section):
+    name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Unique.")
+    tenant: str = Field(min_length=1, description="Tenant whose requests take part.")
+    app: str = Field(min_length=1, description="App whose requests are split.")
+    variants: list[VariantConfig] = Field(
+        min_length=2, description="The arms; the first is the control."
+    )
+    unit: Literal["user", "account", "request"] = Field(
+        "user",
+        description="What is assigned: a user keeps one arm; an account (the request's "
+        "'account' field or X-Bastion-Account header) keeps one arm for all its users.",
+    )
+    traffic: float = Field(
+        100.0, gt=0, le=100, description="Percent of units enrolled; raising it never moves one."
+    )
+    primary_metric: MetricName = Field("feedback_score", description="What decides.")
+    minimum_effect: float = Field(
+        0.05, gt=0, description="Smallest difference worth detecting, in the metric's unit."
+    )
+    guardrails: list[GuardrailConfig] = Field(
+        default_factory=list, description="Metrics that must not get worse."
+    )
+    start: str | None = Field(None, description="ISO time to start; default: now.")
+    stop: str | None = Field(None, description="ISO time to stop; default: never.")
+
+    @model_validator(mode="after")
+    def _arms(self) -> ExperimentConfig:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique; got {names}")
+        total = sum(v.weight for v in self.variants)
+        if abs(total - 100.0) > 1e-6:
+            raise ValueError(f"variant weights must sum to 100 (percent); they sum to {total:g}")
+        return self
+
+
 class GroundingConfig(Section):
     store: Literal["lancedb", "pgvector"] = Field(
         "lancedb",
@@ -358,6 +427,10 @@ class BastionConfig(Section):
         default_factory=list, description="Company data the grounded apps answer from."
     )
     grounding: GroundingConfig = GroundingConfig()
+    experiments: list[ExperimentConfig] = Field(
+        default_factory=list,
+        description="A/B experiments created at start when missing (also: bastion ab create).",
+    )
     audit: AuditConfig = AuditConfig()
     logging: LoggingConfig = LoggingConfig()
 

@@ -52,6 +52,12 @@ class NotFound(BastionError):
     error_type = "invalid_request_error"
 
 
+class Conflict(BastionError):
+    status_code = 409
+    code = "conflict"
+    error_type = "invalid_request_error"
+
+
 class PayloadTooLarge(BastionError):
     status_code = 413
     code = "prompt_too_large"

@@ -1,6 +1,7 @@
 """The request pipeline: the one place that says in which order a request is handled.
 
-    identify -> authorize -> app template -> retrieve -> input guards -> spotlight -> route
+    identify -> authorize -> assign arm -> app template -> retrieve -> input guards
+             -> spotlight -> route
              -> generate (or stream) -> output guards -> groundedness -> audit
 
 Each stage before generation is a small object with `run(ctx)`; later parts (grounding,
@@ -24,6 +25,7 @@ from bastion.access import AccessStore, Policy, Principal
 from bastion.audit import AuditEntry, AuditLog
 from bastion.config import AppConfig, BastionConfig
 from bastion.errors import BackendError, BastionError, GuardUnavailable, NotFound
+from bastion.experiments.service import Experiments
 from bastion.grounding.groundedness import GroundednessScorer
 from bastion.grounding.service import Grounding
 from bastion.grounding.stores import Chunk
@@ -47,6 +49,7 @@ class ChatRequest:
     model: str | None = None
     app: str = "chat"
     stream: bool = False
+    account: str | None = None  # the end customer's account, for account-level experiments
 
 
 @dataclass
@@ -88,6 +91,7 @@ class RequestContext:
     trusted_prefix: int = 0  # leading messages the platform itself wrote (the app's prompt)
     canary: str | None = None
     sources: list[RetrievedSource] = field(default_factory=list)  # grounding, in rank order
+    system_prompt: str | None = None  # an experiment arm's, instead of the app's
 
     @property
     def shown_sources(self) -> list[RetrievedSource]:
@@ -163,6 +167,37 @@ class Authorize:
         self._policy.authorize(ctx.principal, app=app.name, model=ctx.model)
 
 
+class AssignArm:
+    """When an experiment splits this app: the request's arm (sticky per user, account or
+    request) sets the model, system prompt and parameters. Others keep the app's."""
+
+    name = "assign_arm"
+
+    def __init__(self, experiments: Experiments, policy: Policy) -> None:
+        self._experiments = experiments
+        self._policy = policy
+
+    def run(self, ctx: RequestContext) -> None:
+        assert ctx.principal is not None and ctx.app is not None
+        found = self._experiments.assign(
+            ctx.principal, ctx.app.name, ctx.request.account, ctx.trace_id
+        )
+        if found is None:
+            return
+        spec, variant, unit = found
+        if variant.model is not None:
+            self._policy.authorize(ctx.principal, app=ctx.app.name, model=variant.model)
+            ctx.model = variant.model
+        ctx.system_prompt = variant.system_prompt
+        params = ctx.request.params
+        ctx.request.params = replace(
+            params,
+            temperature=params.temperature if variant.temperature is None else variant.temperature,
+            max_tokens=params.max_tokens if variant.max_tokens is None else variant.max_tokens,
+        )
+        ctx.extra["experiment"] = {"name": spec.name, "arm": variant.name, "unit": unit}
+
+
 class ApplyAppTemplate:
     """Put the app's system prompt in front of the conversation, with a canary in the
     first system message so that a leak of it can be caught in the answer."""
@@ -174,8 +209,9 @@ class ApplyAppTemplate:
 
     def run(self, ctx: RequestContext) -> None:
         ctx.messages = list(ctx.request.messages)
-        if ctx.app and ctx.app.system_prompt:
-            ctx.messages.insert(0, ChatMessage("system", ctx.app.system_prompt))
+        prompt = ctx.system_prompt or (ctx.app.system_prompt if ctx.app else None)
+        if prompt:
+            ctx.messages.insert(0, ChatMessage("system", prompt))
             ctx.trusted_prefix = 1
         first_system = next((i for i, m in enumerate(ctx.messages) if m.role == "system"), None)
         if self._plant_canary and first_system is not None:
@@ -366,12 +402,18 @@ class Route:
 
 
 def default_stages(
-    config: BastionConfig, access: AccessStore, registry: ModelRegistry, grounding: Grounding
+    config: BastionConfig,
+    access: AccessStore,
+    registry: ModelRegistry,
+    grounding: Grounding,
+    experiments: Experiments,
 ) -> list[Stage]:
     """The stages before generation, in order."""
+    policy = Policy(config.access)
     return [
         Identify(access),
-        Authorize(config, Policy(config.access), registry),
+        Authorize(config, policy, registry),
+        AssignArm(experiments, policy),
         ApplyAppTemplate(plant_canary=config.guards.injection.canary),
         Retrieve(grounding),
         InputGuards(input_guards(config), fail_open=config.fail_open_for),
@@ -486,9 +528,10 @@ class Pipeline:
         registry: ModelRegistry,
         audit: AuditLog,
         grounding: Grounding,
+        experiments: Experiments,
         vault_key: bytes | None = None,
     ) -> Pipeline:
-        stages = default_stages(config, access, registry, grounding)
+        stages = default_stages(config, access, registry, grounding, experiments)
         return cls(config, stages, registry, output_guards(config), audit, vault_key, grounding)
 
     def load_guards(self) -> None:
@@ -658,6 +701,8 @@ class Pipeline:
             "model": ctx.model,
             "trust": ctx.trust_report(),
         }
+        if "experiment" in ctx.extra:
+            field["experiment"] = ctx.extra["experiment"]
         if "grounding" in ctx.extra:
             chars = self.config.grounding.snippet_chars
             field["citations"] = [s.citation(ctx.vault, chars) for s in ctx.shown_sources]

@@ -9,6 +9,7 @@ from pathlib import Path
 from bastion.access import AccessStore, Policy
 from bastion.audit import AuditLog
 from bastion.config import CONFIG_FILE_NAME, BastionConfig, bastion_home, load_config
+from bastion.experiments.service import Experiments
 from bastion.grounding.service import Grounding
 from bastion.guards.pii.vault import vault_key
 from bastion.models import ModelRegistry
@@ -27,6 +28,7 @@ class Platform:
     registry: ModelRegistry
     audit: AuditLog
     grounding: Grounding
+    experiments: Experiments
     pipeline: Pipeline
 
     @classmethod
@@ -41,9 +43,20 @@ class Platform:
         audit = AuditLog(db, retain_text=config.audit.retain_text)
         key = vault_key(home, config.guards.pii.vault_key_env)
         grounding = Grounding(config, home, db)
-        pipeline = Pipeline.build(config, access, registry, audit, grounding, key)
+        experiments = Experiments(db, config, audit)
+        experiments.create_configured()
+        pipeline = Pipeline.build(config, access, registry, audit, grounding, experiments, key)
         return cls(
-            home, config, db, access, Policy(config.access), registry, audit, grounding, pipeline
+            home,
+            config,
+            db,
+            access,
+            Policy(config.access),
+            registry,
+            audit,
+            grounding,
+            experiments,
+            pipeline,
         )
 
     def close(self) -> None:

@@ -34,6 +34,8 @@ eval_app = typer.Typer(help="Evaluate guards and models on labelled data.", no_a
 guards_app = typer.Typer(help="The trust guards.", no_args_is_help=True)
 guards_train_app = typer.Typer(help="Train a guard's classifier.", no_args_is_help=True)
 guards_app.add_typer(guards_train_app, name="train")
+ab_app = typer.Typer(help="A/B experiments between models or prompts.", no_args_is_help=True)
+app.add_typer(ab_app, name="ab")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
@@ -137,7 +139,11 @@ def chat(
         history.append({"role": "user", "content": prompt})
         client.send(history, stream=stream, out=console)
         return
-    err.print("Interactive chat; an empty line or Ctrl-D ends it.")
+    err.print(
+        "Interactive chat; an empty line or Ctrl-D ends it. "
+        "Rate the last answer with /up, /down or /rate 1-5."
+    )
+    ratings: dict[str, dict[str, Any]] = {"/up": {"thumbs": "up"}, "/down": {"thumbs": "down"}}
     while True:
         try:
             line = console.input("[bold cyan]you>[/bold cyan] ")
@@ -145,6 +151,17 @@ def chat(
             break
         if not line.strip():
             break
+        command = line.strip().split()
+        if command[0] in ratings or command[0] == "/rate":
+            try:
+                body = ratings.get(command[0]) or {"rating": int(command[1])}
+                client.feedback(body)
+                err.print("[dim]feedback sent[/dim]")
+            except (IndexError, ValueError):
+                err.print("usage: /rate N, with N from 1 to 5")
+            except BastionError as exc:
+                err.print(f"[red]feedback not sent:[/red] {exc.message}")
+            continue
         history.append({"role": "user", "content": line})
         answer = client.send(history, stream=stream, out=console)
         history.append({"role": "assistant", "content": answer})
@@ -484,6 +501,172 @@ def ask(
         err.print(f"[{c['n']}] {c['source']}:{c['record_id']}  {c['title']}", highlight=False)
     if completion.bastion.get("support") is not None:
         err.print(f"support: {completion.bastion['support']:.2f}  trace: {completion.trace_id}")
+
+
+def _experiment(platform: Any, name: str, tenant: str | None) -> tuple[str, str]:
+    """(tenant, name): the tenant may be left out when one tenant has that experiment."""
+    if tenant:
+        return tenant, name
+    owners = [e["tenant"] for e in platform.experiments.store.list() if e["name"] == name]
+    if len(owners) != 1:
+        found = "no tenant" if not owners else f"tenants {', '.join(owners)}"
+        raise BastionError(f"experiment '{name}' is in {found}; pass --tenant")
+    return owners[0], name
+
+
+TenantOption = Annotated[str | None, typer.Option(help="Tenant; default: the one that has it.")]
+
+
+@ab_app.command("create")
+@reports_errors
+def ab_create(
+    spec_file: Annotated[Path, typer.Argument(help="The experiment as YAML or JSON.")],
+) -> None:
+    """Start an experiment (fields: see `experiments` in the configuration reference)."""
+    import yaml
+    from pydantic import ValidationError
+
+    from bastion.config import ExperimentConfig
+
+    if not spec_file.is_file():
+        raise BastionError(f"{spec_file} does not exist")
+    try:
+        spec = ExperimentConfig.model_validate(yaml.safe_load(spec_file.read_text()))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise BastionError(f"{spec_file} is not a valid experiment: {exc}") from exc
+    console.print_json(data=_platform().experiments.store.create(spec))
+
+
+@ab_app.command("list")
+@reports_errors
+def ab_list(tenant: TenantOption = None) -> None:
+    """Experiments and their state."""
+    table = Table("tenant", "name", "app", "status", "unit", "traffic", "arms", "stopped arms")
+    for e in _platform().experiments.store.list(tenant):
+        table.add_row(
+            e["tenant"],
+            e["name"],
+            e["app"],
+            e["status"],
+            e["unit"],
+            f"{e['traffic']:g}%",
+            ", ".join(e["variants"]),
+            ", ".join(e["stopped_arms"]) or "-",
+        )
+    console.print(table)
+
+
+@ab_app.command("status")
+@reports_errors
+def ab_status(name: str, tenant: TenantOption = None) -> None:
+    """Requests per arm and the current decision."""
+    platform = _platform()
+    report, _ = platform.experiments.report(*_experiment(platform, name, tenant))
+    console.print(f"{name} ({report['status']}): {report['decision']}")
+    for arm, n in report["requests"].items():
+        stopped = report["stopped_arms"].get(arm)
+        console.print(f"  {arm}: {n} requests" + (f" (stopped: {stopped})" if stopped else ""))
+
+
+@ab_app.command("report")
+@reports_errors
+def ab_report(
+    name: str,
+    tenant: TenantOption = None,
+    html: Annotated[Path | None, typer.Option(help="Also write an HTML page with plots.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Metrics per arm with always-valid confidence intervals, guardrails and a decision."""
+    from bastion.experiments.report import render_html, render_table
+
+    platform = _platform()
+    report, arms = platform.experiments.report(*_experiment(platform, name, tenant))
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        console.print(render_table(report))
+        for arm, decision in report["decisions"].items():
+            console.print(f"{arm}: {decision['verdict']}: {decision['reason']}", highlight=False)
+    if html is not None:
+        html.write_text(render_html(report, arms), encoding="utf-8")
+        err.print(f"Wrote {html}")
+
+
+@ab_app.command("stop")
+@reports_errors
+def ab_stop(name: str, tenant: TenantOption = None) -> None:
+    """Stop an experiment: every request goes back to the app's own settings."""
+    platform = _platform()
+    platform.experiments.stop(*_experiment(platform, name, tenant))
+    err.print(f"stopped {name}")
+
+
+@ab_app.command("promote")
+@reports_errors
+def ab_promote(name: str, arm: str, tenant: TenantOption = None) -> None:
+    """End an experiment naming the winning arm; prints the settings to make the default."""
+    platform = _platform()
+    outcome = platform.experiments.promote(*_experiment(platform, name, tenant), arm)
+    console.print_json(data=outcome)
+    err.print("Make these the app's settings in bastion.yaml (model, system_prompt).")
+
+
+@ab_app.command("simulate")
+@reports_errors
+def ab_simulate(
+    effect: Annotated[float, typer.Option(help="True difference in rate (B - A); 0: A/A.")],
+    experiments: Annotated[int, typer.Option(min=1, help="Simulated experiments.")] = 1000,
+    peek_every: Annotated[int, typer.Option(min=1, help="Look after every K per arm.")] = 10,
+    base_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.3,
+    max_samples: Annotated[int, typer.Option(min=10, help="Per arm.")] = 2000,
+    seed: int = 0,
+) -> None:
+    """Simulate experiments with peeking: rejection rate, samples to decision, power."""
+    from bastion.experiments.stats import simulate
+
+    try:
+        result = simulate(
+            effect,
+            experiments,
+            peek_every,
+            base_rate=base_rate,
+            max_samples_per_arm=max_samples,
+            seed=seed,
+        )
+    except ValueError as exc:
+        raise BastionError(str(exc)) from exc
+    print(json.dumps(result, indent=2))
+
+
+@app.command()
+@reports_errors
+def feedback(
+    trace_id: Annotated[str, typer.Argument(help="The answer's trace id.")],
+    up: Annotated[bool | None, typer.Option("--up/--down", help="Thumbs up or down.")] = None,
+    rating: Annotated[int | None, typer.Option(min=1, max=5, help="1 to 5.")] = None,
+    correction: Annotated[str | None, typer.Option(help="The answer as it should be.")] = None,
+    comment: Annotated[str | None, typer.Option()] = None,
+    url: Annotated[
+        str, typer.Option(envvar="BASTION_URL", help="Server URL.")
+    ] = "http://127.0.0.1:8080",
+    key: Annotated[str | None, typer.Option(envvar="BASTION_API_KEY", help="API key.")] = None,
+) -> None:
+    """Rate an answer through a running server (POST /v1/feedback)."""
+    from bastion.cli.chat_client import send_feedback
+
+    if not key:
+        raise BastionError("no API key: pass --key or set BASTION_API_KEY")
+    thumbs = None if up is None else ("up" if up else "down")
+    body = {
+        "trace_id": trace_id,
+        "thumbs": thumbs,
+        "rating": rating,
+        "corrected_text": correction,
+        "comment": comment,
+    }
+    console.print_json(
+        data=send_feedback(url, key, {k: v for k, v in body.items() if v is not None})
+    )
 
 
 @demo_app.command("init")

@@ -1,4 +1,4 @@
-"""The HTTP client behind `bastion chat`: posts to /v1/chat/completions and prints."""
+"""The HTTP client behind `bastion chat` and `bastion feedback`."""
 
 from __future__ import annotations
 
@@ -34,6 +34,7 @@ class ChatClient:
         }
         if model:
             self._options["model"] = model
+        self.last_trace: str | None = None
 
     def send(self, messages: list[dict[str, str]], *, stream: bool, out: Console) -> str:
         """Send the conversation; print the answer as it arrives and return it."""
@@ -81,7 +82,24 @@ class ChatClient:
             raise BastionError(f"{response.status_code}: {message}")
         return data
 
-    @staticmethod
-    def _trailer(bastion: dict[str, Any], out: Console) -> None:
+    def feedback(self, body: dict[str, Any]) -> Any:
+        """Rate the last answer (POST /v1/feedback)."""
+        if self.last_trace is None:
+            raise BastionError("no answer to rate yet")
+        try:
+            return self._checked(
+                self._client.post("/v1/feedback", json={"trace_id": self.last_trace, **body})
+            )
+        except httpx.TransportError as exc:
+            raise BastionError(f"cannot reach the server: {exc}") from exc
+
+    def _trailer(self, bastion: dict[str, Any], out: Console) -> None:
+        self.last_trace = bastion.get("trace_id")
         trust = (bastion.get("trust") or {}).get("action", "allow")
         out.print(f"[dim]trace {bastion.get('trace_id')} · trust: {trust}[/dim]")
+
+
+def send_feedback(url: str, key: str, body: dict[str, Any]) -> Any:
+    client = ChatClient(url, key, model=None, app="chat", max_tokens=1, temperature=0)
+    client.last_trace = body.pop("trace_id")
+    return client.feedback(body)

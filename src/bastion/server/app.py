@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion import __version__
 from bastion.access import Principal
+from bastion.config import ExperimentConfig
 from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenied
 from bastion.models import ChatMessage, GenerationParams
 from bastion.observability import HTTP_LATENCY
@@ -33,15 +34,17 @@ from bastion.server.schemas import (
     ChatCompletionRequest,
     ChatCompletionResponse,
     ErrorResponse,
+    FeedbackRequest,
     ModelCard,
     ModelList,
+    PromoteRequest,
 )
 
 log = logging.getLogger("bastion.server")
 M = TypeVar("M", bound=BaseModel)
 DEFAULT_MAX_TOKENS = 256
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 413, 503)
+    code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 503)
 }
 
 
@@ -175,7 +178,9 @@ def _json_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
-def _to_chat_request(body: ChatCompletionRequest, app_header: str | None) -> ChatRequest:
+def _to_chat_request(
+    body: ChatCompletionRequest, app_header: str | None, account_header: str | None = None
+) -> ChatRequest:
     messages = [
         ChatMessage("system" if m.role == "developer" else m.role, m.text()) for m in body.messages
     ]
@@ -190,7 +195,8 @@ def _to_chat_request(body: ChatCompletionRequest, app_header: str | None) -> Cha
         seed=body.seed,
     )
     app = body.app or app_header or "chat"
-    return ChatRequest(messages, params, body.model, app, body.stream)
+    account = body.account or account_header
+    return ChatRequest(messages, params, body.model, app, body.stream, account)
 
 
 def _completion_json(done: Completion) -> dict[str, Any]:
@@ -382,9 +388,10 @@ def create_app(platform: Platform) -> FastAPI:
         http_request: Request,
         authorization: str | None = Header(None),
         x_bastion_app: str | None = Header(None),
+        x_bastion_account: str | None = Header(None),
     ) -> Any:
         body = _parse_body(await http_request.body(), ChatCompletionRequest)
-        request = _to_chat_request(body, x_bastion_app)
+        request = _to_chat_request(body, x_bastion_app, x_bastion_account)
         key = _bearer(authorization)
         if not request.stream:
             done = await run_in_threadpool(
@@ -414,10 +421,93 @@ def create_app(platform: Platform) -> FastAPI:
         principal = _admin(principal_of(authorization))
         return platform.audit.get(trace_id, principal.tenant)
 
+    @app.post(
+        "/v1/feedback",
+        responses=_ERRORS,
+        tags=["experiments"],
+        status_code=201,
+        openapi_extra=_json_body(FeedbackRequest),
+    )
+    async def feedback(
+        http_request: Request, authorization: str | None = Header(None)
+    ) -> JSONResponse:
+        """Rate an answer (thumbs or 1-5, a corrected text, a comment). Only its requester or
+        an admin may; the same feedback again is a no-op (200), different feedback a 409."""
+        body = _parse_body(await http_request.body(), FeedbackRequest)
+        principal = await run_in_threadpool(principal_of, authorization)
+        thumbs = None if body.thumbs is None else (1 if body.thumbs == "up" else -1)
+        stored, new = await run_in_threadpool(
+            lambda: platform.experiments.feedback.record(
+                principal,
+                body.trace_id,
+                thumbs=thumbs,
+                rating=body.rating,
+                corrected_text=body.corrected_text,
+                comment=body.comment,
+            )
+        )
+        return JSONResponse(stored, status_code=201 if new else 200)
+
+    @app.get("/v1/experiments", responses=_ERRORS, tags=["experiments"])
+    def experiments_list(authorization: str | None = Header(None)) -> dict[str, Any]:
+        """The caller's tenant's experiments (admins only)."""
+        principal = _admin(principal_of(authorization), "experiments")
+        return {"data": platform.experiments.store.list(principal.tenant)}
+
+    @app.post(
+        "/v1/experiments",
+        responses=_ERRORS,
+        tags=["experiments"],
+        status_code=201,
+        openapi_extra=_json_body(ExperimentConfig),
+    )
+    async def experiments_create(
+        http_request: Request, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        """Start an experiment in the caller's tenant (admins only)."""
+        principal = _admin(await run_in_threadpool(principal_of, authorization), "experiments")
+        try:
+            raw = json.loads(await http_request.body())
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise BadRequest("the body is not valid JSON; send an experiment as JSON") from None
+        if isinstance(raw, dict):
+            raw.setdefault("tenant", principal.tenant)
+            if raw["tenant"] != principal.tenant:
+                raise PermissionDenied("an admin may create experiments in their own tenant only")
+        spec = _parse_body(json.dumps(raw).encode(), ExperimentConfig)
+        return await run_in_threadpool(platform.experiments.store.create, spec)
+
+    @app.get("/v1/experiments/{name}/report", responses=_ERRORS, tags=["experiments"])
+    def experiments_report(name: str, authorization: str | None = Header(None)) -> dict[str, Any]:
+        """Metrics per arm, always-valid comparisons, guardrails and the decision."""
+        principal = _admin(principal_of(authorization), "experiments")
+        return platform.experiments.report(principal.tenant, name)[0]
+
+    @app.post("/v1/experiments/{name}/stop", responses=_ERRORS, tags=["experiments"])
+    def experiments_stop(name: str, authorization: str | None = Header(None)) -> dict[str, Any]:
+        principal = _admin(principal_of(authorization), "experiments")
+        platform.experiments.stop(principal.tenant, name)
+        return platform.experiments.store.get(principal.tenant, name)[1]
+
+    @app.post(
+        "/v1/experiments/{name}/promote",
+        responses=_ERRORS,
+        tags=["experiments"],
+        openapi_extra=_json_body(PromoteRequest),
+    )
+    async def experiments_promote(
+        name: str, http_request: Request, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        principal = _admin(await run_in_threadpool(principal_of, authorization), "experiments")
+        body = _parse_body(await http_request.body(), PromoteRequest)
+        return await run_in_threadpool(
+            platform.experiments.promote, principal.tenant, name, body.arm
+        )
+
     return app
 
 
-def _admin(principal: Principal) -> Principal:
+def _admin(principal: Principal, what: str = "the audit trail") -> Principal:
     if not principal.is_admin:
-        raise PermissionDenied("the audit trail is readable by admins only")
+        raise PermissionDenied(f"{what}: admins only")
     return principal

@@ -49,6 +49,12 @@ class ChatCompletionRequest(BaseModel):
     seed: int | None = None
     user: str | None = None
     app: str | None = Field(None, description="Bastion app (also header X-Bastion-App).")
+    account: str | None = Field(
+        None,
+        max_length=256,
+        description="End customer's account, for account-level experiments "
+        "(also header X-Bastion-Account).",
+    )
     tools: list[Any] | None = Field(None, description="Not supported yet; must be absent.")
     response_format: dict[str, Any] | None = None
 
@@ -123,3 +129,23 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trace_id: str = Field(
+        min_length=1, max_length=64, description="From the answer's bastion field."
+    )
+    thumbs: Literal["up", "down"] | None = None
+    rating: int | None = Field(None, ge=1, le=5, description="1 (bad) to 5 (excellent).")
+    corrected_text: str | None = Field(
+        None, max_length=100_000, description="The answer as it should have been."
+    )
+    comment: str | None = Field(None, max_length=10_000)
+
+
+class PromoteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    arm: str = Field(min_length=1, description="The winning arm.")

@@ -104,3 +104,37 @@ class GroundingRecord(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     contact_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Experiment(Base):
+    """An A/B experiment: its spec (ExperimentConfig as JSON), state and assignment salt."""
+
+    __tablename__ = "experiments"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    spec: Mapped[dict[str, object]] = mapped_column(JSON)
+    salt: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # running, stopped, promoted
+    stopped_arms: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # arm -> why
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Feedback(Base):
+    """A person's rating of one answer; at most one per trace and user."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("trace_id", "user"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    trace_id: Mapped[str] = mapped_column(String(64), index=True)
+    user: Mapped[str] = mapped_column(String(128))
+    thumbs: Mapped[int | None] = mapped_column(Integer, nullable=True)  # +1 / -1
+    rating: Mapped[int | None] = mapped_column(Integer, nullable=True)  # 1-5
+    corrected_text: Mapped[str | None] = mapped_column(Text, nullable=True)
+    comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -1,0 +1,1 @@
+"""Experiments: statistics for A/B tests of competing model variants."""

@@ -1,0 +1,107 @@
+"""Experiments as the platform uses them: assign arms, take feedback, report, guard, decide."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from bastion.access import Principal
+from bastion.audit import AuditLog
+from bastion.config import BastionConfig, ExperimentConfig, VariantConfig
+from bastion.errors import BadRequest, Conflict
+from bastion.experiments.assignment import assign
+from bastion.experiments.metrics import METRICS, ArmData, collect
+from bastion.experiments.report import build_report
+from bastion.experiments.stats import guardrail_breached
+from bastion.experiments.store import ExperimentStore, FeedbackStore
+from bastion.storage import Database
+
+log = logging.getLogger("bastion.experiments")
+
+
+class Experiments:
+    def __init__(self, db: Database, config: BastionConfig, audit: AuditLog) -> None:
+        self.config = config
+        self.store = ExperimentStore(db, config)
+        self.feedback = FeedbackStore(db, audit)
+        self._audit = audit
+
+    def create_configured(self) -> None:
+        """Create the experiments listed in bastion.yaml that do not exist yet."""
+        for spec in self.config.experiments:
+            # created on an earlier start (or the app runs another): leave it
+            with contextlib.suppress(Conflict):
+                self.store.create(spec)
+
+    def assign(
+        self, principal: Principal, app: str, account: str | None, trace_id: str
+    ) -> tuple[ExperimentConfig, VariantConfig, str] | None:
+        """The experiment, arm and unit kind for this request, or None (not enrolled)."""
+        running = self.store.running(principal.tenant, app)
+        if running is None:
+            return None
+        spec = running.spec
+        unit = {"user": principal.user, "account": account, "request": trace_id}[spec.unit]
+        if unit is None:
+            return None  # an account experiment, and the request named no account
+        arm = assign(spec, running.salt, unit, running.stopped_arms)
+        if arm is None:
+            return None
+        variant = next(v for v in spec.variants if v.name == arm)
+        return spec, variant, spec.unit
+
+    def observations(
+        self, tenant: str, name: str
+    ) -> tuple[ExperimentConfig, dict[str, ArmData], dict[str, Any]]:
+        spec, state = self.store.get(tenant, name)
+        records = [
+            r
+            for r in self._audit.records(tenant)
+            if ((r.get("extra") or {}).get("experiment") or {}).get("name") == name
+        ]
+        arms = collect(spec, records, self.feedback.for_traces(tenant), self.config.models)
+        return spec, arms, state
+
+    def report(self, tenant: str, name: str) -> tuple[dict[str, Any], dict[str, ArmData]]:
+        """The report, after stopping any arm whose guardrail is breached."""
+        self.check_guardrails(tenant, name)
+        spec, arms, state = self.observations(tenant, name)
+        return build_report(spec, arms, state), arms
+
+    def check_guardrails(self, tenant: str, name: str) -> list[str]:
+        """Stop every challenger arm that surely worsens a guardrail metric beyond its limit."""
+        spec, arms, state = self.observations(tenant, name)
+        if state["status"] != "running":
+            return []
+        control = spec.variants[0].name
+        stopped = []
+        for guardrail in spec.guardrails:
+            info = METRICS[guardrail.metric]
+            base = arms[control].values.get(guardrail.metric, [])
+            for variant in spec.variants[1:]:
+                values = arms[variant.name].values.get(guardrail.metric, [])
+                if len(base) < 3 or len(values) < 3:
+                    continue
+                if guardrail_breached(
+                    base, values, guardrail.max_worsening, higher_is_worse=not info.higher_is_better
+                ):
+                    limit = f"{guardrail.max_worsening:g}"
+                    why = f"guardrail {guardrail.metric} worse by more than {limit}"
+                    if self.store.stop_arm(tenant, name, variant.name, why):
+                        log.warning("experiment %s: arm %s stopped: %s", name, variant.name, why)
+                        stopped.append(variant.name)
+        return stopped
+
+    def stop(self, tenant: str, name: str) -> None:
+        self.store.set_status(tenant, name, "stopped")
+
+    def promote(self, tenant: str, name: str, arm: str) -> dict[str, Any]:
+        """End the experiment naming the winner; the admin then makes it the app's default."""
+        spec, _ = self.store.get(tenant, name)
+        variant = next((v for v in spec.variants if v.name == arm), None)
+        if variant is None:
+            raise BadRequest(f"no arm '{arm}' in '{name}'; arms: {[v.name for v in spec.variants]}")
+        outcome = {"promoted": arm, "variant": variant.model_dump(mode="json")}
+        self.store.set_status(tenant, name, "promoted", outcome)
+        return outcome
