@@ -14,6 +14,9 @@ BENCHMARKS = [
     "bench_pii.py",
     "bench_trust.py",
     "bench_toxicity.py",
+    "bench_retrieval.py",
+    "bench_groundedness.py",
+    "bench_experiments.py",
 ]
 
 

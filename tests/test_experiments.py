@@ -204,3 +204,26 @@ def test_ab_simulate_prints_the_sequential_tests_error_rates() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["rejection_rate"] <= 0.05 and data["experiments"] == 300
+
+
+def test_ab_cli_creates_lists_reports_and_sizes(platform: Any, home: Any, tmp_path: Any) -> None:
+    runner = CliRunner()
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(json.dumps(_spec().model_dump()))
+    created = runner.invoke(cli, ["ab", "create", str(spec)])
+    assert created.exit_code == 0, created.output
+    assert (
+        runner.invoke(cli, ["ab", "create", str(spec)]).exit_code == 1
+    )  # duplicate: a clear error
+    listing = runner.invoke(cli, ["ab", "list"])
+    assert "prompt-test" in listing.stdout and "running" in listing.stdout
+    page = tmp_path / "report.html"
+    report = runner.invoke(cli, ["ab", "report", "prompt-test", "--html", str(page)])
+    assert report.exit_code == 0, report.output
+    assert "keep running" in report.stdout and page.read_text().startswith("<!doctype html>")
+    size = runner.invoke(cli, ["ab", "size", "--base-rate", "0.1", "--effect", "0.02"])
+    assert json.loads(size.stdout)["per_arm_fixed_horizon"] == 3841
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nvariants: []\n")
+    refused = runner.invoke(cli, ["ab", "create", str(bad)])
+    assert refused.exit_code == 1 and "not a valid experiment" in refused.stderr

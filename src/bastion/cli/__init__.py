@@ -638,6 +638,44 @@ def ab_simulate(
     print(json.dumps(result, indent=2))
 
 
+@ab_app.command("size")
+@reports_errors
+def ab_size(
+    base_rate: Annotated[
+        float | None, typer.Option(help="Control's rate, for a rate metric (0-1).")
+    ] = None,
+    sd: Annotated[float | None, typer.Option(help="Metric's SD, for a mean metric.")] = None,
+    effect: Annotated[float, typer.Option(help="Smallest difference worth detecting.")] = 0.05,
+    power: Annotated[float, typer.Option(min=0.01, max=0.99)] = 0.8,
+    alpha: Annotated[float, typer.Option(min=0.001, max=0.5)] = 0.05,
+) -> None:
+    """Samples per arm to detect an effect (fixed horizon; plan about 2x for peeking)."""
+    from bastion.experiments import stats
+
+    if (base_rate is None) == (sd is None):
+        raise BastionError("give --base-rate (a rate metric) or --sd (a mean metric), not both")
+    try:
+        n = (
+            stats.sample_size_proportions(base_rate, effect, alpha, power)
+            if base_rate is not None
+            else stats.sample_size_means(sd or 0.0, effect, alpha, power)
+        )
+    except ValueError as exc:
+        raise BastionError(str(exc)) from exc
+    print(
+        json.dumps(
+            {
+                "per_arm_fixed_horizon": n,
+                "per_arm_sequential_horizon": int(n * stats.HORIZON_INFLATION),
+                "effect": effect,
+                "power": power,
+                "alpha": alpha,
+            },
+            indent=2,
+        )
+    )
+
+
 @app.command()
 @reports_errors
 def feedback(

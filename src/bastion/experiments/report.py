@@ -115,6 +115,8 @@ def build_report(
 
 
 def _overall(decisions: dict[str, Any], state: dict[str, Any]) -> str:
+    if not decisions:
+        return "keep running (not enough data in the primary metric yet)"
     winners = [a for a, d in decisions.items() if d["verdict"] == "ship_b"]
     if winners:
         return f"ship {winners[0]}"
@@ -187,7 +189,8 @@ def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
     ax.set_xlabel("observations per arm")
     ax.set_ylabel(f"difference in {primary}")
     ax.set_title("Effect over time with its always-valid 95% confidence band")
-    ax.legend(loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best")
     figures.append(_png(fig, plt))
     fig, ax = plt.subplots(figsize=(7, 3.2))
     data = [arms[a].values.get(primary, []) for a in arms]
@@ -201,7 +204,8 @@ def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
         if values:
             ax.hist(values, bins=30, alpha=0.5, label=arm)
     ax.set_title("latency_ms per arm")
-    ax.legend(loc="best")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best")
     figures.append(_png(fig, plt))
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td>"
