@@ -4,6 +4,7 @@ report, guardrails and bad input, through the real server."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -147,6 +148,14 @@ def test_an_experiment_end_to_end_through_the_server(server: LiveServer) -> None
             == 201
         )
     assert set(arms.values()) == {"a", "b"}
+    # The background watcher stops b (its answers are longer than the guardrail allows)
+    # without anyone reading the report.
+    watcher = server.platform.experiments.watch_guardrails(every_seconds=0.05)
+    deadline = time.monotonic() + 10
+    while not server.platform.experiments.store.get("acme", "prompt-test")[1]["stopped_arms"]:
+        assert time.monotonic() < deadline, "the guardrail watcher did not stop arm b"
+        time.sleep(0.05)
+    watcher.set()
     report = httpx.get(
         f"{server.url}/v1/experiments/prompt-test/report",
         headers={"Authorization": f"Bearer {admin}"},
@@ -157,7 +166,7 @@ def test_an_experiment_end_to_end_through_the_server(server: LiveServer) -> None
     assert tokens["a"]["mean"] == 2 and tokens["b"]["mean"] == 50  # echoes cut at max_tokens
     assert report["metrics"]["feedback_score"]["arms"]["a"]["mean"] == 1.0
     assert report["metrics"]["feedback_score"]["vs_control"]["b"]["effect"] < 0
-    # b writes longer answers than the guardrail allows: it is stopped, its users go to control
+    # b was stopped; its users now go to the control and are counted nowhere
     assert report["stopped_arms"] == {"b": "guardrail completion_tokens worse by more than 1"}
     b_user = next(u for u, arm in arms.items() if arm == "b")
     key = server.platform.access.create_key(tenant="acme", user=b_user, role="user").secret

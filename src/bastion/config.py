@@ -195,6 +195,8 @@ MetricName = Literal[
     "pii_leak_rate",
     "injection_flag_rate",
     "groundedness_flag_rate",
+    "copyright_flag_rate",
+    "bias_flag_rate",
 ]
 
 

@@ -34,12 +34,16 @@ METRICS: dict[str, MetricInfo] = {
     "pii_leak_rate": MetricInfo("rate", False, "request (PII masked in the answer)"),
     "injection_flag_rate": MetricInfo("rate", False, "request (injection or canary)"),
     "groundedness_flag_rate": MetricInfo("rate", False, "request"),
+    "copyright_flag_rate": MetricInfo("rate", False, "request (a `copyright` guard)"),
+    "bias_flag_rate": MetricInfo("rate", False, "request (a `bias` guard)"),
 }
 _FLAGS: dict[str, tuple[tuple[str, str | None], ...]] = {
     "toxicity_flag_rate": (("toxicity", None),),
     "pii_leak_rate": (("pii", "output"),),
     "injection_flag_rate": (("injection", None), ("canary", None)),
     "groundedness_flag_rate": (("groundedness", None),),
+    "copyright_flag_rate": (("copyright", None),),
+    "bias_flag_rate": (("bias", None),),
 }
 
 

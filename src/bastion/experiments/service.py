@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from typing import Any
 
 from bastion.access import Principal
@@ -18,6 +19,7 @@ from bastion.experiments.store import ExperimentStore, FeedbackStore
 from bastion.storage import Database
 
 log = logging.getLogger("bastion.experiments")
+GUARDRAIL_CHECK_SECONDS = 30.0
 
 
 class Experiments:
@@ -92,6 +94,23 @@ class Experiments:
                         log.warning("experiment %s: arm %s stopped: %s", name, variant.name, why)
                         stopped.append(variant.name)
         return stopped
+
+    def watch_guardrails(self, every_seconds: float = GUARDRAIL_CHECK_SECONDS) -> threading.Event:
+        """Check every running experiment's guardrails in a background thread; set the
+        returned event to stop it."""
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.wait(every_seconds):
+                for experiment in self.store.list():
+                    if experiment["status"] == "running":
+                        try:
+                            self.check_guardrails(experiment["tenant"], experiment["name"])
+                        except Exception:  # one broken experiment must not stop the others
+                            log.exception("guardrail check of %s failed", experiment["name"])
+
+        threading.Thread(target=loop, name="bastion-guardrails", daemon=True).start()
+        return stop
 
     def stop(self, tenant: str, name: str) -> None:
         self.store.set_status(tenant, name, "stopped")

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Generator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Header, Request
@@ -294,10 +295,21 @@ async def _sse_stream(
 
 def create_app(platform: Platform) -> FastAPI:
     """Build the FastAPI application around an opened Platform."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Guardrails stop a bad arm even when nobody is reading the report.
+        watcher = platform.experiments.watch_guardrails()
+        try:
+            yield
+        finally:
+            watcher.set()
+
     app = FastAPI(
         title="Bastion",
         version=__version__,
         description="OpenAI-compatible gateway with access control, guards and an audit trail.",
+        lifespan=lifespan,
     )
     app.state.platform = platform
     pipeline = platform.pipeline
