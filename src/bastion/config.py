@@ -347,6 +347,14 @@ class PiiConfig(Section):
 class InjectionConfig(Section):
     enabled: bool = Field(True, description="Screen the caller's messages for injections.")
     threshold: float = Field(0.5, ge=0, le=1, description="Score at which the action applies.")
+    retrieved_threshold: float = Field(
+        0.97,
+        ge=0,
+        le=1,
+        description="Score at which a retrieved source is withheld (any rule hit also withholds "
+        "it): company documents are full of instructions, so the prompt threshold would "
+        "withhold a quarter of them.",
+    )
     action: Literal["block", "flag"] = Field("block", description="What a detection does.")
     model_path: str | None = Field(
         None, description="A model from `bastion guards train injection`; default: the shipped one."

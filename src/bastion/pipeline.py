@@ -305,6 +305,7 @@ class InputGuards:
         withheld from the model (and named in the trust report) instead of failing the
         request: one poisoned document must not deny service to every question near it."""
         assert ctx.app is not None
+        gctx = replace(gctx, stage="retrieved")
         verdicts = []
         for source in ctx.sources:
             if source.withheld is not None:

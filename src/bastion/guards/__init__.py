@@ -31,7 +31,14 @@ def _injection_guard(config: BastionConfig) -> list[Guard]:
     from bastion.guards.injection.guard import InjectionGuard
 
     path = Path(settings.model_path).expanduser() if settings.model_path else SHIPPED_MODEL
-    return [InjectionGuard(InjectionDetector(path), settings.threshold, settings.action)]
+    return [
+        InjectionGuard(
+            InjectionDetector(path),
+            settings.threshold,
+            settings.action,
+            settings.retrieved_threshold,
+        )
+    ]
 
 
 def _toxicity_guard(config: BastionConfig, stage: str) -> list[Guard]:

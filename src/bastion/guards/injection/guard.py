@@ -11,17 +11,23 @@ from bastion.guards.pii.normalize import normalize
 
 
 class InjectionGuard:
-    """Blocks (or flags) prompt injections and jailbreaks in the caller's messages."""
+    """Blocks (or flags) prompt injections and jailbreaks in the caller's messages, and
+    indirect injections in retrieved sources."""
 
     name = "injection"
     block_error: ClassVar[type[BastionError]] = ContentBlocked
     window_chars = 0
 
     def __init__(
-        self, detector: InjectionDetector, threshold: float, action: Literal["block", "flag"]
+        self,
+        detector: InjectionDetector,
+        threshold: float,
+        action: Literal["block", "flag"],
+        retrieved_threshold: float = 0.97,
     ) -> None:
         self.detector = detector
         self.threshold = threshold
+        self.retrieved_threshold = retrieved_threshold
         self.action = action
 
     def load(self) -> None:
@@ -31,7 +37,11 @@ class InjectionGuard:
         if not text.strip():
             return Verdict(self.name)
         score, rules = self.detector.score(text)
-        if score < self.threshold:
+        # Retrieved documents instruct people all the time; there only explicit attack
+        # phrasing (a rule) or a near-certain score counts.
+        retrieved = ctx.stage == "retrieved"
+        threshold = self.retrieved_threshold if retrieved else self.threshold
+        if score < threshold and not (retrieved and rules):
             return Verdict(self.name, "allow", score)
         detail = f"looks like a prompt injection (score {score:.2f}" + (
             f"; rules: {', '.join(rules)})" if rules else ")"

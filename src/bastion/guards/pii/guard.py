@@ -49,7 +49,7 @@ class PiiMasker:
         return self.default_action
 
     def check(self, text: str, ctx: GuardContext) -> Verdict:
-        use_ner = ctx.stage == "input" or self.output_ner
+        use_ner = ctx.stage != "output" or self.output_ner
         found = self.detector.detect(text, use_ner=use_ner)
         spans = [s for s in found if not _inside_placeholder(text, s)]
         if ctx.stage == "output":  # a leak: PII the caller did not send, of a type not allowed
@@ -89,7 +89,7 @@ class PiiMasker:
                 s.start,
                 s.end,
                 ctx.vault.placeholder(
-                    s.entity_type, text[s.start : s.end], restorable=ctx.stage == "input"
+                    s.entity_type, text[s.start : s.end], restorable=ctx.stage != "output"
                 ),
             )
             for s in sorted(masked, key=lambda s: s.start)
