@@ -165,7 +165,9 @@ def test_an_experiment_end_to_end_through_the_server(server: LiveServer) -> None
     tokens = report["metrics"]["completion_tokens"]["arms"]
     assert tokens["a"]["mean"] == 2 and tokens["b"]["mean"] == 50  # echoes cut at max_tokens
     assert report["metrics"]["feedback_score"]["arms"]["a"]["mean"] == 1.0
-    assert report["metrics"]["feedback_score"]["vs_control"]["b"]["effect"] < 0
+    versus = report["metrics"]["feedback_score"]["vs_control"]["b"]
+    assert versus["effect"] < 0 and versus["fixed_horizon_p_value"] < 0.05
+    assert report["metrics"]["error_rate"]["vs_control"]["b"]["fixed_horizon_p_value"] is not None
     # b was stopped; its users now go to the control and are counted nowhere
     assert report["stopped_arms"] == {"b": "guardrail completion_tokens worse by more than 1"}
     b_user = next(u for u, arm in arms.items() if arm == "b")

@@ -12,7 +12,7 @@ from typing import Any
 
 from rapidfuzz.distance import Levenshtein
 
-from bastion.config import ExperimentConfig, MetricName, ModelConfig
+from bastion.config import ExperimentConfig, ModelConfig
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,6 @@ class ArmData:
     arm: str
     requests: int = 0
     values: dict[str, list[float]] = field(default_factory=dict)
-    times: list[str] = field(default_factory=list)  # of each request, for plots over time
 
     def add(self, metric: str, value: float) -> None:
         self.values.setdefault(metric, []).append(float(value))
@@ -100,7 +99,6 @@ def collect(
             continue
         data = arms[assigned["arm"]]
         data.requests += 1
-        data.times.append(str(record.get("time") or record.get("created_at") or ""))
         data.add("latency_ms", record.get("latency_ms", 0.0))
         data.add("completion_tokens", record.get("completion_tokens", 0))
         price = prices.get(record.get("model") or "")
@@ -120,7 +118,3 @@ def collect(
             for metric, value in _feedback_values(own, record.get("response") or "").items():
                 data.add(metric, value)
     return arms
-
-
-def metric_info(name: MetricName | str) -> MetricInfo:
-    return METRICS[name]

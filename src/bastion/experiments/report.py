@@ -33,8 +33,21 @@ def _summary(values: list[float]) -> dict[str, Any]:
     }
 
 
+def _fixed_horizon(kind: str, control: list[float], arm: list[float]) -> float | None:
+    """The classic test's p-value: valid only when read once, at a horizon fixed in advance
+    (shown for teams that planned one; the decision uses the sequential test)."""
+    try:
+        if kind == "rate":
+            fixed = stats.two_proportions(int(sum(control)), len(control), int(sum(arm)), len(arm))
+        else:
+            fixed = stats.welch(control, arm)
+    except ValueError:  # no variance yet
+        return None
+    return _finite(fixed.p_value)
+
+
 def _compare(
-    control: list[float], arm: list[float], mde: float | None, alpha: float
+    kind: str, control: list[float], arm: list[float], mde: float | None, alpha: float
 ) -> dict[str, Any] | None:
     if len(control) < 2 or len(arm) < 2:
         return None
@@ -47,6 +60,7 @@ def _compare(
         "ci_high": _finite(result.ci_high),
         "p_value": _finite(result.p_value),
         "significant": result.significant,
+        "fixed_horizon_p_value": _fixed_horizon(kind, control, arm),
         "_result": result,
     }
 
@@ -63,7 +77,11 @@ def build_report(
         for arm in treatments:
             mde = spec.minimum_effect if name == spec.primary_metric else None
             compared = _compare(
-                arms[control].values.get(name, []), arms[arm].values.get(name, []), mde, alpha
+                info.kind,
+                arms[control].values.get(name, []),
+                arms[arm].values.get(name, []),
+                mde,
+                alpha,
             )
             if compared is not None:
                 comparisons[arm] = compared
