@@ -46,14 +46,18 @@ def _fixed_horizon(kind: str, control: list[float], arm: list[float]) -> float |
     return _finite(fixed.p_value)
 
 
+def _tau(control: list[float], arm: list[float], mde: float | None) -> float | None:
+    """The mixing scale tuned to the declared minimum effect (primary metric), else default."""
+    pooled = float(np.std(np.concatenate([control, arm])))
+    return stats.tau_for(mde, pooled) if mde and pooled > 0 else None
+
+
 def _compare(
     kind: str, control: list[float], arm: list[float], mde: float | None, alpha: float
 ) -> dict[str, Any] | None:
     if len(control) < 2 or len(arm) < 2:
         return None
-    pooled = np.std(np.concatenate([control, arm]))
-    tau = stats.tau_for(mde, float(pooled)) if mde and pooled > 0 else None
-    result = stats.sequential(control, arm, alpha=alpha, tau=tau)
+    result = stats.sequential(control, arm, alpha=alpha, tau=_tau(control, arm, mde))
     return {
         "effect": _finite(result.effect),
         "ci_low": _finite(result.ci_low),
@@ -193,9 +197,10 @@ def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
     for arm in list(arms)[1:]:
         a, b = arms[control].values.get(primary, []), arms[arm].values.get(primary, [])
         steps = min(len(a), len(b))
+        tau = _tau(a, b, report["minimum_effect"]) if steps else None
         xs, lo, hi, mid = [], [], [], []
         for n in range(10, steps + 1, max(1, steps // 60)):
-            r = stats.sequential(a[:n], b[:n])
+            r = stats.sequential(a[:n], b[:n], tau=tau)
             xs.append(n)
             mid.append(r.effect)
             lo.append(r.ci_low if math.isfinite(r.ci_low) else np.nan)
