@@ -238,3 +238,20 @@ def test_ab_cli_creates_lists_reports_and_sizes(platform: Any, home: Any, tmp_pa
     bad.write_text("name: x\nvariants: []\n")
     refused = runner.invoke(cli, ["ab", "create", str(bad)])
     assert refused.exit_code == 1 and "not a valid experiment" in refused.stderr
+
+
+def test_a_clear_winner_is_shipped_even_when_its_p_value_is_tiny() -> None:
+    import random
+
+    from bastion.experiments.metrics import ArmData
+    from bastion.experiments.report import build_report
+
+    rng = random.Random(1)
+    arms = {"a": ArmData("a"), "b": ArmData("b")}
+    for _ in range(300):
+        arms["a"].add("feedback_score", rng.choice([0.0, 0.25, 0.25, 0.5]))
+        arms["b"].add("feedback_score", rng.choice([0.5, 0.75, 0.75, 1.0]))
+    report = build_report(_spec(minimum_effect=0.1), arms, {"status": "running"})
+    versus = report["metrics"]["feedback_score"]["vs_control"]["b"]
+    assert 0 < versus["p_value"] < 1e-6 and 0 < versus["p_holm"] < 1e-6
+    assert report["decisions"]["b"]["verdict"] == "ship_b" and report["decision"] == "ship b"

@@ -21,6 +21,15 @@ def _finite(value: float) -> float | None:
     return round(value, 6) if math.isfinite(value) else None
 
 
+def _p(value: float) -> float | None:
+    """p-values keep their precision: rounding would turn 1e-12 into a meaningless 0."""
+    return float(f"{value:.4g}") if math.isfinite(value) else None
+
+
+def _p_or_one(value: float | None) -> float:
+    return 1.0 if value is None else value
+
+
 def _summary(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"n": 0}
@@ -43,7 +52,7 @@ def _fixed_horizon(kind: str, control: list[float], arm: list[float]) -> float |
             fixed = stats.welch(control, arm)
     except ValueError:  # no variance yet
         return None
-    return _finite(fixed.p_value)
+    return _p(fixed.p_value)
 
 
 def _tau(control: list[float], arm: list[float], mde: float | None) -> float | None:
@@ -62,7 +71,7 @@ def _compare(
         "effect": _finite(result.effect),
         "ci_low": _finite(result.ci_low),
         "ci_high": _finite(result.ci_high),
-        "p_value": _finite(result.p_value),
+        "p_value": _p(result.p_value),
         "significant": result.significant,
         "fixed_horizon_p_value": _fixed_horizon(kind, control, arm),
         "_result": result,
@@ -98,12 +107,12 @@ def build_report(
     primary = metrics[spec.primary_metric]
     # Several challengers: Holm keeps the family-wise error at alpha across them.
     tested = [a for a in treatments if a in primary["vs_control"]]
-    p_values = [primary["vs_control"][a]["p_value"] or 1.0 for a in tested]
+    p_values = [_p_or_one(primary["vs_control"][a]["p_value"]) for a in tested]
     adjusted = [float(p) for p in stats.holm(p_values)] if tested else []
     decisions = {}
     for arm, p_adj in zip(tested, adjusted, strict=True):
         entry = primary["vs_control"][arm]
-        entry["p_holm"] = _finite(float(p_adj))
+        entry["p_holm"] = _p(float(p_adj))
         decision = stats.decide(
             entry["_result"],
             spec.minimum_effect,
