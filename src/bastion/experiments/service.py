@@ -67,13 +67,22 @@ class Experiments:
 
     def report(self, tenant: str, name: str) -> tuple[dict[str, Any], dict[str, ArmData]]:
         """The report, after stopping any arm whose guardrail is breached."""
-        self.check_guardrails(tenant, name)
         spec, arms, state = self.observations(tenant, name)
+        if self._enforce_guardrails(tenant, spec, arms, state):
+            state = self.store.get(tenant, name)[1]  # the arms just stopped
         return build_report(spec, arms, state), arms
 
     def check_guardrails(self, tenant: str, name: str) -> list[str]:
         """Stop every challenger arm that surely worsens a guardrail metric beyond its limit."""
-        spec, arms, state = self.observations(tenant, name)
+        return self._enforce_guardrails(tenant, *self.observations(tenant, name))
+
+    def _enforce_guardrails(
+        self,
+        tenant: str,
+        spec: ExperimentConfig,
+        arms: dict[str, ArmData],
+        state: dict[str, Any],
+    ) -> list[str]:
         if state["status"] != "running":
             return []
         control = spec.variants[0].name
@@ -90,8 +99,10 @@ class Experiments:
                 ):
                     limit = f"{guardrail.max_worsening:g}"
                     why = f"guardrail {guardrail.metric} worse by more than {limit}"
-                    if self.store.stop_arm(tenant, name, variant.name, why):
-                        log.warning("experiment %s: arm %s stopped: %s", name, variant.name, why)
+                    if self.store.stop_arm(tenant, spec.name, variant.name, why):
+                        log.warning(
+                            "experiment %s: arm %s stopped: %s", spec.name, variant.name, why
+                        )
                         stopped.append(variant.name)
         return stopped
 

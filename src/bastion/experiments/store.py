@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bastion.access import Policy, Principal
 from bastion.audit import AuditLog
@@ -124,11 +125,7 @@ class ExperimentStore:
 
     def get(self, tenant: str, name: str) -> tuple[ExperimentConfig, dict[str, Any]]:
         with self._db.session() as s:
-            row = s.scalar(
-                select(Experiment).where(Experiment.tenant_id == tenant, Experiment.name == name)
-            )
-        if row is None:
-            raise NotFound(f"no experiment '{name}' in tenant '{tenant}'")
+            row = _named(s, tenant, name)
         return _spec(row), _describe(row)
 
     def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
@@ -142,11 +139,7 @@ class ExperimentStore:
         self, tenant: str, name: str, status: str, note: dict[str, Any] | None = None
     ) -> None:
         with self._db.session(write_lock=True) as s:
-            row = s.scalar(
-                select(Experiment).where(Experiment.tenant_id == tenant, Experiment.name == name)
-            )
-            if row is None:
-                raise NotFound(f"no experiment '{name}' in tenant '{tenant}'")
+            row = _named(s, tenant, name)
             if row.status != "running":
                 raise Conflict(f"experiment '{name}' is {row.status} already")
             row.status = status
@@ -158,15 +151,22 @@ class ExperimentStore:
     def stop_arm(self, tenant: str, name: str, arm: str, why: str) -> bool:
         """Stop one arm (a guardrail breach); True when it was still running."""
         with self._db.session(write_lock=True) as s:
-            row = s.scalar(
-                select(Experiment).where(Experiment.tenant_id == tenant, Experiment.name == name)
-            )
-            if row is None or arm in row.stopped_arms:
+            row = _named(s, tenant, name)
+            if arm in row.stopped_arms:
                 return False
             row.stopped_arms = {**row.stopped_arms, arm: why}
             row.updated_at = datetime.now(UTC)
         self.invalidate()
         return True
+
+
+def _named(session: Session, tenant: str, name: str) -> Experiment:
+    row = session.scalar(
+        select(Experiment).where(Experiment.tenant_id == tenant, Experiment.name == name)
+    )
+    if row is None:
+        raise NotFound(f"no experiment '{name}' in tenant '{tenant}'")
+    return row
 
 
 def _spec(row: Experiment) -> ExperimentConfig:
