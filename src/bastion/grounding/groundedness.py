@@ -60,11 +60,11 @@ class Groundedness:
 
 class GroundednessScorer:
     def __init__(self, embedder: Embedder | None = None, threshold: float = 0.55) -> None:
-        from bastion.grounding.keyword import _stemmer, tokenize
+        from bastion.grounding.keyword import english_stemmer, tokenize
 
         self.embedder = embedder or Embedder()
         self.threshold = threshold
-        self._stemmer = _stemmer()
+        self._stemmer = english_stemmer()
         self._tokenize = tokenize
 
     def support(self, claims: Sequence[str], passages: Sequence[str]) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 from bastion.grounding.stores import Chunk, VectorStore
 
 
-def _stemmer() -> Any:
+def english_stemmer() -> Any:
     import Stemmer
 
     return Stemmer.Stemmer("english")
@@ -48,7 +48,7 @@ class KeywordIndex:
 
     def __init__(self, store: VectorStore) -> None:
         self._store = store
-        self._stemmer = _stemmer()
+        self._stemmer = english_stemmer()
         self._indexes: dict[str, _Index] = {}
         self._lock = threading.Lock()
 

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bastion.config import SourceConfig
 from bastion.errors import ConfigError
+from bastion.grounding.connectors.tree import check_size
 from bastion.grounding.records import Skipped, SourceRecord, parse_acl
 
 Item = SourceRecord | Skipped
@@ -70,12 +71,7 @@ def _undecodable(value: str) -> bool:
 
 
 def _read_text(path: Path, cfg: SourceConfig) -> str:
-    size = path.stat().st_size
-    if size > cfg.max_file_mb * 1e6:
-        raise ValueError(
-            f"{size / 1e6:.1f} MB is over the {cfg.max_file_mb:.0f} MB limit "
-            "(raise sources[].max_file_mb to read it)"
-        )
+    check_size(path.stat().st_size, cfg.max_file_mb * 1e6)
     try:
         return path.read_bytes().decode(cfg.encoding, errors="surrogateescape")
     except LookupError as exc:

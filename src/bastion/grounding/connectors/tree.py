@@ -22,6 +22,15 @@ def _safe(name: str) -> str:
     return str(path)
 
 
+def check_size(size: int, max_bytes: float) -> None:
+    """Refuse a file over the source's size limit, saying which setting raises it."""
+    if size > max_bytes:
+        raise ValueError(
+            f"{size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit "
+            "(raise sources[].max_file_mb to read it)"
+        )
+
+
 class SourceTree:
     """Files under a folder or inside a zip archive, named by their relative POSIX path."""
 
@@ -66,12 +75,7 @@ class SourceTree:
 
     def read(self, name: str) -> bytes:
         """The file's bytes; raises ValueError when it is over the size limit."""
-        size = self.size(name)
-        if size > self.max_bytes:
-            raise ValueError(
-                f"{size / 1e6:.1f} MB is over the {self.max_bytes / 1e6:.0f} MB limit "
-                "(raise sources[].max_file_mb to read it)"
-            )
+        check_size(self.size(name), self.max_bytes)
         name = _safe(name)
         if self._zip is not None:
             return self._zip.read(name)
