@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from bastion.config import BastionConfig
+from bastion.copyright.registry import ProtectedRegistry
 from bastion.guards import GuardContext, input_guards, output_guards
 
-GUARDS = input_guards(BastionConfig()) + output_guards(BastionConfig())
+# A registry with one work, so the copyright guard really looks texts up.
+_HOME = Path(tempfile.mkdtemp(prefix="bastion-guard-inputs-"))
+ProtectedRegistry(_HOME / "protected" / "index.sqlite").add_text(
+    "sample", "Sample", "a " * 400 + "zero width " * 50, owner="Acme", license_id="MIT"
+)
+GUARDS = input_guards(BastionConfig()) + output_guards(BastionConfig(), _HOME)
 
 
 @pytest.mark.parametrize(

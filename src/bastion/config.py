@@ -100,6 +100,9 @@ class AppConfig(Section):
         None, description="Overrides guards.toxicity.action for this app."
     )
     fail_open: bool | None = Field(None, description="Overrides guards.fail_open for this app.")
+    copyright_action: Literal["block", "attribute", "flag"] | None = Field(
+        None, description="Overrides guards.copyright.action for this app."
+    )
     sources: list[str] = Field(
         default_factory=list,
         description="Grounding sources (names under `sources`) answers are drawn from; "
@@ -381,11 +384,45 @@ class ToxicityConfig(Section):
     )
 
 
+CopyrightAction = Literal["block", "attribute", "flag"]
+
+
+class CopyrightConfig(Section):
+    enabled: bool = Field(
+        True, description="Screen answers for copies of works registered with `bastion protect`."
+    )
+    index_path: str = Field(
+        "protected/index.sqlite",
+        description="The protected-works registry file; relative paths start at BASTION_HOME.",
+    )
+    action: CopyrightAction = Field(
+        "block",
+        description="block: stop the answer; attribute: allow it and cite the work's owner; "
+        "flag: allow it and record the finding.",
+    )
+    min_chars: int = Field(
+        160,
+        ge=40,
+        description="Shortest verbatim copy acted on (characters of the answer, compared after "
+        "normalising case, whitespace and punctuation).",
+    )
+    near_similarity: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Similarity (0-1, edit-based) at which an edited passage counts as a copy.",
+    )
+    near_min_chars: int = Field(
+        120, ge=40, description="Shortest near-verbatim passage acted on (characters)."
+    )
+
+
 class GuardsConfig(Section):
     max_input_chars: int = Field(32_000, gt=0, description="Larger prompts get 413.")
     pii: PiiConfig = PiiConfig()
     injection: InjectionConfig = InjectionConfig()
     toxicity: ToxicityConfig = ToxicityConfig()
+    copyright: CopyrightConfig = CopyrightConfig()
     fail_open: bool = Field(
         False, description="If a guard fails: false refuses the request (503), true flags it."
     )

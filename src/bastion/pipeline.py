@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography.fernet import Fernet
@@ -31,6 +32,7 @@ from bastion.grounding.service import Grounding
 from bastion.grounding.stores import Chunk
 from bastion.guards import Guard, GuardContext, Verdict, input_guards, output_guards
 from bastion.guards.base import GUARD_FAILED, Action, Finding, merge, run_guard, strongest
+from bastion.guards.copyright import attribution
 from bastion.guards.injection.spotlight import data_rule, new_boundary, spotlight
 from bastion.guards.pii.vault import PiiVault, StreamUnmasker
 from bastion.models import ChatMessage, GenerationParams, ModelRegistry
@@ -444,6 +446,8 @@ class OutputGuardStream:
         self.chunk = max(1, min(self.CHUNK, max_holdback))
         needed = max((g.window_chars for g in guards), default=0)
         self.window = max(0, min(needed, max_holdback - self.chunk + 1))
+        self._lookback = max((g.lookback_chars for g in guards), default=0)
+        self._sent = ""  # the end of the raw text already released, for lookback guards
         self._raw = ""
         self._released = 0
         self.verdicts = {g.name: Verdict(g.name, stage="output") for g in guards}
@@ -461,19 +465,19 @@ class OutputGuardStream:
     def _release(self, cut: int) -> str:
         if cut <= 0 or self.blocked:
             return ""
-        results = [
-            (g, run_guard(g, self._raw, self._gctx, fail_open=self._fail_open))
-            for g in self._guards
-        ]
+        results = [(g, self._run(g)) for g in self._guards]
         for guard, verdict in results:
             if verdict.action == "block":
                 self.verdicts[guard.name] = merge([self.verdicts[guard.name], verdict])
                 self.blocked, self._raw = True, ""
                 return ""
+        for guard, verdict in results:
+            if guard.lookback_chars and verdict.action == "flag":
+                self._note(guard, verdict)
         edits = [
             (guard, f)
             for guard, verdict in results
-            if verdict.action in ("redact", "flag")
+            if verdict.action in ("redact", "flag") and not guard.lookback_chars
             for f in verdict.findings
             if f.start is not None and f.end is not None
         ]
@@ -495,8 +499,60 @@ class OutputGuardStream:
             found = Verdict(guard.name, kind, score, [moved], stage="output")  # type: ignore[arg-type]
             self.verdicts[guard.name] = merge([self.verdicts[guard.name], found])
         out.append(self._raw[pos:cut])
+        if self._lookback:
+            self._sent = (self._sent + self._raw[:cut])[-self._lookback :]
         self._raw, self._released = self._raw[cut:], self._released + cut
         return "".join(out)
+
+    def _run(self, guard: Guard) -> Verdict:
+        """Run one guard on the unreleased text, with the sent text it asks to see again;
+        finding offsets come back relative to the unreleased text."""
+        seen = self._sent[len(self._sent) - guard.lookback_chars :] if guard.lookback_chars else ""
+        verdict = run_guard(guard, seen + self._raw, self._gctx, fail_open=self._fail_open)
+        if seen:
+            verdict.findings = [
+                replace(f, start=f.start - len(seen), end=f.end - len(seen))
+                if f.start is not None and f.end is not None
+                else f
+                for f in verdict.findings
+            ]
+        return verdict
+
+    def _note(self, guard: Guard, verdict: Verdict) -> None:
+        """Record a lookback guard's flags in whole-answer offsets. The same passage is
+        found again as it grows, so a finding overlapping an earlier one with the same
+        detail widens that one instead of adding another."""
+        kept = self.verdicts[guard.name]
+        kept.action = strongest(kept.action, verdict.action)
+        kept.score = max(kept.score, verdict.score)
+        for f in verdict.findings:
+            if f.start is None or f.end is None:
+                continue
+            start, end = max(0, f.start + self._released), f.end + self._released
+            for i, old in enumerate(kept.findings):
+                if (
+                    old.detail == f.detail
+                    and old.start is not None
+                    and old.end is not None
+                    and old.start <= end
+                    and start <= old.end
+                ):
+                    wider = replace(f, start=min(old.start, start), end=max(old.end, end))
+                    kept.findings[i] = wider
+                    break
+            else:
+                kept.findings.append(replace(f, start=start, end=end))
+
+
+def attribution_notice(verdicts: list[Verdict]) -> str:
+    """Citations of the protected works an answer draws on, for apps whose copyright
+    policy is `attribute` (the answer is allowed with its owners named)."""
+    cited: dict[object, str] = {}
+    for verdict in verdicts:
+        for f in verdict.findings:
+            if f.source and f.source.get("policy") == "attribute":
+                cited.setdefault(f.source.get("work"), attribution(f.source))
+    return "\n\n" + "\n".join(cited.values()) if cited else ""
 
 
 class Pipeline:
@@ -530,10 +586,12 @@ class Pipeline:
         audit: AuditLog,
         grounding: Grounding,
         experiments: Experiments,
+        home: Path,
         vault_key: bytes | None = None,
     ) -> Pipeline:
         stages = default_stages(config, access, registry, grounding, experiments)
-        return cls(config, stages, registry, output_guards(config), audit, vault_key, grounding)
+        outputs = output_guards(config, home)
+        return cls(config, stages, registry, outputs, audit, vault_key, grounding)
 
     def load_guards(self) -> None:
         """Load every guard's models now, so the first request does not wait for them."""
@@ -580,6 +638,7 @@ class Pipeline:
         answer = text
         if not checker.blocked:
             answer, finish = self._check_support(ctx, text, finish)
+            answer += attribution_notice(ctx.verdicts)
         self._record(
             ctx,
             "ok",
@@ -646,7 +705,7 @@ class Pipeline:
             final = answer if hold_all else tail
             if not checker.blocked:
                 checked, finish = self._check_support(ctx, answer, finish)
-                final = checked if hold_all else tail
+                final = (checked if hold_all else tail) + attribution_notice(ctx.verdicts)
             status = "ok"
             self._record(ctx, status, response=answer, usage=usage)
             shown = unmasker.feed(final) + unmasker.flush()

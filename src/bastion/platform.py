@@ -45,7 +45,9 @@ class Platform:
         grounding = Grounding(config, home, db)
         experiments = Experiments(db, config, audit)
         experiments.create_configured()
-        pipeline = Pipeline.build(config, access, registry, audit, grounding, experiments, key)
+        pipeline = Pipeline.build(
+            config, access, registry, audit, grounding, experiments, home, key
+        )
         return cls(
             home,
             config,

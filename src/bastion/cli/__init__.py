@@ -35,6 +35,10 @@ guards_app = typer.Typer(help="The trust guards.", no_args_is_help=True)
 guards_train_app = typer.Typer(help="Train a guard's classifier.", no_args_is_help=True)
 guards_app.add_typer(guards_train_app, name="train")
 ab_app = typer.Typer(help="A/B experiments between models or prompts.", no_args_is_help=True)
+protect_app = typer.Typer(
+    help="Protected works: texts and code answers must not reproduce.", no_args_is_help=True
+)
+app.add_typer(protect_app, name="protect")
 app.add_typer(ab_app, name="ab")
 app.add_typer(models_app, name="models")
 app.add_typer(keys_app, name="keys")
@@ -822,6 +826,84 @@ def train_toxicity(
     print(json.dumps({"card": card}, indent=2))
 
 
+def _protected_registry() -> Any:
+    from bastion.copyright.registry import ProtectedRegistry
+
+    path = Path(load_config().guards.copyright.index_path).expanduser()
+    return ProtectedRegistry(path if path.is_absolute() else bastion_home() / path)
+
+
+@protect_app.command("add")
+@reports_errors
+def protect_add(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="A text file, a folder or code repository (one work), or a JSONL file of "
+            'works ({"id", "title", "text"} per line).'
+        ),
+    ],
+    owner: Annotated[str, typer.Option(help="Who owns the work (named in findings).")],
+    license_id: Annotated[
+        str,
+        typer.Option("--license", help="SPDX id or expression, or LicenseRef-<name>."),
+    ],
+    title: Annotated[str | None, typer.Option(help="Default: the file or folder name.")] = None,
+    work_id: Annotated[
+        str | None, typer.Option("--id", help="Work id; default: the file or folder name.")
+    ] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the files.")] = "utf-8",
+    max_file_mb: Annotated[float, typer.Option(help="Larger files are skipped.")] = 1024,
+) -> None:
+    """Register a protected work; answers that copy it are then caught."""
+    registry = _protected_registry()
+    size = path.stat().st_size if path.is_file() else None
+    with _progress() as progress:
+        task = progress.add_task(f"Registering {path.name}", total=size)
+        done = registry.add_path(
+            path,
+            owner=owner,
+            license_id=license_id,
+            title=title,
+            key=work_id,
+            encoding=encoding,
+            max_file_mb=max_file_mb,
+            progress=lambda n: progress.advance(task, n),
+        )
+    for skipped, why in done.skipped:
+        err.print(f"[yellow]skipped[/yellow] {skipped}: {why}", highlight=False)
+    for work in done.works[:20]:
+        console.print(
+            f"registered {work.key}: “{work.title}” ({work.files} files, {work.chars:,} "
+            f"characters), owner {work.owner}, licence {work.license}",
+            highlight=False,
+        )
+    if len(done.works) > 20:
+        console.print(f"... and {len(done.works) - 20} more works")
+
+
+@protect_app.command("list")
+@reports_errors
+def protect_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The registered works."""
+    works = _protected_registry().works()
+    if as_json:
+        print(json.dumps([w.to_dict() for w in works], indent=2))
+        return
+    table = Table("id", "title", "owner", "licence", "files", "characters", "added")
+    for w in works:
+        table.add_row(w.key, w.title, w.owner, w.license, str(w.files), f"{w.chars:,}", w.added_at)
+    console.print(table)
+
+
+@protect_app.command("remove")
+@reports_errors
+def protect_remove(work_id: Annotated[str, typer.Argument(help="The work's id.")]) -> None:
+    """Remove a work and its fingerprints from the registry."""
+    work = _protected_registry().remove(work_id)
+    console.print(f"removed {work.key}: “{work.title}”", highlight=False)
+
+
 @eval_app.command("retrieval")
 @reports_errors
 def eval_retrieval(
@@ -858,28 +940,39 @@ def eval_retrieval(
     print(json.dumps(result[mode], indent=2))
 
 
+def _work_id(verdict: Any) -> dict[str, Any]:
+    found = [f.source for f in verdict.findings if f.source]
+    return {"work_id": found[0]["work"] if found else None}
+
+
 @eval_app.command("guard")
 @reports_errors
 def eval_guard(
-    name: Annotated[str, typer.Argument(help="Guard to evaluate: pii, injection or toxicity.")],
+    name: Annotated[
+        str, typer.Argument(help="Guard to evaluate: pii, injection, toxicity or copyright.")
+    ],
     data: Annotated[Path, typer.Option(help="Labelled data file.")],
     data_format: Annotated[
         str,
         typer.Option(
             "--format",
             help="pii: presidio-research, presidio-tests or jsonl; injection: jsonl; "
-            "toxicity: recognised from the file's columns.",
+            "toxicity: recognised from the file's columns; copyright: jsonl (against the "
+            "current registry).",
         ),
     ] = "jsonl",
     predictions: Annotated[Path | None, typer.Option(help="Write one JSON line per row.")] = None,
 ) -> None:
     """Print precision, recall, F1 (and F2 for PII) and latency as JSON."""
     from bastion.evaluation.guards import evaluate_binary, evaluate_pii
-    from bastion.guards import input_guards
+    from bastion.guards import input_guards, output_guards
 
-    if name not in ("pii", "injection", "toxicity"):
-        raise BastionError(f"no evaluation for guard '{name}'; available: pii, injection, toxicity")
-    guard = next((g for g in input_guards(load_config()) if g.name == name), None)
+    names = ("pii", "injection", "toxicity", "copyright")
+    if name not in names:
+        raise BastionError(f"no evaluation for guard '{name}'; available: {', '.join(names)}")
+    config = load_config()
+    guards = output_guards(config, bastion_home()) if name == "copyright" else input_guards(config)
+    guard = next((g for g in guards if g.name == name), None)
     if guard is None:
         raise BastionError(f"the {name} guard is disabled (see guards.{name} in bastion.yaml)")
     if name == "pii":
@@ -894,5 +987,11 @@ def eval_guard(
         from bastion.guards.toxicity.train import read_examples
 
         examples = read_examples(data) if name == "toxicity" else read_labelled(data)
-        result = evaluate_binary(guard, [(e.text, e.label) for e in examples], predictions)
+        rows = [(e.text, e.label) for e in examples]
+        if name == "copyright":
+            if not _protected_registry().works():
+                raise BastionError("no works are registered: `bastion protect add` them first")
+            result = evaluate_binary(guard, rows, predictions, stage="output", describe=_work_id)
+        else:
+            result = evaluate_binary(guard, rows, predictions)
     print(json.dumps({"guard": name, "data": str(data), **result}, indent=2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from rich.progress import track
 
 from bastion.evaluation.datasets import PiiExample
 from bastion.evaluation.metrics import binary_scores, latency_ms, span_scores
-from bastion.guards.base import Guard, GuardContext
+from bastion.guards.base import Guard, GuardContext, Stage, Verdict
 from bastion.guards.pii.detector import PiiDetector
 
 
@@ -51,11 +52,17 @@ def evaluate_pii(
 
 
 def evaluate_binary(
-    guard: Guard, rows: list[tuple[str, int]], predictions: Path | None = None
+    guard: Guard,
+    rows: list[tuple[str, int]],
+    predictions: Path | None = None,
+    *,
+    stage: Stage = "input",
+    describe: Callable[[Verdict], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Precision, recall, F1, false-positive rate and latency of a guard on `(text, label)`
-    rows (label 1: the guard should act); `predictions` gets `{"score", "flagged"}` lines."""
-    ctx = GuardContext("evaluation", None, "evaluation", "input")
+    rows (label 1: the guard should act); `predictions` gets `{"score", "flagged"}` lines,
+    with what `describe` adds (the work a copy was found in, say)."""
+    ctx = GuardContext("evaluation", None, "evaluation", stage)
     flagged, seconds, lines = [], [], []
     for text, _ in track(rows, description=guard.name, transient=True):
         start = time.perf_counter()
@@ -63,7 +70,8 @@ def evaluate_binary(
         seconds.append(time.perf_counter() - start)
         hit = verdict.action in ("block", "flag", "redact")
         flagged.append(hit)
-        lines.append({"score": round(verdict.score, 4), "flagged": hit})
+        line = {"score": round(verdict.score, 4), "flagged": hit}
+        lines.append({**line, **describe(verdict)} if describe else line)
     if predictions is not None:
         predictions.write_text("".join(json.dumps(line) + "\n" for line in lines))
     result = binary_scores([label for _, label in rows], flagged)

@@ -1,5 +1,7 @@
 """Guards: small checks on a request's input and a model's output."""
 
+from pathlib import Path
+
 from bastion.config import BastionConfig
 from bastion.guards.base import Finding, Guard, GuardContext, Verdict
 from bastion.guards.deny_list import DenyListGuard
@@ -62,6 +64,25 @@ def _toxicity_guard(config: BastionConfig, stage: str) -> list[Guard]:
     return [ToxicityGuard(ToxicityDetector(path), settings.threshold, settings.action, per_app)]
 
 
+def copyright_guard(config: BastionConfig, home: Path) -> list[Guard]:
+    settings = config.guards.copyright
+    if not settings.enabled:
+        return []
+    from bastion.copyright.matcher import Matcher, MatchRules
+    from bastion.copyright.registry import ProtectedRegistry
+    from bastion.guards.copyright import CopyrightGuard
+
+    rules = MatchRules(
+        min_chars=settings.min_chars,
+        near_similarity=settings.near_similarity,
+        near_min_chars=settings.near_min_chars,
+    )
+    path = Path(settings.index_path).expanduser()
+    registry = ProtectedRegistry(path if path.is_absolute() else home / path)
+    per_app = {a.name: a.copyright_action for a in config.apps if a.copyright_action}
+    return [CopyrightGuard(Matcher(registry, rules), settings.action, per_app)]
+
+
 def input_guards(config: BastionConfig) -> list[Guard]:
     """The input guards the configuration asks for, in the order they run. Injection runs
     before PII masking, so it reads what the caller wrote."""
@@ -76,14 +97,21 @@ def input_guards(config: BastionConfig) -> list[Guard]:
     ]
 
 
-def output_guards(config: BastionConfig) -> list[Guard]:
-    """The output guards the configuration asks for, in the order they run."""
+def output_guards(config: BastionConfig, home: Path) -> list[Guard]:
+    """The output guards the configuration asks for, in the order they run (`home` holds
+    the protected-works registry)."""
     from bastion.guards.injection.guard import CanaryGuard
 
     guards = config.guards
     canary: list[Guard] = [CanaryGuard()] if guards.injection.canary else []
     deny = DenyListGuard(guards.deny_list.terms, guards.deny_list.action)
-    return [deny, *canary, *_toxicity_guard(config, "output"), *_pii_guard(config)]
+    return [
+        deny,
+        *canary,
+        *_toxicity_guard(config, "output"),
+        *copyright_guard(config, home),
+        *_pii_guard(config),
+    ]
 
 
 __all__ = [

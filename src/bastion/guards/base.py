@@ -30,6 +30,15 @@ class Finding:
     start: int | None = None
     end: int | None = None
     replacement: str | None = None
+    #: What the finding points at, for findings about a thing (a protected work's id,
+    #: title, owner and licence); left out of reports when empty.
+    source: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        found = vars(self).copy()
+        if found["source"] is None:
+            del found["source"]
+        return found
 
 
 @dataclass
@@ -50,7 +59,7 @@ class Verdict:
             "stage": self.stage,
             "action": self.action,
             "score": self.score,
-            "findings": [vars(f).copy() for f in self.findings],
+            "findings": [f.to_dict() for f in self.findings],
         }
 
 
@@ -71,6 +80,9 @@ class Guard(Protocol):
     block_error: ClassVar[type[BastionError]]
     #: Characters a stream must hold back for this guard to see a whole match.
     window_chars: int
+    #: Characters of already-sent text the guard must see again with the new text (a
+    #: match may begin before what is held back); its findings then never redact.
+    lookback_chars: int
 
     def check(self, text: str, ctx: GuardContext) -> Verdict: ...
 

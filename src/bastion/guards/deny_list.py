@@ -23,6 +23,7 @@ class DenyListGuard:
         self.action = action
         # A phrase may span at most this many characters (runs of whitespace can grow it).
         self.window_chars = max((len(t) for t in self.terms), default=0) * 2
+        self.lookback_chars = 0
         patterns = [r"\s+".join(re.escape(w) for w in t.split()) for t in self.terms]
         self._regex = (
             re.compile(r"(?<!\w)(?:" + "|".join(patterns) + r")(?!\w)", re.IGNORECASE)

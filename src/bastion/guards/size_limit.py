@@ -12,6 +12,7 @@ class InputSizeGuard:
     name = "input_size"
     block_error: ClassVar[type[BastionError]] = PayloadTooLarge
     window_chars = 0
+    lookback_chars = 0
 
     def __init__(self, max_chars: int) -> None:
         self.max_chars = max_chars

@@ -17,6 +17,7 @@ class InjectionGuard:
     name = "injection"
     block_error: ClassVar[type[BastionError]] = ContentBlocked
     window_chars = 0
+    lookback_chars = 0
 
     def __init__(
         self,
@@ -56,6 +57,7 @@ class CanaryGuard:
     name = "canary"
     block_error: ClassVar[type[BastionError]] = ContentBlocked
     window_chars = 48
+    lookback_chars = 0
 
     def check(self, text: str, ctx: GuardContext) -> Verdict:
         if not ctx.canary:

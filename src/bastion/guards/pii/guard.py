@@ -23,6 +23,7 @@ class PiiMasker:
     name = "pii"
     block_error: ClassVar[type[BastionError]] = ContentBlocked
     window_chars = 64
+    lookback_chars = 0
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ class ToxicityGuard:
     name = "toxicity"
     block_error: ClassVar[type[BastionError]] = ContentBlocked
     window_chars = 200  # a stream is judged on its last 200 characters as well
+    lookback_chars = 0
 
     def __init__(
         self,
