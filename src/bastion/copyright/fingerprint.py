@@ -20,28 +20,20 @@ I64 = npt.NDArray[np.int64]
 
 _PRIME = np.uint64(0x100000001B3)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
-_token_hashes: dict[str, int] = {}
-_TOKEN_CACHE_MAX = 2_000_000
 
 
 def _token_hash(token: str) -> int:
-    h = _token_hashes.get(token)
-    if h is None:
-        if len(_token_hashes) >= _TOKEN_CACHE_MAX:
-            _token_hashes.clear()
-        h = int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
-        _token_hashes[token] = h
-    return h
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=8).digest(), "little")
 
 
 def tokens(normal: str) -> tuple[list[str], I64]:
     """The words of normalised text and the offset where each starts."""
-    words = normal.split(" ") if normal else []
-    lengths = np.fromiter((len(w) + 1 for w in words), dtype=np.int64, count=len(words))
-    starts = np.zeros(len(words), dtype=np.int64)
-    if len(words) > 1:
-        np.cumsum(lengths[:-1], out=starts[1:])
-    return words, starts
+    if not normal:
+        return [], np.zeros(0, dtype=np.int64)
+    # words are separated by exactly one space: the starts follow from the spaces' places
+    chars = np.frombuffer(normal.encode("utf-32-le"), dtype=np.uint32)
+    spaces = np.flatnonzero(chars == ord(" "))
+    return normal.split(" "), np.concatenate(([0], spaces + 1)).astype(np.int64)
 
 
 def shingle_hashes(words: list[str], k: int = SHINGLE_WORDS) -> U64:
@@ -49,7 +41,12 @@ def shingle_hashes(words: list[str], k: int = SHINGLE_WORDS) -> U64:
     n = len(words) - k + 1
     if n <= 0:
         return np.zeros(0, dtype=np.uint64)
-    th = np.fromiter((_token_hash(w) for w in words), dtype=np.uint64, count=len(words))
+    import pandas as pd
+
+    # each distinct word hashed once (a text repeats its vocabulary many times over)
+    codes, distinct = pd.factorize(np.array(words, dtype=object))
+    th = np.fromiter((_token_hash(w) for w in distinct), dtype=np.uint64, count=len(distinct))
+    th = th[codes]
     with np.errstate(over="ignore"):
         h = np.zeros(n, dtype=np.uint64)
         for j in range(k):
@@ -67,8 +64,10 @@ def winnow(hashes: U64, window: int = WINNOW_WINDOW) -> I64:
     if len(hashes) <= window:
         return np.array([int(np.argmin(hashes))], dtype=np.int64)
     views = np.lib.stride_tricks.sliding_window_view(hashes, window)
-    picked = views.argmin(axis=1) + np.arange(len(views))
-    return np.unique(picked).astype(np.int64)
+    picked = (views.argmin(axis=1) + np.arange(len(views))).astype(np.int64)
+    # consecutive windows often share their minimum; the picks never decrease
+    kept: I64 = picked[np.concatenate(([True], picked[1:] != picked[:-1]))]
+    return kept
 
 
 def as_signed(hashes: U64) -> list[int]:

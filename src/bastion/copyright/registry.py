@@ -157,6 +157,8 @@ class _DocWriter:
         starts = np.concatenate([self._tail_starts, starts + base])
         hashes = shingle_hashes(words)
         picked = winnow(hashes)
+        # in key order, so the B-tree inserts touch neighbouring pages
+        picked = picked[np.argsort(hashes[picked].view(np.int64), kind="stable")]
         self.db.executemany(
             "INSERT OR IGNORE INTO fp VALUES (?, ?, ?)",
             zip(
@@ -170,15 +172,16 @@ class _DocWriter:
         self._tail_words, self._tail_starts = words[-keep:], starts[-keep:]
 
     def _store_text(self, normal: str) -> None:
-        self._pending += normal
-        while len(self._pending) >= TEXT_CHUNK:
-            self._flush(self._pending[:TEXT_CHUNK])
-            self._pending = self._pending[TEXT_CHUNK:]
+        pending = self._pending + normal
+        full = len(pending) - len(pending) % TEXT_CHUNK
+        for at in range(0, full, TEXT_CHUNK):
+            self._flush(pending[at : at + TEXT_CHUNK])
+        self._pending = pending[full:]
 
     def _flush(self, piece: str) -> None:
         self.db.execute(
             "INSERT INTO txt VALUES (?, ?, ?)",
-            (self.doc, self._chunk, zlib.compress(piece.encode(), 6)),
+            (self.doc, self._chunk, zlib.compress(piece.encode(), 3)),
         )
         self._chunk += 1
 
@@ -220,6 +223,7 @@ class ProtectedRegistry:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA cache_size=-262144")  # 256 MB: a large work's inserts stay in memory
         db.executescript(_SCHEMA)
         stored = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if stored is None:
