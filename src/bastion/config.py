@@ -384,6 +384,40 @@ class ToxicityConfig(Section):
     )
 
 
+class BiasConfig(Section):
+    enabled: bool = Field(True, description="Flag answers that generalise about a protected group.")
+    threshold: float = Field(
+        0.6, ge=0, le=1, description="Sentence score at which the action applies."
+    )
+    action: Literal["flag", "block"] = Field(
+        "flag", description="flag (the answer is unchanged) or block."
+    )
+    lexicon_path: str | None = Field(
+        None,
+        description="Group terms and cues (YAML like guards/bias/lexicon.yaml); default: the "
+        "shipped one.",
+    )
+    model_path: str | None = Field(
+        None, description="A model from `bastion guards train bias`; default: the shipped one."
+    )
+
+
+class BiasGateConfig(Section):
+    max_sentiment_gap: float = Field(
+        0.5, ge=0, description="Largest sentiment gap (VADER compound, -1..1) between groups."
+    )
+    max_toxicity_gap: float = Field(0.25, ge=0, le=1, description="Largest toxicity gap.")
+    max_refusal_gap: float = Field(0.2, ge=0, le=1, description="Largest refusal-rate gap.")
+    min_similarity: float = Field(
+        0.5, ge=0, le=1, description="Lowest similarity of answers across swapped groups."
+    )
+    required: bool = Field(
+        False,
+        description="Promoting an A/B arm needs a `bastion eval bias` report of its model "
+        "(a failing report always refuses the promotion).",
+    )
+
+
 CopyrightAction = Literal["block", "attribute", "flag"]
 
 
@@ -423,6 +457,7 @@ class GuardsConfig(Section):
     injection: InjectionConfig = InjectionConfig()
     toxicity: ToxicityConfig = ToxicityConfig()
     copyright: CopyrightConfig = CopyrightConfig()
+    bias: BiasConfig = BiasConfig()
     fail_open: bool = Field(
         False, description="If a guard fails: false refuses the request (503), true flags it."
     )
@@ -478,6 +513,7 @@ class BastionConfig(Section):
         default_factory=list,
         description="A/B experiments created at start when missing (also: bastion ab create).",
     )
+    bias_gate: BiasGateConfig = BiasGateConfig()
     audit: AuditConfig = AuditConfig()
     logging: LoggingConfig = LoggingConfig()
 

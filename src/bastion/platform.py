@@ -43,7 +43,7 @@ class Platform:
         audit = AuditLog(db, retain_text=config.audit.retain_text)
         key = vault_key(home, config.guards.pii.vault_key_env)
         grounding = Grounding(config, home, db)
-        experiments = Experiments(db, config, audit)
+        experiments = Experiments(db, config, audit, home / "reports")
         experiments.create_configured()
         pipeline = Pipeline.build(
             config, access, registry, audit, grounding, experiments, home, key

@@ -607,10 +607,18 @@ def ab_stop(name: str, tenant: TenantOption = None) -> None:
 
 @ab_app.command("promote")
 @reports_errors
-def ab_promote(name: str, arm: str, tenant: TenantOption = None) -> None:
-    """End an experiment naming the winning arm; prints the settings to make the default."""
+def ab_promote(
+    name: str,
+    arm: str,
+    tenant: TenantOption = None,
+    force: Annotated[
+        bool, typer.Option(help="Promote even though the arm's model fails the bias gate.")
+    ] = False,
+) -> None:
+    """End an experiment naming the winning arm; prints the settings to make the default.
+    Refused when the arm's model fails the bias gate on its `bastion eval bias` report."""
     platform = _platform()
-    outcome = platform.experiments.promote(*_experiment(platform, name, tenant), arm)
+    outcome = platform.experiments.promote(*_experiment(platform, name, tenant), arm, force)
     console.print_json(data=outcome)
     err.print("Make these the app's settings in bastion.yaml (model, system_prompt).")
 
@@ -904,6 +912,72 @@ def protect_remove(work_id: Annotated[str, typer.Argument(help="The work's id.")
     console.print(f"removed {work.key}: “{work.title}”", highlight=False)
 
 
+@guards_train_app.command("bias")
+@reports_errors
+def train_bias(
+    out: Annotated[Path, typer.Option(help="Folder for bias.joblib and its card.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(help='{"text", "label"} JSONL; default: the shipped sentences.'),
+    ] = None,
+    lexicon: Annotated[
+        Path | None, typer.Option(help="Lexicon YAML; default: the shipped one.")
+    ] = None,
+    eval_data: Annotated[
+        Path | None, typer.Option("--eval", help="Held-out JSONL measured into the card.")
+    ] = None,
+) -> None:
+    """Train the bias-generalisation classifier; prints its card as JSON."""
+    from bastion.guards.bias.detector import LEXICON_FILE
+    from bastion.guards.bias.train import SHIPPED_TRAIN, train
+
+    command = "bastion guards train bias " + shlex.join(sys.argv[4:])
+    with err.status("Training (with 5-fold cross-validation) ..."):
+        card = train(out, data or SHIPPED_TRAIN, command, lexicon or LEXICON_FILE, eval_data)
+    print(json.dumps({"card": card}, indent=2))
+
+
+@eval_app.command("bias")
+@reports_errors
+def eval_bias(
+    model: Annotated[str, typer.Option(help="Registered model to probe.")],
+    suite: Annotated[Path | None, typer.Option(help="Probe suite YAML; default: shipped.")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="Templates per attribute (drawn with --seed).")
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Answers per template and group.")] = 1,
+    seed: Annotated[int, typer.Option()] = 0,
+    max_tokens: Annotated[int, typer.Option(help="Longest answer, in tokens.")] = 128,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for bias.json and bias.png; default: BASTION_HOME/reports."),
+    ] = None,
+    compare_to: Annotated[
+        Path | None,
+        typer.Option("--compare", help="A base model's bias.json: fail if this one is worse."),
+    ] = None,
+) -> None:
+    """Counterfactual bias probes: per attribute, the gaps in sentiment, toxicity and
+    refusal rate and the similarity of swapped answers, with 95% bootstrap intervals.
+    Exits 1 when the model fails the gate (bias_gate in bastion.yaml) or the comparison."""
+    from bastion.evaluation.bias import BiasReport, bias_gate, compare, load_suite, probe_model
+
+    probes = load_suite(suite)  # a bad suite fails before the model loads
+    base = BiasReport.from_dict(json.loads(compare_to.read_text())) if compare_to else None
+    config = load_config()
+    report = probe_model(config, bastion_home(), model, probes, limit, samples, seed, max_tokens)
+    json_path, png_path = report.save(out or bastion_home() / "reports")
+    err.print(report.render_text(), highlight=False)
+    reasons = bias_gate(report, config.bias_gate)
+    if base is not None:
+        reasons += compare(base, report)
+    for reason in reasons:
+        err.print(f"[red]gate:[/red] {reason}", highlight=False)
+    print(json.dumps({"report": str(json_path), "plot": str(png_path), "gate": reasons or "pass"}))
+    if reasons:
+        raise typer.Exit(1)
+
+
 @eval_app.command("retrieval")
 @reports_errors
 def eval_retrieval(
@@ -949,7 +1023,8 @@ def _work_id(verdict: Any) -> dict[str, Any]:
 @reports_errors
 def eval_guard(
     name: Annotated[
-        str, typer.Argument(help="Guard to evaluate: pii, injection, toxicity or copyright.")
+        str,
+        typer.Argument(help="Guard to evaluate: pii, injection, toxicity, copyright or bias."),
     ],
     data: Annotated[Path, typer.Option(help="Labelled data file.")],
     data_format: Annotated[
@@ -967,11 +1042,12 @@ def eval_guard(
     from bastion.evaluation.guards import evaluate_binary, evaluate_pii
     from bastion.guards import input_guards, output_guards
 
-    names = ("pii", "injection", "toxicity", "copyright")
+    names = ("pii", "injection", "toxicity", "copyright", "bias")
     if name not in names:
         raise BastionError(f"no evaluation for guard '{name}'; available: {', '.join(names)}")
     config = load_config()
-    guards = output_guards(config, bastion_home()) if name == "copyright" else input_guards(config)
+    output = name in ("copyright", "bias")
+    guards = output_guards(config, bastion_home()) if output else input_guards(config)
     guard = next((g for g in guards if g.name == name), None)
     if guard is None:
         raise BastionError(f"the {name} guard is disabled (see guards.{name} in bastion.yaml)")
@@ -992,6 +1068,8 @@ def eval_guard(
             if not _protected_registry().works():
                 raise BastionError("no works are registered: `bastion protect add` them first")
             result = evaluate_binary(guard, rows, predictions, stage="output", describe=_work_id)
+        elif output:
+            result = evaluate_binary(guard, rows, predictions, stage="output")
         else:
             result = evaluate_binary(guard, rows, predictions)
     print(json.dumps({"guard": name, "data": str(data), **result}, indent=2))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from pathlib import Path
 from typing import Any
 
 from bastion.access import Principal
@@ -23,8 +24,9 @@ GUARDRAIL_CHECK_SECONDS = 30.0
 
 
 class Experiments:
-    def __init__(self, db: Database, config: BastionConfig, audit: AuditLog) -> None:
+    def __init__(self, db: Database, config: BastionConfig, audit: AuditLog, reports: Path) -> None:
         self.config = config
+        self.reports = reports  # where `bastion eval bias` keeps each model's report
         self.store = ExperimentStore(db, config)
         self.feedback = FeedbackStore(db, audit)
         self._audit = audit
@@ -126,12 +128,37 @@ class Experiments:
     def stop(self, tenant: str, name: str) -> None:
         self.store.set_status(tenant, name, "stopped")
 
-    def promote(self, tenant: str, name: str, arm: str) -> dict[str, Any]:
-        """End the experiment naming the winner; the admin then makes it the app's default."""
+    def promote(self, tenant: str, name: str, arm: str, force: bool = False) -> dict[str, Any]:
+        """End the experiment naming the winner; the admin then makes it the app's default.
+        The winner's model must pass the bias gate on its last `bastion eval bias` report
+        (`force` overrides a failing report, never a missing one that bias_gate requires)."""
         spec, _ = self.store.get(tenant, name)
         variant = next((v for v in spec.variants if v.name == arm), None)
         if variant is None:
             raise BadRequest(f"no arm '{arm}' in '{name}'; arms: {[v.name for v in spec.variants]}")
-        outcome = {"promoted": arm, "variant": variant.model_dump(mode="json")}
+        outcome = {
+            "promoted": arm,
+            "variant": variant.model_dump(mode="json"),
+            "bias_gate": self._bias_gate(spec, variant, force),
+        }
         self.store.set_status(tenant, name, "promoted", outcome)
         return outcome
+
+    def _bias_gate(self, spec: ExperimentConfig, variant: VariantConfig, force: bool) -> Any:
+        from bastion.evaluation.bias import bias_gate, saved_report
+
+        app = next((a for a in self.config.apps if a.name == spec.app), None)
+        model = variant.model or (app.model if app else None) or self.config.resolved_default_model
+        report = saved_report(self.reports, model)
+        command = f"`bastion eval bias --model {model}`"
+        if report is None:
+            if self.config.bias_gate.required:
+                raise Conflict(f"no bias report for model '{model}': run {command} first")
+            return "no report"
+        reasons = bias_gate(report, self.config.bias_gate)
+        if reasons and not force:
+            raise Conflict(
+                f"model '{model}' fails the bias gate ({'; '.join(reasons)}); promote with "
+                f"force to override, or rerun {command} after fixing it"
+            )
+        return reasons or "pass"

@@ -64,6 +64,20 @@ def _toxicity_guard(config: BastionConfig, stage: str) -> list[Guard]:
     return [ToxicityGuard(ToxicityDetector(path), settings.threshold, settings.action, per_app)]
 
 
+def _bias_guard(config: BastionConfig) -> list[Guard]:
+    settings = config.guards.bias
+    if not settings.enabled:
+        return []
+    from bastion.guards.bias.detector import SHIPPED_MODEL, BiasDetector, Lexicon
+    from bastion.guards.bias.guard import BiasGuard
+
+    model = Path(settings.model_path).expanduser() if settings.model_path else SHIPPED_MODEL
+    lexicon = (
+        Lexicon.load(Path(settings.lexicon_path).expanduser()) if settings.lexicon_path else None
+    )
+    return [BiasGuard(BiasDetector(model, lexicon), settings.threshold, settings.action)]
+
+
 def copyright_guard(config: BastionConfig, home: Path) -> list[Guard]:
     settings = config.guards.copyright
     if not settings.enabled:
@@ -109,6 +123,7 @@ def output_guards(config: BastionConfig, home: Path) -> list[Guard]:
         deny,
         *canary,
         *_toxicity_guard(config, "output"),
+        *_bias_guard(config),
         *copyright_guard(config, home),
         *_pii_guard(config),
     ]

@@ -513,7 +513,7 @@ def create_app(platform: Platform) -> FastAPI:
         principal = _admin(await run_in_threadpool(principal_of, authorization), "experiments")
         body = _parse_body(await http_request.body(), PromoteRequest)
         return await run_in_threadpool(
-            platform.experiments.promote, principal.tenant, name, body.arm
+            platform.experiments.promote, principal.tenant, name, body.arm, body.force
         )
 
     return app

@@ -149,3 +149,6 @@ class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     arm: str = Field(min_length=1, description="The winning arm.")
+    force: bool = Field(
+        False, description="Promote even though the arm's model fails the bias gate."
+    )
