@@ -13,6 +13,15 @@ import secrets
 _FORGED = re.compile(r"«/?data:[0-9a-f]*»")
 
 
+_MARKER = re.compile(r"«(/?)data:[0-9a-f]+»")
+
+
+def without_boundaries(text: str) -> str:
+    """`text` with the random boundaries taken out of its data markers, so two prompts that
+    quote the same sources compare equal."""
+    return _MARKER.sub(r"«\1data»", text)
+
+
 def new_boundary() -> str:
     return secrets.token_hex(4)
 

@@ -1,0 +1,1 @@
+"""Fine-tuning: datasets built from feedback and files, masked, deduplicated and split."""
