@@ -370,3 +370,73 @@ def test_an_empty_or_tiny_dataset_says_what_it_found_and_needs(tmp_path: Path) -
         build_dataset([plenty], detector=StandIn(), fractions=(1.0, 0.0, 0.0))
     with pytest.raises(BadRequest, match="summing to 1"):
         build_dataset([plenty], detector=StandIn(), fractions=(0.8, 0.3, 0.1))
+
+
+def test_the_cli_builds_a_dataset_from_jsonl(home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from bastion.cli import app
+
+    topics = [
+        "printer jams",
+        "VPN drops",
+        "invoice totals",
+        "password resets",
+        "laptop battery",
+        "calendar invites",
+        "badge access",
+        "expense approvals",
+        "monitor flicker",
+        "shared drive quota",
+        "phone voicemail",
+        "parking permits",
+        "holiday requests",
+        "coffee machine",
+        "wifi in the lobby",
+        "payroll dates",
+        "desk bookings",
+        "software licences",
+        "travel booking",
+        "new starter kit",
+        "printer toner",
+        "email signatures",
+        "meeting room screens",
+        "keyboard layout",
+        "security training",
+    ]
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "prompt": f"What should I know about {t}?",
+                    "completion": f"For {t}, open a ticket with the {t.split()[0]} team.",
+                }
+            )
+            + "\n"
+            for t in topics
+        )
+    )
+    runner = CliRunner()
+    done = runner.invoke(
+        app,
+        [
+            "tune",
+            "dataset",
+            "--out",
+            str(tmp_path / "ds"),
+            "--jsonl",
+            str(rows),
+            "--license",
+            "CC0-1.0",
+        ],
+    )
+    assert done.exit_code == 0, done.output
+    card = json.loads(done.stdout)["card"]
+    assert card["licence"] == "CC0-1.0" and card["counts"]["train"]["supervised"] > 10
+    again = runner.invoke(
+        app, ["tune", "dataset", "--out", str(tmp_path / "ds"), "--jsonl", str(rows)]
+    )
+    assert again.exit_code == 1 and "never overwritten" in again.stderr
+    nothing = runner.invoke(app, ["tune", "dataset", "--out", str(tmp_path / "x")])
+    assert nothing.exit_code == 1 and "--tenant" in nothing.stderr
