@@ -11,7 +11,8 @@ the same from the held-out books and the filler alone as negatives. Per level an
 bucket: recall, and precision against the negatives transformed the same way. Also the
 Patronus model outputs (none of their books is registered: all must pass) and the
 predictions scored by ../shared/scorers/score_binary.py. `--scale-gb X` adds a synthetic
-registry of X GB (shuffled sentences of the books) to time build, size and scans at scale.
+registry of X GB (the books with their vocabulary remapped per work) to time build, size
+and scans at scale.
 The peer, on the same probes in the same run: datasketch MinHash LSH in memory.
 
 Usage: python benchmarks/bench_copyright.py [--per 150] [--seed 7] [--scale-gb 0]
@@ -300,17 +301,21 @@ def score_binary(work: Path, probes: list[dict[str, Any]], preds: list[dict[str,
 
 
 def scale(work: Path, gigabytes: float, probes: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add a synthetic registry of `gigabytes` (each work a shuffle of the books' sentences,
-    so its shingles are new) and time build, size and scans against the whole of it."""
+    """Add a synthetic registry of `gigabytes` and time build, size and scans against the
+    whole of it. Each synthetic work is the registered books with every word replaced by
+    another through a random one-to-one map of the vocabulary, drawn per work: English-like
+    word frequencies and phrase structure, but shingles of its own (a shuffle of the same
+    sentences would repeat every phrase in every work, which no real registry does)."""
     registered, _ = load_books()
-    sentences = [s for b in registered for s in re.split(r"(?<=[.!?])\s+", b["text"]) if s]
+    corpus = " ".join(b["text"] for b in registered)
+    vocab = sorted({w.lower() for w in re.findall(r"[A-Za-z]+", corpus)})
     rng = random.Random(3)
     registry = ProtectedRegistry(work / "index.sqlite")
     target, added, n = gigabytes * 1e9, 0, 0
     start = time.perf_counter()
     while added < target:
-        rng.shuffle(sentences)
-        text = " ".join(sentences)[:50_000_000]
+        mapping = dict(zip(vocab, rng.sample(vocab, len(vocab)), strict=True))
+        text = re.sub(r"[A-Za-z]+", lambda m, to=mapping: to[m.group().lower()], corpus)
         registry.add_text(
             f"synthetic-{n}",
             f"Synthetic {n}",
