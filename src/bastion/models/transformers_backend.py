@@ -61,14 +61,12 @@ class TransformersBackend:
                     "(no config.json); point `path` at a folder saved with save_pretrained()"
                 )
             tokenizer = AutoTokenizer.from_pretrained(self.path)
-            model = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
+            model: Any = AutoModelForCausalLM.from_pretrained(self.path, dtype=torch.float32)
             if self.adapter is not None:
-                try:
-                    from peft import PeftModel
-                except ImportError as exc:
-                    raise BackendError("serving an adapter needs the `peft` package") from exc
+                from peft import PeftModel
+
                 model = PeftModel.from_pretrained(model, self.adapter)
-            model.eval()  # type: ignore[no-untyped-call]
+            model.eval()
             if tokenizer.pad_token_id is None:
                 tokenizer.pad_token = tokenizer.eos_token
             self._tokenizer, self._model = tokenizer, model
