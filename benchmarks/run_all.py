@@ -17,6 +17,8 @@ BENCHMARKS = [
     "bench_retrieval.py",
     "bench_groundedness.py",
     "bench_experiments.py",
+    "bench_copyright.py",
+    "bench_bias_guard.py",
 ]
 
 
