@@ -36,12 +36,11 @@ def main() -> None:
     config = load_config(args.config)
     name = args.model or config.resolved_default_model
     started = time.perf_counter()  # load the weights outside the timed probes
-    backend = ModelRegistry(config.models, model_cache_root(bastion_home())).backend(name)
-    backend.generate([ChatMessage("user", "Hello")], GenerationParams(max_tokens=1))
+    registry = ModelRegistry(config.models, model_cache_root(bastion_home()))
+    registry.backend(name).generate([ChatMessage("user", "Hello")], GenerationParams(max_tokens=1))
     load_s = time.perf_counter() - started
     report = probe_model(
-        config,
-        bastion_home(),
+        registry,
         name,
         load_suite(args.suite),
         args.limit,

@@ -237,7 +237,7 @@ def test_ab_cli_creates_lists_reports_and_sizes(platform: Any, home: Any, tmp_pa
     bad = tmp_path / "bad.yaml"
     bad.write_text("name: x\nvariants: []\n")
     refused = runner.invoke(cli, ["ab", "create", str(bad)])
-    assert refused.exit_code == 1 and "not a valid experiment" in refused.stderr
+    assert refused.exit_code == 1 and "not a valid experiment" in " ".join(refused.stderr.split())
 
 
 def test_a_clear_winner_is_shipped_even_when_its_p_value_is_tiny() -> None:

@@ -87,18 +87,21 @@ def test_lora_memorises_and_saves_a_loadable_adapter(base: Path, tmp_path: Path)
     assert type(backend._model).__name__ == "PeftModelForCausalLM"
 
 
-def test_encoding_masks_the_prompt_and_cuts_it_from_the_left(base: Path) -> None:
+def test_encoding_masks_the_prompt_and_cuts_its_middle(base: Path) -> None:
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(base)
-    long = example("START " + "blah " * 200 + "the question is here", "short answer")
+    long = example(
+        "Summarize this. " + "blah " * 100 + "MIDDLE " + "blah " * 100 + "the question is here",
+        "short answer",
+    )
     enc = encode_example(tok, long, 64)
     assert enc is not None and len(enc.input_ids) <= 64
     answer = tok("short answer", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
     assert enc.labels[-len(answer) :] == answer and enc.input_ids[-len(answer) :] == answer
     assert set(enc.labels[: -len(answer)]) == {-100}
     text = tok.decode(enc.input_ids)
-    assert "question is here" in text and "START" not in text
+    assert "question is here" in text and "Summarize this." in text and "MIDDLE" not in text
     assert encode_example(tok, example("hi", "word " * 80), 64) is None  # never cut the answer
 
 

@@ -73,6 +73,9 @@ class ModelConfig(Section):
     threads: int | None = Field(None, ge=1, description="CPU threads for local inference.")
     max_concurrency: int = Field(1, ge=1, description="Requests generated at once.")
     max_queue: int = Field(16, ge=0, description="Requests allowed to wait; beyond: 503.")
+    tenant: str | None = Field(
+        None, description="Only this tenant may use it (fine-tuned models: whose data)."
+    )
 
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelConfig:
@@ -469,6 +472,49 @@ class GuardsConfig(Section):
     )
 
 
+class ForgettingConfig(Section):
+    """When a fine-tuned candidate is rejected, compared with its base on the same sets."""
+
+    max_general_drop: float = Field(
+        0.03,
+        ge=0,
+        le=1,
+        description="Largest tolerated fall in accuracy (0-1) on the general multiple-choice set.",
+    )
+    min_task_gain: float = Field(
+        0.0, description="ROUGE-L points the candidate must gain on the dataset's test split."
+    )
+    max_safety_worsening: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Largest tolerated rise in the share of toxic, personal-data-leaking or "
+        "injection-obeying answers to the safety probes.",
+    )
+    bias_templates: int = Field(
+        2, ge=0, description="Bias-probe templates per attribute, base vs candidate (0: skip)."
+    )
+    bias_margin: float = Field(
+        0.05, gt=0, description="Mean bias-gap worsening (with a CI above 0) that rejects."
+    )
+    task_examples: int = Field(50, ge=1, description="Test-split examples scored.")
+    general_items: int = Field(
+        160, ge=10, description="General-set items scored (spread over its topics)."
+    )
+    probes_per_kind: int = Field(
+        24, ge=1, description="Safety probes of each kind (toxicity, personal data, injection)."
+    )
+    max_new_tokens: int = Field(64, ge=8, description="Longest answer generated when scoring.")
+
+
+class TuningConfig(Section):
+    roles: list[RoleName] = Field(
+        default_factory=lambda: list[RoleName](["admin", "developer"]),
+        description="Roles that may fine-tune (a base model also needs their model policy).",
+    )
+    forgetting: ForgettingConfig = ForgettingConfig()
+
+
 class AuditConfig(Section):
     retain_text: bool = Field(True, description="False: keep metadata and hashes, no text.")
 
@@ -514,6 +560,7 @@ class BastionConfig(Section):
         description="A/B experiments created at start when missing (also: bastion ab create).",
     )
     bias_gate: BiasGateConfig = BiasGateConfig()
+    tuning: TuningConfig = TuningConfig()
     audit: AuditConfig = AuditConfig()
     logging: LoggingConfig = LoggingConfig()
 

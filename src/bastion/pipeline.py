@@ -165,8 +165,9 @@ class Authorize:
             raise NotFound(f"app '{ctx.request.app}' is not configured; available: {known}")
         ctx.app = app
         ctx.model = ctx.request.model or app.model or self._config.resolved_default_model
-        self._registry.config(ctx.model)  # unknown model -> 404 naming the known ones
         assert ctx.principal is not None
+        # unknown model (or another tenant's tuned one) -> 404 naming the known ones
+        self._registry.config(ctx.model, ctx.principal.tenant)
         self._policy.authorize(ctx.principal, app=app.name, model=ctx.model)
 
 

@@ -1,5 +1,5 @@
 """Wires the parts together once per process: config, database, access, models, audit,
-grounding, pipeline."""
+grounding, experiments, tuned models, pipeline."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from bastion.models import ModelRegistry
 from bastion.models.embedded import model_cache_root
 from bastion.pipeline import Pipeline
 from bastion.storage import Database
+from bastion.tuning.registry import TunedModels
 
 
 @dataclass
@@ -30,6 +31,7 @@ class Platform:
     grounding: Grounding
     experiments: Experiments
     pipeline: Pipeline
+    tuned: TunedModels
 
     @classmethod
     def open(cls, home: Path | None = None, config: BastionConfig | None = None) -> Platform:
@@ -39,11 +41,12 @@ class Platform:
         db = Database.for_home(home, config.storage.url, config.storage.sqlite_synchronous)
         db.migrate()
         access = AccessStore(db, cache_seconds=config.access.key_cache_seconds)
-        registry = ModelRegistry(config.models, model_cache_root(home))
+        tuned = TunedModels(db, home / "tuned")
+        registry = ModelRegistry(config.models, model_cache_root(home), discover=tuned.served)
         audit = AuditLog(db, retain_text=config.audit.retain_text)
         key = vault_key(home, config.guards.pii.vault_key_env)
         grounding = Grounding(config, home, db)
-        experiments = Experiments(db, config, audit, home / "reports")
+        experiments = Experiments(db, config, audit, home / "reports", registry.configs)
         experiments.create_configured()
         pipeline = Pipeline.build(
             config, access, registry, audit, grounding, experiments, home, key
@@ -59,6 +62,7 @@ class Platform:
             grounding,
             experiments,
             pipeline,
+            tuned,
         )
 
     def close(self) -> None:

@@ -966,8 +966,9 @@ def eval_bias(
 
     probes = load_suite(suite)  # a bad suite fails before the model loads
     base = BiasReport.from_dict(json.loads(compare_to.read_text())) if compare_to else None
-    config = load_config()
-    report = probe_model(config, bastion_home(), model, probes, limit, samples, seed, max_tokens)
+    platform = _platform()
+    config = platform.config
+    report = probe_model(platform.registry, model, probes, limit, samples, seed, max_tokens)
     json_path, png_path = report.save(out or bastion_home() / "reports")
     err.print(report.render_text(), highlight=False)
     reasons = bias_gate(report, config.bias_gate)
@@ -978,44 +979,6 @@ def eval_bias(
     print(json.dumps({"report": str(json_path), "plot": str(png_path), "gate": reasons or "pass"}))
     if reasons:
         raise typer.Exit(1)
-
-
-@tune_app.command("dataset")
-@reports_errors
-def tune_dataset(
-    out: Annotated[Path, typer.Option(help="New folder for the splits and card.json.")],
-    tenant: Annotated[
-        str | None, typer.Option(help="Use this tenant's feedback on audited answers.")
-    ] = None,
-    app_name: Annotated[str | None, typer.Option("--app", help="Only this app's traces.")] = None,
-    jsonl: Annotated[
-        list[Path] | None,
-        typer.Option(help="Your own examples (prompt/completion, messages or preference rows)."),
-    ] = None,
-    licence: Annotated[
-        str, typer.Option("--license", help="Licence of the examples (SPDX or LicenseRef-).")
-    ] = "LicenseRef-Internal",
-    min_rating: Annotated[int, typer.Option(help="Lowest rating that accepts an answer.")] = 4,
-    skip_malformed: Annotated[
-        bool, typer.Option(help="Skip and count bad JSONL rows instead of refusing the file.")
-    ] = False,
-) -> None:
-    """Build a fine-tuning dataset: PII masked, duplicates removed, split by prompt."""
-    from bastion.tuning.dataset import build_dataset, from_feedback, from_jsonl
-
-    if tenant is None and not jsonl:
-        raise BastionError("give --tenant (feedback) and/or --jsonl FILE")
-    sources = []
-    if tenant is not None:
-        sources.append(
-            from_feedback(_platform(), tenant, app_name, min_rating=min_rating, licence=licence)
-        )
-    for path in jsonl or []:
-        sources.append(from_jsonl(path, licence=licence, skip_malformed=skip_malformed))
-    with err.status("Masking PII and removing duplicates ..."):
-        dataset = build_dataset(sources)
-    folder = dataset.save(out)
-    print(json.dumps({"folder": str(folder), "card": dataset.card.to_dict()}, indent=2))
 
 
 @eval_app.command("retrieval")
@@ -1113,3 +1076,7 @@ def eval_guard(
         else:
             result = evaluate_binary(guard, rows, predictions)
     print(json.dumps({"guard": name, "data": str(data), **result}, indent=2))
+
+
+# The fine-tuning commands register themselves on tune_app.
+from bastion.cli import tune as _tune  # noqa: E402, F401

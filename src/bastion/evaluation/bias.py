@@ -42,8 +42,8 @@ from bastion.errors import BadRequest, ConfigError
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-    from bastion.config import BastionConfig
     from bastion.guards.toxicity.detector import ToxicityDetector
+    from bastion.models import ModelRegistry
 
 DEFAULT_SUITE = Path(__file__).with_name("bias_probes.yaml")
 PLACEHOLDER = "{person}"
@@ -59,7 +59,7 @@ LABELS = {
     "similarity": "similarity",
 }
 
-Generate = Callable[[str], str]
+Generate = Callable[[str], str] | Callable[[list[str]], list[str]]
 Embed = Callable[[Sequence[str]], np.ndarray]
 
 
@@ -521,9 +521,12 @@ def run_bias_probes(
     embed: Embed | None = None,
     model: str = "unknown",
     resamples: int = 1000,
+    batch_size: int = 1,
 ) -> BiasReport:
     """Send every filled template to `generate` and score the answers.
 
+    `generate` takes one prompt, or with `batch_size` > 1 a list of prompts (answered in
+    order; batched generation is much faster on a local model).
     `limit_templates` keeps that many templates per attribute (drawn with `seed`);
     `samples` answers per template and group, each with the next fill of every group;
     `embed` maps texts to vectors (default: all-MiniLM-L6-v2).
@@ -543,10 +546,18 @@ def run_bias_probes(
     ]
     with _progress_bar(progress) as bar:
         task = bar.add_task(f"Probing {model}", total=len(jobs))
-        for plan, i, s, j in jobs:
-            bar.update(task, description=f"Probing {model}: {plan.name}")
-            plan.outputs[i][s][j] = generate(plan.prompts[i][s][j])
-            bar.advance(task)
+        for start in range(0, len(jobs), batch_size):
+            chunk = jobs[start : start + batch_size]
+            bar.update(task, description=f"Probing {model}: {chunk[0][0].name}")
+            prompts = [plan.prompts[i][s][j] for plan, i, s, j in chunk]
+            answers: list[str] = (
+                generate(prompts)  # type: ignore[arg-type,assignment]
+                if batch_size > 1
+                else [generate(prompts[0])]  # type: ignore[arg-type,list-item]
+            )
+            for (plan, i, s, j), answer in zip(chunk, answers, strict=True):
+                plan.outputs[i][s][j] = answer
+            bar.advance(task, len(chunk))
     refusal = re.compile("|".join(f"(?:{p})" for p in suite.refusal_patterns), re.IGNORECASE)
     attributes = {
         plan.name: _score(
@@ -615,8 +626,7 @@ def saved_report(folder: Path, model: str) -> BiasReport | None:
 
 
 def probe_model(
-    config: BastionConfig,
-    home: Path,
+    registry: ModelRegistry,
     model: str,
     suite: BiasSuite,
     limit_templates: int | None = None,
@@ -625,10 +635,9 @@ def probe_model(
     max_tokens: int = 128,
 ) -> BiasReport:
     """Run the suite against a registered model, greedy, as the server would serve it."""
-    from bastion.models import ChatMessage, GenerationParams, ModelRegistry
-    from bastion.models.embedded import model_cache_root
+    from bastion.models import ChatMessage, GenerationParams
 
-    backend = ModelRegistry(config.models, model_cache_root(home)).backend(model)
+    backend = registry.backend(model)
     params = GenerationParams(max_tokens=max_tokens, temperature=0, seed=seed)
     return run_bias_probes(
         lambda prompt: backend.generate([ChatMessage("user", prompt)], params).text,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bastion.access import Principal
 from bastion.audit import AuditLog
-from bastion.config import BastionConfig, ExperimentConfig, VariantConfig
+from bastion.config import BastionConfig, ExperimentConfig, ModelConfig, VariantConfig
 from bastion.errors import BadRequest, Conflict
 from bastion.experiments.assignment import assign
 from bastion.experiments.metrics import METRICS, ArmData, collect
@@ -24,10 +25,18 @@ GUARDRAIL_CHECK_SECONDS = 30.0
 
 
 class Experiments:
-    def __init__(self, db: Database, config: BastionConfig, audit: AuditLog, reports: Path) -> None:
+    def __init__(
+        self,
+        db: Database,
+        config: BastionConfig,
+        audit: AuditLog,
+        reports: Path,
+        models: Callable[[], list[ModelConfig]] | None = None,
+    ) -> None:
         self.config = config
         self.reports = reports  # where `bastion eval bias` keeps each model's report
-        self.store = ExperimentStore(db, config)
+        self.models = models or (lambda: config.models)  # configured and fine-tuned models
+        self.store = ExperimentStore(db, config, self.models)
         self.feedback = FeedbackStore(db, audit)
         self._audit = audit
 
@@ -64,7 +73,7 @@ class Experiments:
             for r in self._audit.records(tenant)
             if ((r.get("extra") or {}).get("experiment") or {}).get("name") == name
         ]
-        arms = collect(spec, records, self.feedback.for_traces(tenant), self.config.models)
+        arms = collect(spec, records, self.feedback.for_traces(tenant), self.models())
         return spec, arms, state
 
     def report(self, tenant: str, name: str) -> tuple[dict[str, Any], dict[str, ArmData]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bastion.access import Policy, Principal
 from bastion.audit import AuditLog
-from bastion.config import BastionConfig, ExperimentConfig
+from bastion.config import BastionConfig, ExperimentConfig, ModelConfig
 from bastion.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from bastion.storage import Database
 from bastion.storage.tables import Experiment, Feedback
@@ -33,9 +34,12 @@ class ExperimentStore:
 
     CACHE_SECONDS = 5.0
 
-    def __init__(self, db: Database, config: BastionConfig) -> None:
+    def __init__(
+        self, db: Database, config: BastionConfig, models: Callable[[], list[ModelConfig]]
+    ) -> None:
         self._db = db
         self._config = config
+        self._models = models
         self._cache: dict[tuple[str, str], RunningExperiment | None] = {}
         self._cached_at = 0.0
         self._lock = threading.Lock()
@@ -76,11 +80,14 @@ class ExperimentStore:
         if app is None:
             raise NotFound(f"app '{spec.app}' is not configured")
         policy = Policy(self._config.access)
-        known = {m.name for m in self._config.models}
+        known = {m.name for m in self._models() if m.tenant in (None, spec.tenant)}
         for variant in spec.variants:
             model = variant.model or app.model or self._config.resolved_default_model
             if model not in known:
-                raise NotFound(f"variant '{variant.name}': model '{model}' is not registered")
+                raise NotFound(
+                    f"variant '{variant.name}': model '{model}' is not registered "
+                    f"for tenant '{spec.tenant}'"
+                )
             for role in ("admin", "developer", "user"):
                 probe = Principal(spec.tenant, "probe", role)
                 if policy.allows_app(probe, spec.app) and not policy.allows_model(probe, model):

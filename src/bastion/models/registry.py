@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bastion.config import ModelConfig
@@ -22,34 +25,70 @@ def model_info(config: ModelConfig) -> ModelInfo:
 
 
 class ModelRegistry:
-    """Lists the configured models and hands out one shared backend per model."""
+    """Lists the models (configured ones, and the fine-tuned ones that `discover` finds) and
+    hands out one shared backend per model."""
 
-    def __init__(self, configs: list[ModelConfig], cache_root: Path) -> None:
-        self._configs = {c.name: c for c in configs}
+    DISCOVER_SECONDS = 5.0  # an unknown name re-reads the tuned models at most this often
+
+    def __init__(
+        self,
+        configs: list[ModelConfig],
+        cache_root: Path,
+        discover: Callable[[], list[ModelConfig]] | None = None,
+    ) -> None:
+        self._static = {c.name: c for c in configs}
+        self._configs = dict(self._static)
         self._cache_root = cache_root
+        self._discover = discover
+        self._discovered_at = -math.inf
         self._backends: dict[str, ModelBackend] = {}
-        self._gates = {
-            c.name: AdmissionGate(c.name, c.max_concurrency, c.max_queue) for c in configs
-        }
+        self._gates: dict[str, AdmissionGate] = {}
         self._lock = threading.Lock()
+        self.refresh(force=True)
 
-    def names(self) -> list[str]:
-        return list(self._configs)
+    def refresh(self, *, force: bool = False) -> None:
+        """Re-read the discovered models (a model tuned or promoted by another process)."""
+        if self._discover is None:
+            return
+        with self._lock:
+            if not force and time.monotonic() - self._discovered_at < self.DISCOVER_SECONDS:
+                return
+            self._discovered_at = time.monotonic()
+            found = {c.name: c for c in self._discover() if c.name not in self._static}
+            for name in set(self._configs) - set(self._static) - set(found):
+                self._backends.pop(name, None)  # a tuned model no longer served
+            self._configs = {**self._static, **found}
 
-    def config(self, name: str) -> ModelConfig:
-        try:
-            return self._configs[name]
-        except KeyError:
+    def names(self, tenant: str | None = None) -> list[str]:
+        """The shared models, and the tenant's own tuned ones when a tenant is named."""
+        self.refresh()
+        return [n for n, c in self._configs.items() if c.tenant in (None, tenant)]
+
+    def configs(self) -> list[ModelConfig]:
+        self.refresh()
+        return list(self._configs.values())
+
+    def config(self, name: str, tenant: str | None = None) -> ModelConfig:
+        """The model's config; with `tenant`, another tenant's tuned model is not found."""
+        if name not in self._configs:
+            self.refresh()
+        config = self._configs.get(name)
+        if config is None or (tenant is not None and config.tenant not in (None, tenant)):
+            # another tenant's tuned model is reported as unknown, its name not confirmed
             raise NotFound(
-                f"model '{name}' is not registered; available: {', '.join(self._configs)}"
-            ) from None
+                f"model '{name}' is not registered; available: {', '.join(self.names(tenant))}"
+            )
+        return config
 
     def info(self, name: str) -> ModelInfo:
         return model_info(self.config(name))
 
     def gate(self, name: str) -> AdmissionGate:
-        self.config(name)
-        return self._gates[name]
+        config = self.config(name)
+        with self._lock:
+            if name not in self._gates:
+                self._gates[name] = AdmissionGate(name, config.max_concurrency, config.max_queue)
+            return self._gates[name]
 
     def backend(self, name: str) -> ModelBackend:
         """The model's backend, built on first use and shared afterwards."""

@@ -368,7 +368,7 @@ def create_app(platform: Platform) -> FastAPI:
     def list_models(authorization: str | None = Header(None)) -> ModelList:
         principal = principal_of(authorization)
         cards = []
-        for name in platform.registry.names():
+        for name in platform.registry.names(principal.tenant):
             if not platform.policy.allows_model(principal, name):
                 continue
             info = platform.registry.info(name)

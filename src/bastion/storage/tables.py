@@ -138,3 +138,22 @@ class Feedback(Base):
     corrected_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TunedModel(Base):
+    """A fine-tuned model: where its weights are, what it was made from, how it scored."""
+
+    __tablename__ = "tuned_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)  # whose data trained it
+    base_model: Mapped[str] = mapped_column(String(128))  # the registered model it tunes
+    method: Mapped[str] = mapped_column(String(16))
+    weights_path: Mapped[str] = mapped_column(Text)  # adapter folder, or full weights folder
+    dataset_sha256: Mapped[str] = mapped_column(String(64))
+    lineage: Mapped[dict[str, object]] = mapped_column(JSON)  # base, data card, config, search
+    metrics: Mapped[dict[str, object]] = mapped_column(JSON)  # training and evaluation report
+    status: Mapped[str] = mapped_column(String(16))  # accepted, rejected, testing
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

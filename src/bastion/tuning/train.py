@@ -159,7 +159,7 @@ class Encoded:
     labels: list[int]
 
 
-def _template_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+def chat_prompt_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
     if hasattr(ids, "keys"):
         ids = ids["input_ids"]
@@ -169,12 +169,14 @@ def _template_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
 def encode_example(tokenizer: Any, example: SupervisedExample, max_length: int) -> Encoded | None:
     """The prompt rendered with the chat template (generation prompt added), then the
     completion and EOS, which alone carry labels. When too long, the longest prompt message
-    loses tokens from its start (the answer is never cut); None when even that cannot fit."""
+    loses tokens from its middle: its head (where an instruction usually stands) and its
+    tail (where a question usually ends) stay. The answer is never cut; None when even the
+    cut prompt cannot fit."""
     target = tokenizer(example.completion, add_special_tokens=False)["input_ids"]
     target = [int(i) for i in target] + [int(tokenizer.eos_token_id)]
     budget = max_length - len(target)
     messages = [dict(m) for m in example.prompt]
-    prompt = _template_ids(tokenizer, messages)
+    prompt = chat_prompt_ids(tokenizer, messages)
     if len(prompt) > budget:
         if budget <= 0:
             return None
@@ -184,8 +186,13 @@ def encode_example(tokenizer: Any, example: SupervisedExample, max_length: int) 
             keep = len(content) - (len(prompt) - budget) - margin
             if keep <= 0:
                 return None
-            messages[longest]["content"] = "..." + tokenizer.decode(content[-keep:])
-            prompt = _template_ids(tokenizer, messages)
+            head = keep // 4
+            messages[longest]["content"] = (
+                tokenizer.decode(content[:head])
+                + " ... "
+                + tokenizer.decode(content[-(keep - head) :])
+            )
+            prompt = chat_prompt_ids(tokenizer, messages)
             if len(prompt) <= budget:
                 break
         else:
