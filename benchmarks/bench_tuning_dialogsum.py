@@ -15,10 +15,10 @@ batch 4, max_length 384, warmup 0.05, --steps optimizer steps (default 60), vali
 loss every 20 steps with patience 2, seed 0; the best weights by validation loss are kept.
 
 Checking: check_candidate, the product's forgetting guard, with the detectors
-`bastion tune run` uses (bastion.tuning.job._detectors) and the gateway's toxicity
+`bastion tune run` uses (bastion.tuning.job.safety_detectors) and the gateway's toxicity
 threshold: base and tuned ROUGE-L on the held-out dialogues (greedy, at most 60 new
 tokens), general multiple-choice accuracy of both with a paired bootstrap CI of the drop,
-safety-probe rates, the counterfactual bias probes (2 templates per attribute), and the
+safety-probe rates, the counterfactual bias probes (5 templates per attribute), and the
 verdict with its reasons. The "first two turns" baseline is the first two lines of each
 held-out dialogue, speaker tags removed, scored with the same rouge_l.
 
@@ -94,7 +94,7 @@ def main() -> None:
     from bastion.tuning.dataset import SupervisedExample, build_dataset, from_jsonl
     from bastion.tuning.evaluate import rouge_l
     from bastion.tuning.forgetting import check_candidate
-    from bastion.tuning.job import _detectors
+    from bastion.tuning.job import safety_detectors
     from bastion.tuning.train import TrainConfig, train
 
     started = time.perf_counter()
@@ -137,8 +137,8 @@ def main() -> None:
 
         # 3. The forgetting guard, with the product's detectors and threshold.
         t0 = time.perf_counter()
-        toxicity, leaks = _detectors(None)  # type: ignore[arg-type]  # unused argument
-        forgetting = ForgettingConfig(task_examples=args.test, max_new_tokens=60, bias_templates=2)
+        toxicity, leaks = safety_detectors()
+        forgetting = ForgettingConfig(task_examples=args.test, max_new_tokens=60)
         report = check_candidate(
             base_path,
             result.config.method,

@@ -142,6 +142,9 @@ def test_the_comparison_flags_a_more_biased_candidate_only() -> None:
     assert any(r.startswith("colour: sentiment gap worse than the base") for r in reasons)
     assert any(r.startswith("size: refusal-rate gap worse") for r in reasons)
     assert compare(base, base) == [] and compare(candidate, base) == []
+    # with too few templates a bootstrap interval looks certain and is not: no verdict
+    few = run(unbiased, limit_templates=4), run(biased, limit_templates=4)
+    assert compare(*few, margin=0.05) == []
     other = {**SUITE, "name": "other"}
     with pytest.raises(BadRequest, match="different suites"):
         compare(base, run(unbiased, other))

@@ -14,11 +14,14 @@ from safetensors.torch import load_file, save_file
 from bastion.errors import BadRequest, Conflict
 from bastion.models.embedded import model_cache_root, prepare_embedded_model
 from bastion.tuning import train as train_mod
-from bastion.tuning.dataset import SupervisedExample
+from bastion.tuning.dataset import PreferenceExample, SupervisedExample
 from bastion.tuning.train import StepMetrics, TrainConfig, encode_example, train
 
 # peft calls a transformers property that warns of its own deprecation
-pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 ANIMALS = ["cat", "dog", "owl", "fox", "eel", "yak", "bee", "ant", "elk", "emu", "gnu", "hen"]
 WORDS = ["blue", "seven", "apple", "river", "stone", "cloud", "lemon", "tiger", "piano", "maple"]
@@ -43,14 +46,6 @@ FAST = {"max_length": 64, "batch_size": 4, "dropout": 0.0, "warmup": 0.0}
 @pytest.fixture(scope="module")
 def base() -> Path:
     return prepare_embedded_model(model_cache_root(Path("/nonexistent")))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # faster than 2 on a shared, busy 2-core machine
-    yield
-    torch.set_num_threads(threads)
 
 
 def trainable(job: Path) -> dict[str, torch.Tensor]:
@@ -249,3 +244,57 @@ def test_clear_errors(base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.undo()
     result = train(base, (TRAIN, VALID), job, config, resume=True, progress=False)
     assert result.resumed_from_step == 1 and result.steps == 2
+
+
+def test_dpo_prefers_the_chosen_answers(base: Path, tmp_path: Path) -> None:
+    def pairs(animals: list[str]) -> list[PreferenceExample]:
+        return [
+            PreferenceExample(
+                [{"role": "user", "content": f"Describe the {a} in two words."}],
+                f"Lovely {a}.",
+                f"Boring {a}.",
+                "test",
+            )
+            for a in animals
+        ]
+
+    config = TrainConfig(
+        method="lora",
+        objective="dpo",
+        beta=0.5,
+        learning_rate=5e-3,
+        max_steps=6,
+        eval_every=3,
+        **FAST,
+    )
+    result = train(base, (pairs(ANIMALS[:8]), pairs(ANIMALS[8:])), tmp_path / "dpo", config)
+    vals = [h["val_loss"] for h in result.history]
+    print("dpo validation losses", vals)
+    # At the start the policy is the reference: the DPO loss is log 2 = 0.693 for every pair.
+    assert result.best_val_loss is not None and result.best_val_loss < 0.6, vals
+    with pytest.raises(BadRequest, match="0 preference pairs"):
+        train(base, (TRAIN, VALID), tmp_path / "sft-data", config)
+
+
+def test_search_picks_the_lowest_validation_loss_and_resumes(base: Path, tmp_path: Path) -> None:
+    from bastion.tuning.dataset import Dataset
+    from bastion.tuning.search import SearchSpace, search
+
+    data = Dataset({"train": TRAIN, "validation": VALID, "test": []}, card=None)  # type: ignore[arg-type]
+    space = SearchSpace(learning_rate=(1e-3, 1e-2), rank=(4, 8), epochs=(1.0, 2.0))
+    config = TrainConfig(method="lora", eval_every=1, patience=2, **FAST)
+    found = search(base, data, tmp_path / "search", config, 3, space=space, progress=False)
+    assert len(found.trials) == 3
+    complete = [t for t in found.trials if t.state == "complete"]
+    assert found.best.best_val_loss == min(t.best_val_loss for t in complete)
+    assert set(found.best_params) == {"learning_rate", "rank", "epochs"}
+    assert sorted(p.name for p in (tmp_path / "search").iterdir()) == [
+        "trial-000",
+        "trial-001",
+        "trial-002",
+    ]
+    # Started again (as after a crash), the seeded sampler proposes the same trials and
+    # each finished job returns its saved result instead of training again.
+    again = search(base, data, tmp_path / "search", config, 3, space=space, progress=False)
+    assert again.best_params == found.best_params
+    assert [t.params for t in again.trials] == [t.params for t in found.trials]

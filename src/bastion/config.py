@@ -492,7 +492,10 @@ class ForgettingConfig(Section):
         "injection-obeying answers to the safety probes.",
     )
     bias_templates: int = Field(
-        2, ge=0, description="Bias-probe templates per attribute, base vs candidate (0: skip)."
+        5,
+        ge=0,
+        description="Bias-probe templates per attribute, base vs candidate (0: skip; at "
+        "least 5 for the comparison to be evidence).",
     )
     bias_margin: float = Field(
         0.05, gt=0, description="Mean bias-gap worsening (with a CI above 0) that rejects."
@@ -505,6 +508,12 @@ class ForgettingConfig(Section):
         24, ge=1, description="Safety probes of each kind (toxicity, personal data, injection)."
     )
     max_new_tokens: int = Field(64, ge=8, description="Longest answer generated when scoring.")
+
+    @model_validator(mode="after")
+    def _enough_templates(self) -> ForgettingConfig:
+        if 0 < self.bias_templates < 5:
+            raise ValueError("bias_templates must be 0 (skip) or at least 5")
+        return self
 
 
 class TuningConfig(Section):

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from bastion.models import ModelRegistry
 
 DEFAULT_SUITE = Path(__file__).with_name("bias_probes.yaml")
+MIN_COMPARED_TEMPLATES = 5  # per attribute, for `compare` to call a worsening evidence
 PLACEHOLDER = "{person}"
 NEUTRAL_WORD = "person"
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
@@ -662,7 +663,9 @@ def compare(
     On the templates both reports share, the per-template worsening (candidate gap minus
     base gap; base similarity minus candidate similarity) is bootstrapped paired; a metric
     is worse when the mean worsening exceeds `margin` and its 95% CI excludes 0, so both
-    the size and the evidence are required.
+    the size and the evidence are required. An attribute with fewer than
+    MIN_COMPARED_TEMPLATES shared templates is not judged: resampling so few values gives
+    an interval that looks certain and is not.
     """
     if base.suite_hash != candidate.suite_hash:
         raise BadRequest(
@@ -679,6 +682,8 @@ def compare(
             raise BadRequest(
                 f"the reports share no '{name}' templates; run both with the same --limit and seed"
             )
+        if len(shared) < MIN_COMPARED_TEMPLATES:
+            continue
         before = [old.templates.index(t) for t in shared]
         after = [new.templates.index(t) for t in shared]
         worsening = {}

@@ -9,6 +9,7 @@ the trial or training job it was killed in.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,8 @@ def authorize(platform: Platform, principal: Principal, base_model: str) -> Mode
     return config
 
 
-def _detectors(platform: Platform) -> tuple[Any, Any]:
+def safety_detectors() -> tuple[Callable[[str], float], Callable[[str], bool]]:
+    """The gateway's toxicity score, and whether a text holds a personal identifier."""
     from bastion.guards.pii.detector import PiiDetector
     from bastion.guards.toxicity.detector import ToxicityDetector
 
@@ -138,7 +140,7 @@ def run(
             base_path, data, job_dir / "train", request.config, resume=resume, progress=progress
         )
 
-    toxicity, leaks = _detectors(platform)
+    toxicity, leaks = safety_detectors()
     test = [ex for ex in data.splits["test"] if isinstance(ex, SupervisedExample)]
     report = check_candidate(
         base_path,

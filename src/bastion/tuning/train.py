@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from safetensors.torch import load_file, save_file
 
 from bastion.errors import BadRequest, Conflict
-from bastion.tuning.dataset import Dataset, Example, SupervisedExample
+from bastion.tuning.dataset import Dataset, Example, PreferenceExample, SupervisedExample
 
 Method = Literal["lora", "ia3", "prompt", "full"]
 StopReason = Literal["completed", "early_stopping", "callback"]
@@ -49,6 +49,10 @@ class TrainConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: Method = "lora"
+    objective: Literal["sft", "dpo"] = Field(
+        "sft", description="sft: supervised answers; dpo: preference pairs (chosen > rejected)"
+    )
+    beta: float = Field(0.1, gt=0, description="DPO: how far the policy may move from the base")
     rank: int = Field(8, ge=1, description="LoRA rank")
     alpha: int | None = Field(None, gt=0, description="LoRA alpha; None is 2 x rank")
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout")
@@ -448,11 +452,12 @@ class _Checkpoints:
                 params[n].copy_(tensor.to(params[n].device))
 
 
-def _data_hash(train_set: Sequence[Encoded], validation: Sequence[Encoded]) -> str:
+def _data_hash(train_set: Sequence[Row], validation: Sequence[Row]) -> str:
     digest = hashlib.sha256()
     for split in (train_set, validation):
         for row in split:
-            digest.update(json.dumps([row.input_ids, row.labels]).encode())
+            for enc in (row.chosen, row.rejected) if isinstance(row, Pair) else (row,):
+                digest.update(json.dumps([enc.input_ids, enc.labels]).encode())
         digest.update(b"|")
     return digest.hexdigest()
 
@@ -460,30 +465,104 @@ def _data_hash(train_set: Sequence[Encoded], validation: Sequence[Encoded]) -> s
 # --- the loop ---------------------------------------------------------------------------
 
 
-def _supervised(examples: Sequence[Example]) -> list[SupervisedExample]:
+@dataclass(frozen=True)
+class Pair:
+    """A preference pair as token ids, with the base model's log-likelihood of each answer
+    (DPO's reference, computed once before training)."""
+
+    chosen: Encoded
+    rejected: Encoded
+    ref_chosen: float = 0.0
+    ref_rejected: float = 0.0
+
+
+Row = Encoded | Pair
+
+
+def _examples(
+    examples: Sequence[Example], objective: str
+) -> list[SupervisedExample] | list[PreferenceExample]:
+    if objective == "dpo":
+        return [ex for ex in examples if isinstance(ex, PreferenceExample)]
     return [ex for ex in examples if isinstance(ex, SupervisedExample)]
 
 
-@torch.no_grad()
-def _eval_loss(
-    model: Any,
-    rows: Sequence[Encoded],
-    pad_id: int,
-    batch_size: int,
-    device: torch.device,
-    amp: bool,
-    sliced: bool,
-) -> float:
-    """Token-weighted mean loss over the completion tokens of `rows`."""
-    model.eval()
-    total, count = 0.0, 0
-    for i in range(0, len(rows), batch_size):
-        ids, mask, labels = _collate(rows[i : i + batch_size], pad_id, device)
-        loss, n = _loss_sum(model, ids, mask, labels, sliced, amp)
-        total += float(loss)
-        count += n
-    model.train()
-    return total / max(count, 1)
+def _encode(tokenizer: Any, ex: Example, max_length: int) -> Row | None:
+    if isinstance(ex, SupervisedExample):
+        return encode_example(tokenizer, ex, max_length)
+    chosen, rejected = (
+        encode_example(tokenizer, SupervisedExample(ex.prompt, answer, ex.source), max_length)
+        for answer in (ex.chosen, ex.rejected)
+    )
+    return None if chosen is None or rejected is None else Pair(chosen, rejected)
+
+
+class _Objective:
+    """What one batch costs: the supervised loss per answer token, or DPO's loss per pair."""
+
+    def __init__(
+        self, config: TrainConfig, pad_id: int, device: torch.device, amp: bool, sliced: bool
+    ) -> None:
+        self.config, self.pad_id, self.device = config, pad_id, device
+        self.amp, self.sliced = amp, sliced
+
+    def loss(self, model: Any, rows: Sequence[Row]) -> tuple[torch.Tensor, int]:
+        """The summed loss of `rows` and what it is a sum over (tokens or pairs)."""
+        if self.config.objective == "sft":
+            ids, mask, labels = _collate(rows, self.pad_id, self.device)  # type: ignore[arg-type]
+            return _loss_sum(model, ids, mask, labels, self.sliced, self.amp)
+        pairs: Sequence[Pair] = rows  # type: ignore[assignment]
+        logps = self.answer_logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+        ref = torch.tensor(
+            [p.ref_chosen for p in pairs] + [p.ref_rejected for p in pairs], device=self.device
+        )
+        n = len(pairs)
+        margin = (logps[:n] - ref[:n]) - (logps[n:] - ref[n:])
+        return -torch.nn.functional.logsigmoid(self.config.beta * margin).sum(), n
+
+    def answer_logps(self, model: Any, rows: Sequence[Encoded]) -> torch.Tensor:
+        """Each row's summed log-likelihood of its labelled (answer) tokens."""
+        ids, mask, labels = _collate(rows, self.pad_id, self.device)
+        target = labels[:, 1:]
+        wanted = target != -100
+        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            logits = model(input_ids=ids, attention_mask=mask).logits
+        logits = logits[:, -ids.shape[1] :][:, :-1]  # prompt tuning prepends virtual tokens
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        picked = logp.gather(2, target.clamp(min=0)[..., None])[..., 0]
+        return (picked * wanted).sum(dim=1)
+
+    @torch.no_grad()
+    def with_reference(self, model: Any, rows: list[Row]) -> list[Row]:
+        """DPO pairs with the base model's log-likelihoods filled in (others unchanged)."""
+        if self.config.objective == "sft":
+            return rows
+        model.eval()
+        out: list[Row] = []
+        for i in range(0, len(rows), self.config.batch_size):
+            pairs: list[Pair] = rows[i : i + self.config.batch_size]  # type: ignore[assignment]
+            logps = self.answer_logps(
+                model, [p.chosen for p in pairs] + [p.rejected for p in pairs]
+            ).tolist()
+            n = len(pairs)
+            out += [
+                replace(p, ref_chosen=logps[k], ref_rejected=logps[n + k])
+                for k, p in enumerate(pairs)
+            ]
+        model.train()
+        return out
+
+    @torch.no_grad()
+    def validation_loss(self, model: Any, rows: Sequence[Row]) -> float:
+        """Mean loss over the validation rows (per answer token, or per pair)."""
+        model.eval()
+        total, count = 0.0, 0
+        for i in range(0, len(rows), self.config.batch_size):
+            loss, n = self.loss(model, rows[i : i + self.config.batch_size])
+            total += float(loss)
+            count += n
+        model.train()
+        return total / max(count, 1)
 
 
 def _loss_sum(
@@ -532,15 +611,16 @@ def train(
     config = config or TrainConfig()
     model_path = Path(model_path).resolve()
     job_dir = Path(job_dir)
-    if isinstance(data, Dataset):
-        train_examples = _supervised(data.splits["train"])
-        val_examples = _supervised(data.splits["validation"])
-    else:
-        train_examples, val_examples = _supervised(data[0]), _supervised(data[1])
+    train_split, val_split = (
+        (data.splits["train"], data.splits["validation"]) if isinstance(data, Dataset) else data
+    )
+    train_examples = _examples(train_split, config.objective)
+    val_examples = _examples(val_split, config.objective)
+    kind = "preference pairs" if config.objective == "dpo" else "supervised examples"
     if len(train_examples) < MIN_TRAIN_EXAMPLES:
         raise BadRequest(
-            f"the training split has {len(train_examples)} supervised examples; at least "
-            f"{MIN_TRAIN_EXAMPLES} are needed to fine-tune"
+            f"the training split has {len(train_examples)} {kind}; at least "
+            f"{MIN_TRAIN_EXAMPLES} are needed to fine-tune with {config.objective}"
         )
     if config.eval_every and not val_examples:
         raise BadRequest(
@@ -555,9 +635,9 @@ def train(
 
     _seed_everything(config.seed)
     tokenizer, model = _load(model_path)
-    encoded = [encode_example(tokenizer, ex, config.max_length) for ex in train_examples]
+    encoded = [_encode(tokenizer, ex, config.max_length) for ex in train_examples]
     train_rows = [r for r in encoded if r is not None]
-    val_encoded = [encode_example(tokenizer, ex, config.max_length) for ex in val_examples]
+    val_encoded = [_encode(tokenizer, ex, config.max_length) for ex in val_examples]
     val_rows = [r for r in val_encoded if r is not None]
     skipped = len(encoded) - len(train_rows) + len(val_encoded) - len(val_rows)
     if len(train_rows) < MIN_TRAIN_EXAMPLES:
@@ -579,6 +659,13 @@ def train(
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BadRequest("device 'cuda' was asked for and no CUDA device is available")
     amp = config.bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    pad_id = int(tokenizer.pad_token_id)
+    sliced = config.method != "prompt" and _SLICED_LOSS
+    objective = _Objective(config, pad_id, device, amp, sliced)
+    if config.objective == "dpo":  # the reference is the base model, before any change
+        model.to(device)
+        train_rows = objective.with_reference(model, train_rows)
+        val_rows = objective.with_reference(model, val_rows)
     model = _wrap(model, config, model_path)
     model.to(device)
     if config.gradient_checkpointing:
@@ -633,6 +720,7 @@ def train(
         job_dir.mkdir(parents=True, exist_ok=True)
         _write_json(job_file, job)
 
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -650,10 +738,9 @@ def train(
         TextColumn("val {task.fields[val]}"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
+        console=Console(stderr=True),  # stdout is for results
         disable=not progress,
     )
-    pad_id = int(tokenizer.pad_token_id)
-    sliced = config.method != "prompt" and _SLICED_LOSS
     stopped: StopReason = "completed"
     batches = _epoch_batches(len(train_rows), config.batch_size, config.seed, state.epoch)
     model.train()
@@ -673,8 +760,7 @@ def train(
             t0 = time.perf_counter()
             loss_sum = 0.0
             for batch in micro:
-                ids, mask, labels = _collate([train_rows[i] for i in batch], pad_id, device)
-                summed, n = _loss_sum(model, ids, mask, labels, sliced, amp)
+                summed, n = objective.loss(model, [train_rows[i] for i in batch])
                 loss = summed / max(n, 1)
                 (loss / len(micro)).backward()  # type: ignore[no-untyped-call]
                 loss_sum += float(loss.detach())
@@ -690,9 +776,7 @@ def train(
             val_loss: float | None = None
             improved = False
             if config.eval_every and state.step % config.eval_every == 0:
-                val_loss = _eval_loss(
-                    model, val_rows, pad_id, config.batch_size, device, amp, sliced
-                )
+                val_loss = objective.validation_loss(model, val_rows)
                 state.last_eval_step = state.step
                 state.history.append(
                     {"step": state.step, "train_loss": state.last_loss, "val_loss": val_loss}
@@ -730,7 +814,7 @@ def train(
 
     # A last evaluation when the final step had none; then keep the best weights.
     if val_rows and stopped == "completed" and state.last_eval_step != state.step:
-        val_loss = _eval_loss(model, val_rows, pad_id, config.batch_size, device, amp, sliced)
+        val_loss = objective.validation_loss(model, val_rows)
         state.history.append(
             {"step": state.step, "train_loss": state.last_loss or 0.0, "val_loss": val_loss}
         )
