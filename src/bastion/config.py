@@ -77,6 +77,10 @@ class ModelConfig(Section):
         None, description="Only this tenant may use it (fine-tuned models: whose data)."
     )
 
+    def usable_by(self, tenant: str | None) -> bool:
+        """Shared models serve everyone; a tenant's tuned model serves that tenant only."""
+        return self.tenant is None or self.tenant == tenant
+
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelConfig:
         needs = {"local": "path", "openai": "base_url"}
@@ -472,6 +476,9 @@ class GuardsConfig(Section):
     )
 
 
+MIN_COMPARED_TEMPLATES = 5  # per bias attribute, for a base/candidate comparison to be evidence
+
+
 class ForgettingConfig(Section):
     """When a fine-tuned candidate is rejected, compared with its base on the same sets."""
 
@@ -511,8 +518,10 @@ class ForgettingConfig(Section):
 
     @model_validator(mode="after")
     def _enough_templates(self) -> ForgettingConfig:
-        if 0 < self.bias_templates < 5:
-            raise ValueError("bias_templates must be 0 (skip) or at least 5")
+        if 0 < self.bias_templates < MIN_COMPARED_TEMPLATES:
+            raise ValueError(
+                f"bias_templates must be 0 (skip) or at least {MIN_COMPARED_TEMPLATES}"
+            )
         return self
 
 

@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from bastion.config import BiasGateConfig
+from bastion.config import MIN_COMPARED_TEMPLATES, BiasGateConfig
 from bastion.errors import BadRequest, ConfigError
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from bastion.models import ModelRegistry
 
 DEFAULT_SUITE = Path(__file__).with_name("bias_probes.yaml")
-MIN_COMPARED_TEMPLATES = 5  # per attribute, for `compare` to call a worsening evidence
 PLACEHOLDER = "{person}"
 NEUTRAL_WORD = "person"
 _ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)

@@ -80,7 +80,7 @@ class ExperimentStore:
         if app is None:
             raise NotFound(f"app '{spec.app}' is not configured")
         policy = Policy(self._config.access)
-        known = {m.name for m in self._models() if m.tenant in (None, spec.tenant)}
+        known = {m.name for m in self._models() if m.usable_by(spec.tenant)}
         for variant in spec.variants:
             model = variant.model or app.model or self._config.resolved_default_model
             if model not in known:

@@ -62,7 +62,7 @@ class ModelRegistry:
     def names(self, tenant: str | None = None) -> list[str]:
         """The shared models, and the tenant's own tuned ones when a tenant is named."""
         self.refresh()
-        return [n for n, c in self._configs.items() if c.tenant in (None, tenant)]
+        return [n for n, c in self._configs.items() if c.usable_by(tenant)]
 
     def configs(self) -> list[ModelConfig]:
         self.refresh()
@@ -73,7 +73,7 @@ class ModelRegistry:
         if name not in self._configs:
             self.refresh()
         config = self._configs.get(name)
-        if config is None or (tenant is not None and config.tenant not in (None, tenant)):
+        if config is None or (tenant is not None and not config.usable_by(tenant)):
             # another tenant's tuned model is reported as unknown, its name not confirmed
             raise NotFound(
                 f"model '{name}' is not registered; available: {', '.join(self.names(tenant))}"

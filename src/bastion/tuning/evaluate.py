@@ -18,7 +18,7 @@ import yaml
 
 from bastion.errors import BadRequest
 from bastion.tuning.dataset import Message, SupervisedExample
-from bastion.tuning.train import chat_prompt_ids
+from bastion.tuning.train import Encoded, answer_logps, chat_prompt_ids
 
 DATA = Path(__file__).with_name("data")
 GENERAL_SET = DATA / "general_mc.jsonl"
@@ -153,7 +153,7 @@ class EvalModel:
         of the choice after the question (lm-eval's acc_norm), so length does not decide.
         A short system message stands in for the template's default one: prompts are the
         cost here, and the comparison is between two models on the same prompts."""
-        rows: list[tuple[list[int], int]] = []  # ids, where the choice starts
+        rows: list[Encoded] = []  # the question, then one choice as the labelled answer
         for item in items:
             prompt = chat_prompt_ids(
                 self.tokenizer,
@@ -163,28 +163,15 @@ class EvalModel:
                 ],
             )
             for choice in item.choices:
-                cont = self.tokenizer(choice, add_special_tokens=False)["input_ids"]
-                rows.append((prompt + [int(i) for i in cont], len(prompt)))
+                cont = [
+                    int(i) for i in self.tokenizer(choice, add_special_tokens=False)["input_ids"]
+                ]
+                rows.append(Encoded(prompt + cont, [-100] * len(prompt) + cont))
         scores: list[float] = []
         pad = int(self.tokenizer.pad_token_id)
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            width = max(len(seq) for seq, _ in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            targets = torch.full((len(chunk), width), -100, dtype=torch.long)
-            for row, (seq, begin) in enumerate(chunk):
-                ids[row, : len(seq)] = torch.tensor(seq)
-                mask[row, : len(seq)] = 1
-                targets[row, begin - 1 : len(seq) - 1] = torch.tensor(seq[begin:])
-            wanted = targets != -100
-            logits = self.model(
-                input_ids=ids.to(self.device), attention_mask=mask.to(self.device)
-            ).logits[:, -width:]  # prompt tuning prepends virtual tokens: drop them
-            logprobs = torch.log_softmax(logits[wanted.to(self.device)].float(), dim=-1)
-            picked = logprobs.gather(1, targets[wanted].to(self.device)[:, None])[:, 0]
-            per_row = wanted.sum(dim=1).tolist()
-            scores += [float(part.sum()) for part in torch.split(picked, per_row)]
+            scores += answer_logps(self.model, chunk, pad, self.device).tolist()
             if progress:
                 progress(len(chunk))
         picks, k = [], 0

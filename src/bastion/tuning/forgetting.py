@@ -82,15 +82,15 @@ class ForgettingReport:
         return "\n".join(lines)
 
 
-def _paired_ci(
-    base: Sequence[bool], cand: Sequence[bool], seed: int = 0, resamples: int = 2000
-) -> tuple[float, float]:
-    diff = np.asarray(base, dtype=float) - np.asarray(cand, dtype=float)
-    if len(diff) == 0:
+def _drop_ci(base: Sequence[bool], cand: Sequence[bool]) -> tuple[float, float]:
+    """95% paired bootstrap interval of the accuracy drop, item by item."""
+    from bastion.evaluation.bias import bootstrap
+
+    if not base:
         return (0.0, 0.0)
-    rng = np.random.default_rng(seed)
-    means = diff[rng.integers(0, len(diff), (resamples, len(diff)))].mean(axis=1)
-    return (float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975)))
+    diff = np.asarray(base, dtype=float) - np.asarray(cand, dtype=float)
+    drop = bootstrap({"drop": diff}, resamples=2000)["drop"]
+    return (drop.ci_low, drop.ci_high)
 
 
 def _spread(items: Sequence[ChoiceItem], n: int) -> list[ChoiceItem]:
@@ -237,7 +237,7 @@ def check_candidate(
         reasons=reasons,
         base=base,
         candidate=cand,
-        general_drop_ci=_paired_ci(base_right, cand_right),
+        general_drop_ci=_drop_ci(base_right, cand_right),
         config=config.model_dump(mode="json"),
         seconds=time.monotonic() - started,
     )

@@ -497,6 +497,23 @@ def _encode(tokenizer: Any, ex: Example, max_length: int) -> Row | None:
     return None if chosen is None or rejected is None else Pair(chosen, rejected)
 
 
+def answer_logps(
+    model: Any, rows: Sequence[Encoded], pad_id: int, device: torch.device, amp: bool = False
+) -> torch.Tensor:
+    """Each row's summed log-likelihood of its labelled (answer) tokens: DPO's policy and
+    reference terms, and a choice's score in the general multiple-choice set. Only the
+    labelled positions go through the softmax."""
+    ids, mask, labels = _collate(rows, pad_id, device)
+    target = labels[:, 1:]
+    wanted = target != -100
+    with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=amp):
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    logits = logits[:, -ids.shape[1] :][:, :-1]  # prompt tuning prepends virtual tokens
+    logp = torch.log_softmax(logits[wanted].float(), dim=-1)
+    picked = logp.gather(1, target[wanted][:, None])[:, 0]
+    return torch.zeros(len(rows), device=device).index_add(0, wanted.nonzero()[:, 0], picked)
+
+
 class _Objective:
     """What one batch costs: the supervised loss per answer token, or DPO's loss per pair."""
 
@@ -512,7 +529,7 @@ class _Objective:
             ids, mask, labels = _collate(rows, self.pad_id, self.device)  # type: ignore[arg-type]
             return _loss_sum(model, ids, mask, labels, self.sliced, self.amp)
         pairs: Sequence[Pair] = rows  # type: ignore[assignment]
-        logps = self.answer_logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+        logps = self._logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs])
         ref = torch.tensor(
             [p.ref_chosen for p in pairs] + [p.ref_rejected for p in pairs], device=self.device
         )
@@ -520,17 +537,8 @@ class _Objective:
         margin = (logps[:n] - ref[:n]) - (logps[n:] - ref[n:])
         return -torch.nn.functional.logsigmoid(self.config.beta * margin).sum(), n
 
-    def answer_logps(self, model: Any, rows: Sequence[Encoded]) -> torch.Tensor:
-        """Each row's summed log-likelihood of its labelled (answer) tokens."""
-        ids, mask, labels = _collate(rows, self.pad_id, self.device)
-        target = labels[:, 1:]
-        wanted = target != -100
-        with torch.autocast(ids.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            logits = model(input_ids=ids, attention_mask=mask).logits
-        logits = logits[:, -ids.shape[1] :][:, :-1]  # prompt tuning prepends virtual tokens
-        logp = torch.log_softmax(logits.float(), dim=-1)
-        picked = logp.gather(2, target.clamp(min=0)[..., None])[..., 0]
-        return (picked * wanted).sum(dim=1)
+    def _logps(self, model: Any, rows: Sequence[Encoded]) -> torch.Tensor:
+        return answer_logps(model, rows, self.pad_id, self.device, self.amp)
 
     @torch.no_grad()
     def with_reference(self, model: Any, rows: list[Row]) -> list[Row]:
@@ -541,12 +549,11 @@ class _Objective:
         out: list[Row] = []
         for i in range(0, len(rows), self.config.batch_size):
             pairs: list[Pair] = rows[i : i + self.config.batch_size]  # type: ignore[assignment]
-            logps = self.answer_logps(
-                model, [p.chosen for p in pairs] + [p.rejected for p in pairs]
-            ).tolist()
+            logps = self._logps(model, [p.chosen for p in pairs] + [p.rejected for p in pairs])
+            logps_list = logps.tolist()
             n = len(pairs)
             out += [
-                replace(p, ref_chosen=logps[k], ref_rejected=logps[n + k])
+                replace(p, ref_chosen=logps_list[k], ref_rejected=logps_list[n + k])
                 for k, p in enumerate(pairs)
             ]
         model.train()
