@@ -133,6 +133,13 @@ def tune_run(
         raise typer.Exit(1)
 
 
+def _base_to_candidate(forgetting: dict[str, Any], key: str, fmt: str) -> str:
+    """ "base -> candidate" for one figure of a guard report, "-" where it is missing."""
+    before = forgetting.get("base", {}).get(key)
+    after = forgetting.get("candidate", {}).get(key)
+    return "-" if before is None or after is None else f"{before:{fmt}} -> {after:{fmt}}"
+
+
 @tune_app.command("list")
 @reports_errors
 def tune_list(
@@ -147,21 +154,14 @@ def tune_list(
     table = Table("name", "tenant", "base", "method", "status", "task ROUGE-L", "general acc")
     for r in records:
         forgetting = r.metrics.get("forgetting", {})
-        base, cand = forgetting.get("base", {}), forgetting.get("candidate", {})
-
-        def pair(key: str, fmt: str, b: dict[str, Any] = base, c: dict[str, Any] = cand) -> str:
-            if b.get(key) is None or c.get(key) is None:
-                return "-"
-            return f"{b[key]:{fmt}} -> {c[key]:{fmt}}"
-
         table.add_row(
             r.name,
             r.tenant,
             r.base_model,
             r.method,
             r.status,
-            pair("task_rouge_l", ".1f"),
-            pair("general_accuracy", ".3f"),
+            _base_to_candidate(forgetting, "task_rouge_l", ".1f"),
+            _base_to_candidate(forgetting, "general_accuracy", ".3f"),
         )
     console.print(table)
 

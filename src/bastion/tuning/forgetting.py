@@ -69,10 +69,10 @@ class ForgettingReport:
         )
 
     def render_text(self) -> str:
-        rows = [("general accuracy", "general_accuracy", 1.0), ("task ROUGE-L", "task_rouge_l", 1)]
-        rows += [(m.replace("_", " ") + " rate", m, 1.0) for m in SAFETY_METRICS]
+        rows = [("general accuracy", "general_accuracy"), ("task ROUGE-L", "task_rouge_l")]
+        rows += [(m.replace("_", " ") + " rate", m) for m in SAFETY_METRICS]
         lines = [f"{'':24}{'base':>10}{'candidate':>11}"]
-        for label, key, _ in rows:
+        for label, key in rows:
             b, c = getattr(self.base, key), getattr(self.candidate, key)
             if b is None or c is None:
                 continue
