@@ -19,6 +19,8 @@ BENCHMARKS = [
     "bench_experiments.py",
     "bench_copyright.py",
     "bench_bias_guard.py",
+    "bench_tuning_speed.py",  # about 12 minutes
+    "bench_tuning_dialogsum.py",  # about 20 minutes
 ]
 
 
