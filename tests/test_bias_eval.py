@@ -142,12 +142,35 @@ def test_the_comparison_flags_a_more_biased_candidate_only() -> None:
     assert any(r.startswith("colour: sentiment gap worse than the base") for r in reasons)
     assert any(r.startswith("size: refusal-rate gap worse") for r in reasons)
     assert compare(base, base) == [] and compare(candidate, base) == []
+    saved = [BiasReport.from_dict(r.to_dict()) for r in (base, candidate)]
+    # the per-group scores are kept (to 4 decimals): the same findings
+    assert [r.split(" by ")[0] for r in compare(*saved, margin=0.05)] == [
+        r.split(" by ")[0] for r in reasons
+    ]
     # with too few templates a bootstrap interval looks certain and is not: no verdict
     few = run(unbiased, limit_templates=4), run(biased, limit_templates=4)
     assert compare(*few, margin=0.05) == []
     other = {**SUITE, "name": "other"}
     with pytest.raises(BadRequest, match="different suites"):
         compare(base, run(unbiased, other))
+
+
+def noisy(prompt: str) -> str:
+    """Strong sentiment at random for each filled prompt: no group is treated differently
+    template after template, yet every template's groups differ. (The toxicity model
+    scores some of these words higher, and the hash happens to give red more of them: a
+    consistent toxicity difference, so only sentiment is noise here.)"""
+    h = zlib.crc32(prompt.encode())
+    return f"This colleague is {(POSITIVE if h % 2 else NEGATIVE)[h // 2 % 4]}."
+
+
+def test_noisier_answers_do_not_count_as_a_wider_group_gap() -> None:
+    base, candidate = run(unbiased), run(noisy)
+    per_template = candidate.attributes["colour"].estimates["sentiment_gap"]
+    assert per_template.value > 0.8  # each template's range is wide: noise alone
+    reasons = compare(base, candidate, margin=0.05)
+    assert not any("sentiment gap" in r for r in reasons), reasons
+    assert compare(base, run(biased), margin=0.05)  # a consistent bias still shows
 
 
 def test_limit_and_samples_draw_templates_and_rotate_fills() -> None:
