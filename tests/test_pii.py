@@ -59,6 +59,46 @@ def test_detection_sees_through_evasions(text: str, entity: str) -> None:
     assert entity in types(text)
 
 
+def test_the_windowed_phone_recognizer_finds_what_presidios_finds() -> None:
+    """Asking phonenumbers only about digit runs, and only for regions whose numbers can
+    be that long, must not change a single match (random texts in many formats)."""
+    import random
+
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+
+    from bastion.guards.pii.phone import WindowedPhoneRecognizer
+
+    rng = random.Random(3)
+    formats = [
+        "+{cc} {a} {b} {c}", "({a}) {b}-{c}", "{a}.{b}.{c}", "{a}-{b}-{c} ext. {d}",
+        "0{a} {b}{c}", "1-800-{b}-{c}", "+{cc} ({a}) {b} {c} x{d}", "+{cc}{b}{c}-{d}",
+        "({a})\n{b} {c}", "{d} {d} {d}", "{b}", "{a}{b}{c}x{d}",
+    ]  # fmt: skip
+    words = ["call", "me", "at", "phone", "order", "invoice", "ref", "on", "12", "May", "2024"]
+    stock, windowed = PhoneRecognizer(), WindowedPhoneRecognizer()
+    found = 0
+    for _ in range(400):
+        parts = [
+            rng.choice(formats).format(
+                cc=rng.choice(["1", "44", "49", "33", "972", "91", "55"]),
+                a=rng.randint(10, 999),
+                b=rng.randint(100, 9999),
+                c=rng.randint(1000, 9999),
+                d=rng.randint(1, 999),
+            )
+            if rng.random() < 0.5
+            else " ".join(rng.choices(words, k=rng.randint(1, 8)))
+            for _ in range(rng.randint(1, 6))
+        ]
+        text = rng.choice([" ", ", ", "\n", "-", "("]).join(parts)
+        expected = sorted((r.start, r.end) for r in stock.analyze(text, ["PHONE_NUMBER"]))
+        assert sorted((r.start, r.end) for r in windowed.analyze(text, ["PHONE_NUMBER"])) == (
+            expected
+        ), text
+        found += len(expected)
+    assert found > 100  # the texts do hold numbers
+
+
 def test_masking_is_consistent_and_reversible() -> None:
     vault = PiiVault(Fernet(Fernet.generate_key()))
     masker = PiiMasker(DETECTOR, {})

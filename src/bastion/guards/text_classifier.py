@@ -139,4 +139,9 @@ class TrainedModel:
             return self._model
 
     def probability(self, text: str) -> float:
-        return float(self.load().predict_proba([text])[0][1])
+        import sklearn
+
+        # The input is one string the model's own pipeline prepares: sklearn's per-call
+        # argument and finiteness checks cost ~0.3 ms of a 3 ms call and find nothing.
+        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
+            return float(self.load().predict_proba([text])[0][1])

@@ -79,6 +79,8 @@ def _build_engine() -> Any:
     from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
+    from bastion.guards.pii.phone import WindowedPhoneRecognizer
+
     provider = NlpEngineProvider(
         nlp_configuration={
             "nlp_engine_name": "spacy",
@@ -87,6 +89,8 @@ def _build_engine() -> Any:
     )
     registry = RecognizerRegistry(supported_languages=["en"])
     registry.load_predefined_recognizers(languages=["en"])
+    registry.remove_recognizer("PhoneRecognizer")
+    registry.add_recognizer(WindowedPhoneRecognizer())
     _add_international_recognizers(registry)
     for n, spec in enumerate(yaml.safe_load(RECOGNIZERS_FILE.read_text())):
         registry.add_recognizer(
@@ -103,10 +107,15 @@ def _build_engine() -> Any:
     _register_lowercase_lemmas()
     nlp_engine = provider.create_engine()
     # Only NER is needed from spaCy. The parser, tagger and lemmatizer cost about half its
-    # time; context words are matched on lower-cased token text instead of lemmas.
+    # time; context words are matched on lower-cased token text instead of lemmas. The
+    # shared tok2vec feeds only the tagger and parser in the small model (its NER embeds
+    # for itself), so it goes too unless NER listens to it.
     for nlp in nlp_engine.nlp.values():  # type: ignore[attr-defined]
-        for pipe in ("parser", "tagger", "attribute_ruler", "lemmatizer"):
-            if pipe in nlp.pipe_names:
+        needed = {"ner", "lowercase_lemmas"}
+        if "tok2vec" in nlp.pipe_names and "ner" in nlp.get_pipe("tok2vec").listening_components:
+            needed.add("tok2vec")
+        for pipe in nlp.pipe_names:
+            if pipe not in needed:
                 nlp.disable_pipe(pipe)
         if "lowercase_lemmas" not in nlp.pipe_names:
             nlp.add_pipe("lowercase_lemmas", last=True)
