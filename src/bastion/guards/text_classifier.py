@@ -4,7 +4,9 @@ model loaded lazily once per detector."""
 
 from __future__ import annotations
 
+import math
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -123,6 +125,69 @@ def training_card(
     }
 
 
+class LinearScorer:
+    """One text's probability from a fitted `tfidf_logistic` pipeline, computed directly:
+    the same analyzers, vocabularies, idf weights and coefficients, summed over the n-grams
+    the text has. sklearn's transform builds sparse matrices and validates arguments on
+    every call, which is most of the 3 ms a 1 KB prompt took; this takes about a third of
+    that and agrees with `predict_proba` to 1e-9 (tested)."""
+
+    def __init__(self, pipeline: Any) -> None:
+        prepare, union, logistic = (step for _, step in pipeline.steps)
+        self._prepare = prepare.func
+        weights = logistic.coef_[0]
+        self._intercept = float(logistic.intercept_[0])
+        self._parts = []
+        offset = 0
+        for _, vectorizer in union.transformer_list:
+            columns = vectorizer.vocabulary_
+            idf = vectorizer.idf_
+            # term -> (idf, coefficient): one lookup per n-gram instead of two arrays
+            table = {t: (float(idf[j]), float(weights[offset + j])) for t, j in columns.items()}
+            self._parts.append((vectorizer.build_analyzer(), table, vectorizer.sublinear_tf))
+            offset += len(columns)
+
+    @staticmethod
+    def supports(pipeline: Any) -> bool:
+        """Whether `pipeline` is the recipe this scorer reproduces exactly."""
+        from sklearn.feature_extraction.text import TfidfVectorizer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import FeatureUnion
+        from sklearn.preprocessing import FunctionTransformer
+
+        steps = [step for _, step in getattr(pipeline, "steps", [])]
+        if len(steps) != 3 or not isinstance(steps[0], FunctionTransformer):
+            return False
+        union, logistic = steps[1], steps[2]
+        return (
+            isinstance(union, FeatureUnion)
+            and union.transformer_weights is None
+            and isinstance(logistic, LogisticRegression)
+            and len(logistic.classes_) == 2
+            and all(
+                isinstance(v, TfidfVectorizer) and v.use_idf and v.norm == "l2" and not v.binary
+                for _, v in union.transformer_list
+            )
+        )
+
+    def probability(self, text: str) -> float:
+        prepared = self._prepare([text])[0]
+        logit = self._intercept
+        for analyze, table, sublinear in self._parts:
+            counts = Counter(analyze(prepared))
+            dot = norm = 0.0
+            for term, count in counts.items():
+                found = table.get(term)
+                if found is None:
+                    continue
+                value = (1.0 + math.log(count) if sublinear else count) * found[0]
+                dot += value * found[1]
+                norm += value * value
+            if norm:
+                logit += dot / math.sqrt(norm)
+        return 1.0 / (1.0 + math.exp(-logit))
+
+
 class TrainedModel:
     """A trained model file, loaded on first use (checked against its card)."""
 
@@ -130,18 +195,19 @@ class TrainedModel:
         self.path = path
         self._train_command = train_command
         self._model: Any = None
+        self._scorer: LinearScorer | None = None
         self._lock = threading.Lock()
 
     def load(self) -> Any:
         with self._lock:
             if self._model is None:
-                self._model = load_model(self.path, self._train_command)
+                model = load_model(self.path, self._train_command)
+                self._scorer = LinearScorer(model) if LinearScorer.supports(model) else None
+                self._model = model
             return self._model
 
     def probability(self, text: str) -> float:
-        import sklearn
-
-        # The input is one string the model's own pipeline prepares: sklearn's per-call
-        # argument and finiteness checks cost ~0.3 ms of a 3 ms call and find nothing.
-        with sklearn.config_context(assume_finite=True, skip_parameter_validation=True):
-            return float(self.load().predict_proba([text])[0][1])
+        model = self.load()
+        if self._scorer is not None:
+            return self._scorer.probability(text)
+        return float(model.predict_proba([text])[0][1])
