@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import tempfile
 import time
@@ -26,7 +27,7 @@ from sklearn.pipeline import make_pipeline
 
 from bastion.config import BastionConfig, ModelConfig
 from bastion.evaluation.metrics import binary_scores
-from bastion.guards import GuardContext
+from bastion.guards import GuardContext, input_guards, output_guards
 from bastion.guards.data import BENIGN_EDGY
 from bastion.guards.injection.detector import InjectionDetector
 from bastion.guards.injection.guard import InjectionGuard
@@ -109,33 +110,74 @@ def shipped_guard_figures() -> dict[str, Any]:
     }
 
 
+FIRST = ["Maria", "Jonas", "Aiko", "Pedro", "Fatima", "Liam", "Chen", "Olga", "Kwame", "Sara"]
+LAST = ["Garcia", "Schmidt", "Tanaka", "Silva", "Haddad", "Murphy", "Wang", "Petrova", "Mensah"]
+CITIES = ["Lyon", "Hamburg", "Osaka", "Porto", "Leeds", "Denver", "Turin", "Gdansk", "Accra"]
+SENTENCES = [
+    "Hello, this is {first} {last} from the {city} office ({email}, {phone}). ",
+    "Our customer wants to move the delivery of order {order} to {number} {street} and "
+    "asks whether the warranty still applies. ",
+    "Could you check invoice {order} against the purchase order and tell me which lines differ? ",
+    "{first} {last} called twice about the renewal; the contract ends on 30 June. ",
+    "Please draft a short, friendly reply that confirms the new date and thanks them. ",
+    "The shipment left our {city} warehouse on Monday with {order} parcels. ",
+]
+STREETS = ["Rue de la République", "Baker Street", "Hauptstraße", "Calle Mayor", "Elm Avenue"]
+
+
+def varied_prompts(count: int, chars: int = 1024, seed: int = 0) -> list[str]:
+    """Distinct prompts of `chars` characters with names, e-mails, phone numbers and
+    addresses, so no cache (spaCy's tokenizer has one) sees the same text twice."""
+    rng = random.Random(seed)
+    prompts = []
+    for _ in range(count):
+        text = ""
+        while len(text) < chars:
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            text += rng.choice(SENTENCES).format(
+                first=first,
+                last=last,
+                city=rng.choice(CITIES),
+                email=f"{first}.{last}@example.com".lower(),
+                phone=f"+33 4 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)}"
+                f" {rng.randint(10, 99)}",
+                order=rng.randint(1000, 99999),
+                number=rng.randint(1, 200),
+                street=rng.choice(STREETS),
+            )
+        prompts.append(text[:chars])
+    return prompts
+
+
 def all_guards_1kb() -> dict[str, Any]:
-    """Every default guard (size, deny list, injection, PII in; deny list, canary, PII out)
-    around a zero-latency model, on a 1 KB prompt with some PII in it."""
+    """Every default guard (input: size, deny list, injection, toxicity, PII; output: deny
+    list, canary, toxicity, bias, copyright, PII leak check) around a zero-latency model,
+    on 200 distinct 1 KB prompts with PII in them."""
+    config = BastionConfig(models=[ModelConfig(name="echo", backend="echo")])
     with tempfile.TemporaryDirectory() as tmp:
-        platform = Platform.open(
-            Path(tmp), BastionConfig(models=[ModelConfig(name="echo", backend="echo")])
-        )
+        platform = Platform.open(Path(tmp), config)
         key = platform.access.create_key(tenant="bench", user="u", role="admin").secret
-        text = (
-            "Hello, this is Maria Garcia from the Lyon office (maria.garcia@example.com, "
-            "+33 4 72 00 00 00). Our customer wants to move the delivery of order 5521 to "
-            "14 Rue de la République and asks whether the warranty still applies. "
-        ) * 5
-        text = text[:1024]
-        request = ChatRequest([ChatMessage("user", text)], GenerationParams(max_tokens=64), "echo")
-        for _ in range(5):
-            platform.pipeline.complete(platform.pipeline.prepare(request, key))
+        prompts = varied_prompts(205)
         times = []
-        for _ in range(100):
+        for n, text in enumerate(prompts):
+            request = ChatRequest(
+                [ChatMessage("user", text)], GenerationParams(max_tokens=64), "echo"
+            )
             start = time.perf_counter()
             platform.pipeline.complete(platform.pipeline.prepare(request, key))
-            times.append(time.perf_counter() - start)
+            if n >= 5:  # the first calls load models and warm caches
+                times.append(time.perf_counter() - start)
+        guards = {
+            "input": [g.name for g in input_guards(config)],
+            "output": [g.name for g in output_guards(config, Path(tmp))],
+        }
         platform.close()
     return {
-        "prompt_chars": len(text),
+        "prompts": len(times),
+        "prompt_chars": len(prompts[0]),
+        "guards": guards,
         "p50_ms": round(1000 * statistics.median(times), 2),
-        "p99_ms": round(1000 * sorted(times)[98], 2),
+        "p99_ms": round(1000 * sorted(times)[int(0.99 * len(times))], 2),
     }
 
 
