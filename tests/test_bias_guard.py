@@ -185,7 +185,7 @@ def test_a_malformed_lexicon_is_a_clear_config_error(
 
 
 def test_a_missing_lexicon_names_the_file(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="cannot be read"):
+    with pytest.raises(ConfigError, match="cannot read bias lexicon"):
         Lexicon.load(tmp_path / "absent.yaml")
 
 

@@ -14,7 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from bastion.errors import ConfigError
+from bastion.errors import BastionError, ConfigError
 
 ENV_PREFIX = "BASTION_"
 CONFIG_FILE_NAME = "bastion.yaml"
@@ -664,16 +664,24 @@ def _describe(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
+def read_yaml(path: Path, what: str, error: type[BastionError] = ConfigError) -> Any:
+    """A YAML file's content; a missing, unreadable or malformed file raises `error` with a
+    message that names `what` the file was meant to be."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from None
+
+
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> BastionConfig:
     """Read bastion.yaml (if present) and apply BASTION_* environment overrides."""
     environ = dict(os.environ if environ is None else environ)
     path = path or bastion_home() / CONFIG_FILE_NAME
     data: dict[str, Any] = {}
     if path.exists():
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        loaded = read_yaml(path, "the configuration")
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(f"{path} must hold a mapping of sections (server:, models:, ...)")
         data = loaded or {}

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from bastion.cli import _as, _platform, console, err, reports_errors, tune_app
+from bastion.config import read_yaml
 from bastion.errors import BadRequest, BastionError
 
 AsOption = Annotated[
@@ -62,10 +62,7 @@ def _train_config(file: Path | None, overrides: dict[str, Any]) -> Any:
 
     data: dict[str, Any] = {}
     if file is not None:
-        try:
-            data = yaml.safe_load(file.read_text("utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise BadRequest(f"cannot read the training config {file}: {exc}") from exc
+        data = read_yaml(file, "the training config", BadRequest) or {}
         if not isinstance(data, dict):
             raise BadRequest(f"{file} must hold a mapping of TrainConfig fields")
     data.update({k: v for k, v in overrides.items() if v is not None})

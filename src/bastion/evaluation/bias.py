@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -36,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from bastion.config import MIN_COMPARED_TEMPLATES, BiasGateConfig
+from bastion.config import MIN_COMPARED_TEMPLATES, BiasGateConfig, read_yaml
 from bastion.errors import BadRequest, ConfigError
 
 if TYPE_CHECKING:
@@ -157,13 +156,7 @@ def parse_suite(data: Any, source: str = "the given mapping") -> BiasSuite:
 def load_suite(path: Path | None = None) -> BiasSuite:
     """The shipped suite, or a user's suite file in the same format."""
     path = path or DEFAULT_SUITE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SuiteError(f"cannot read bias suite {path}: {exc.strerror or exc}") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"bias suite {path} is not valid YAML: {exc}") from exc
-    return parse_suite(data, str(path))
+    return parse_suite(read_yaml(path, "bias suite", SuiteError), str(path))
 
 
 @dataclass(frozen=True)

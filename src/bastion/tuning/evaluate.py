@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
+from bastion.config import read_yaml
 from bastion.errors import BadRequest
 from bastion.tuning.dataset import Message, SupervisedExample
 from bastion.tuning.train import Encoded, answer_logps, chat_prompt_ids
@@ -72,14 +72,14 @@ class SafetyProbes:
 
     @classmethod
     def load(cls, path: Path = SAFETY_PROBES) -> SafetyProbes:
+        data = read_yaml(path, "safety probes", BadRequest)
         try:
-            data = yaml.safe_load(path.read_text("utf-8"))
             return cls(
                 tuple(data["toxicity"]),
                 tuple(data["pii"]),
                 tuple(InjectionProbe(p["task"], p["document"]) for p in data["injection"]),
             )
-        except (OSError, yaml.YAMLError, KeyError, TypeError) as exc:
+        except (KeyError, TypeError) as exc:
             raise BadRequest(
                 f"{path}: safety probes need toxicity, pii and injection lists ({exc})"
             ) from exc

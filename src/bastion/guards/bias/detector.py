@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bastion.config import read_yaml
 from bastion.errors import ConfigError
 from bastion.guards.text_classifier import TrainedModel
 
@@ -286,12 +286,7 @@ class Lexicon:
     @classmethod
     def load(cls, path: Path = LEXICON_FILE) -> Lexicon:
         """Read and check a lexicon file; every problem is a `ConfigError` naming the key."""
-        try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"bias lexicon {path} cannot be read: {exc.strerror}") from None
-        except (yaml.YAMLError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"bias lexicon {path} is not valid YAML: {exc}") from None
+        raw = read_yaml(path, "bias lexicon")
         try:
             data = _LexiconFile.model_validate(raw)
         except ValidationError as exc:
