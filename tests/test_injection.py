@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from bastion.cli import app
 from bastion.guards import GuardContext
 from bastion.guards.artefacts import load_model
-from bastion.guards.data import BENIGN_EDGY
+from bastion.guards.data import BENIGN_DOCUMENTS, BENIGN_EDGY
 from bastion.guards.injection.detector import SHIPPED_MODEL, InjectionDetector
 from bastion.guards.injection.guard import CanaryGuard, InjectionGuard
 from bastion.guards.injection.train import read_unlabelled
@@ -69,10 +69,13 @@ def test_retrieved_documents_may_instruct_people_but_not_the_model() -> None:
     assert verdict.action == "block" and "rules" in verdict.findings[0].detail
 
 
-def test_false_positives_on_the_held_out_edgy_prompts_stay_rare() -> None:
-    prompts = read_unlabelled(BENIGN_EDGY, 0)
+@pytest.mark.parametrize("held_out", [BENIGN_EDGY, BENIGN_DOCUMENTS])
+def test_false_positives_on_held_out_benign_texts_stay_rare(held_out: Path) -> None:
+    """Prompts that merely sound dangerous, and pasted e-mails, stories and notes (long
+    texts the deepset data taught the model to distrust): never trained on."""
+    prompts = read_unlabelled(held_out, 0)
     flagged = [p.text for p in prompts if GUARD.check(p.text, CTX).action != "allow"]
-    assert len(flagged) <= 0.1 * len(prompts), flagged
+    assert len(flagged) <= 0.05 * len(prompts), flagged
 
 
 def test_a_tampered_model_is_refused(tmp_path: Path) -> None:

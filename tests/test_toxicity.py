@@ -42,6 +42,17 @@ def test_emoji_are_read_as_words() -> None:
     assert "kitchen knife" in deobfuscate("I would love to 🔪 them")
 
 
+def test_the_emoji_check_before_demojize_misses_none() -> None:
+    """demojize is skipped for text without a possible emoji character: every emoji the
+    package knows must contain one, or it would no longer be read as words."""
+    import emoji
+
+    from bastion.guards.toxicity.detector import _MAYBE_EMOJI
+
+    assert all(_MAYBE_EMOJI.search(e) for e in emoji.EMOJI_DATA)
+    assert not _MAYBE_EMOJI.search("Grüße aus München, señor Ødegård")
+
+
 def test_hate_scores_above_profanity() -> None:
     hateful = DETECTOR.score("those immigrants are vermin and should be exterminated")
     profane = DETECTOR.score("damn, this fucking printer jammed again")

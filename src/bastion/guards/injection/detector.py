@@ -49,10 +49,12 @@ def prepare(text: str) -> str:
 
 
 def build_classifier() -> Any:
-    """Character n-grams catch obfuscation and German compounds, word n-grams phrasing."""
+    """Character n-grams catch obfuscation and German compounds, word n-grams phrasing.
+    Up to 3 characters: with 4-grams F1 was lower on each of five CV seeds, and one more
+    held-out benign prompt was flagged."""
     return tfidf_logistic(
         prepare,
-        char_ngrams=(1, 4),
+        char_ngrams=(1, 3),
         char_min_df=2,
         char_max_features=60_000,
         word_min_df=1,

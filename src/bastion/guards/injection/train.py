@@ -54,7 +54,7 @@ def train(examples: list[Example], out_dir: Path, command: str) -> dict[str, Any
     started = time.perf_counter()
     model = build_classifier().fit([e.text for e in examples], [e.label for e in examples])
     card = training_card(
-        "TF-IDF (char 1-4 + word 1-2) -> logistic regression; rules.yaml beside it",
+        "TF-IDF (char 1-3 + word 1-2) -> logistic regression; rules.yaml beside it",
         examples,
         ("benign", "injection"),
         time.perf_counter() - started,

@@ -2,7 +2,8 @@
 
 - invisible characters (zero-width spaces and joiners, soft hyphens, BOM) are dropped;
 - compatibility forms (fullwidth, mathematical, circled) fold by NFKC, and Cyrillic or Greek
-  letters that look Latin fold to Latin;
+  letters that look Latin fold to Latin: everywhere in a mostly Latin text, and only inside
+  words that mix scripts in a text that is not (a Russian sentence stays Russian);
 - digits written one at a time with separators ("4 1 1 1 . 1 1 1 1 ...") are joined.
 
 `NormalizedText.span` maps a span found in the normalized text to the original text, so
@@ -20,6 +21,8 @@ LOOKALIKES = str.maketrans(
     "АВЕЅІЈКМНОРСТХУаеіјорсуххѕԁɡΑΒΕΖΗΙΚΜΝΟΡΤΥΧοαν",
     "ABESIJKMHOPCTXYaeijopcyxxsdgABEZHIKMNOPTYXoav",
 )
+_LOOKALIKE = re.compile("[" + "".join(chr(c) for c in LOOKALIKES) + "]")
+_WORD = re.compile(r"\w+")
 # Single digits joined by one to three separator characters, at least six of them in a row.
 _SPACED_DIGITS = re.compile(r"(?<![\d])\d(?:[ .·_\-/]{1,3}\d){5,}(?![\d])")
 _SEPARATORS = re.compile(r"[ .·_\-/]")
@@ -44,11 +47,11 @@ def normalize(text: str) -> NormalizedText:
     for i, ch in enumerate(text):
         if ch in INVISIBLE:
             continue
-        folded = unicodedata.normalize("NFKC", ch).translate(LOOKALIKES) if ord(ch) > 127 else ch
+        folded = unicodedata.normalize("NFKC", ch) if ord(ch) > 127 else ch
         for out in folded:
             chars.append(out)
             offsets.append(i)
-    joined = "".join(chars)
+    joined = _fold_lookalikes("".join(chars))  # one letter for one: offsets still hold
     if _SPACED_DIGITS.search(joined):
         keep = [True] * len(joined)
         for match in _SPACED_DIGITS.finditer(joined):
@@ -58,3 +61,19 @@ def normalize(text: str) -> NormalizedText:
         offsets = [o for o, k in zip(offsets, keep, strict=True) if k]
         joined = "".join(chars)
     return NormalizedText(joined, tuple(offsets), len(text))
+
+
+def _fold_lookalikes(text: str) -> str:
+    if not _LOOKALIKE.search(text):
+        return text
+    latin = sum(c.isascii() and c.isalpha() for c in text)
+    if latin * 2 >= sum(c.isalpha() for c in text):
+        return text.translate(LOOKALIKES)
+    return _WORD.sub(
+        lambda m: m.group(0).translate(LOOKALIKES) if _mixes_scripts(m.group(0)) else m.group(0),
+        text,
+    )
+
+
+def _mixes_scripts(word: str) -> bool:
+    return any(c.isascii() and c.isalpha() for c in word) and not word.isascii()
