@@ -3,8 +3,9 @@
 - 5-fold cross-validation on the development data the shipped model is trained on
   (Davidson 2017 + HatemojiBuild train): F1 of the hateful class, and the false-positive
   rate on Davidson's "offensive" tweets (profanity that is not hate);
-- held out from training altogether: HatemojiBuild test (adversarial, emoji) and the
-  Stormfront test split (another domain), scored by the shipped model.
+- held out from training altogether: HatemojiBuild test (adversarial, emoji), the
+  Stormfront test split (another domain) and the project's functional cases
+  (`functional_hate_cases.py`: hate against its contrasts), scored by the shipped model.
 alt-profanity-check gives a probability of offensive language (threshold 0.5); Bastion's
 figures are at its shipped threshold (guards.toxicity.threshold). The development CV folds
 also train on the project's business prompts, as the shipped model does.
@@ -20,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from functional_hate_cases import cases
 from profanity_check import predict_prob
 
 from bastion.config import ToxicityConfig
@@ -60,6 +62,40 @@ def compare(examples: list[Example], ours: list[float]) -> dict[str, Any]:
     }
 
 
+def functional_cases(detector: ToxicityDetector) -> dict[str, Any]:
+    """Accuracy on hateful and on non-hateful cases, per functionality, and AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    rows = cases()
+    labels = [label for _, label, _ in rows]
+    scored = {
+        "bastion": ([detector.score(t) for t, _, _ in rows], SHIPPED_THRESHOLD),
+        "peer_alt_profanity_check": (
+            [float(p) for p in predict_prob([t for t, _, _ in rows])],
+            0.5,
+        ),
+    }
+    out: dict[str, Any] = {"cases": len(rows), "hateful": sum(labels)}
+    for who, (probs, threshold) in scored.items():
+        right = [(p >= threshold) == bool(label) for p, label in zip(probs, labels, strict=True)]
+        by_functionality: dict[str, list[bool]] = {}
+        for (_, label, func), r in zip(rows, right, strict=True):
+            by_functionality.setdefault(f"{'' if label else 'not '}hateful: {func}", []).append(r)
+        out[who] = {
+            "hateful_caught": round(
+                statistics.mean(r for r, y in zip(right, labels, strict=True) if y), 4
+            ),
+            "not_hateful_passed": round(
+                statistics.mean(r for r, y in zip(right, labels, strict=True) if not y), 4
+            ),
+            "auc": round(float(roc_auc_score(labels, probs)), 4),
+            "by_functionality": {
+                k: round(statistics.mean(v), 3) for k, v in sorted(by_functionality.items())
+            },
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
@@ -83,6 +119,7 @@ def main() -> None:
         ),
     ]:
         result[name] = compare(examples, [detector.score(e.text) for e in examples])
+    result["functional_cases_held_out"] = functional_cases(detector)
     edgy = [e.text for e in read_unlabelled(BENIGN_EDGY, 0)]
     result["project_edgy_prompts"] = {
         "rows": len(edgy),

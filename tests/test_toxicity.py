@@ -12,8 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from bastion.cli import app
+from bastion.config import ToxicityConfig
 from bastion.guards import GuardContext
-from bastion.guards.toxicity.detector import ToxicityDetector, deobfuscate
+from bastion.guards.toxicity.detector import (
+    ToxicityDetector,
+    deobfuscate,
+    mark_negation_and_quotes,
+)
 from bastion.guards.toxicity.guard import ToxicityGuard
 from bastion.guards.toxicity.train import read_examples
 from bastion.platform import Platform
@@ -80,6 +85,24 @@ def test_the_direct_scorer_equals_the_pipeline() -> None:
         for text in texts:
             expected = float(pipeline.predict_proba([text])[0][1])
             assert detector.model.probability(text) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("hateful", "contrast"),
+    [
+        ("I hate women.", "I don't hate women."),  # negated
+        ("Refugees should be deported, all of them", 'Saying "deport all refugees" is vile.'),
+        ("I hate Muslims.", "I hate Mondays."),  # no protected group
+    ],
+)
+def test_hate_is_told_from_its_contrasts(hateful: str, contrast: str) -> None:
+    threshold = ToxicityConfig().threshold
+    assert DETECTOR.score(hateful) >= threshold > DETECTOR.score(contrast)
+
+
+def test_negated_and_quoted_words_are_marked_for_the_word_features() -> None:
+    marked = mark_negation_and_quotes('I don\'t hate them, but "they are trash" is what he said')
+    assert marked == "i don't neg_hate neg_them, but  q_they q_are q_trash  is what he said"
 
 
 def test_per_app_threshold_and_action() -> None:

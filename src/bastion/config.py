@@ -382,7 +382,7 @@ ToxicityAction = Literal["block", "flag"]
 
 class ToxicityConfig(Section):
     enabled: bool = Field(True, description="Screen for hateful or toxic language.")
-    threshold: float = Field(0.6, ge=0, le=1, description="Score at which the action applies.")
+    threshold: float = Field(0.55, ge=0, le=1, description="Score at which the action applies.")
     action: ToxicityAction = Field("block", description="What a detection does.")
     input: bool = Field(True, description="Screen the caller's messages.")
     output: bool = Field(True, description="Screen the model's answers (streams included).")

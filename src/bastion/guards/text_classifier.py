@@ -53,6 +53,7 @@ def tfidf_logistic(
     word_min_df: int,
     word_max_features: int | None,
     c: float,
+    word_preprocessor: Callable[[str], str] | None = None,
 ) -> Any:
     """The untrained model: `prepare` runs once per text, then character n-grams (which
     survive obfuscation and compounds) and word n-grams (phrasing) feed a class-balanced
@@ -75,6 +76,7 @@ def tfidf_logistic(
         sublinear_tf=True,
         min_df=word_min_df,
         max_features=word_max_features,
+        preprocessor=word_preprocessor,  # replaces lower-casing: it must lower-case itself
     )
     return make_pipeline(
         FunctionTransformer(partial(_each, prepare)),

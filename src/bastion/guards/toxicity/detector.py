@@ -46,6 +46,33 @@ def deobfuscate(text: str) -> str:
     return _REPEATS.sub(r"\1\1", out)
 
 
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|nobody|nothing|none|neither|nor|cannot|without|dont|doesnt|didnt|"
+    r"isnt|arent|wasnt|wont|wouldnt|shouldnt|cant|stop|against)\b|n't\b"
+)
+_CLAUSE_END = re.compile(r"([.,;:!?()]|\bbut\b)")
+_QUOTED = re.compile(r"[\"“”]([^\"“”]{3,200})[\"“”]|'([^']{8,200})'")
+_WORD = re.compile(r"\b(\w+)\b")
+
+
+def mark_negation_and_quotes(text: str) -> str:
+    """The word features' view: words after a negation, to the end of the clause, become
+    neg_WORD ("they are not vermin"), and quoted words q_WORD (quoted to denounce, not
+    asserted), so denials and counter-speech stop sharing features with the hate itself."""
+    text = _QUOTED.sub(
+        lambda m: " " + " ".join("q_" + w for w in _WORD.findall(m.group(1) or m.group(2))) + " ",
+        text.lower(),
+    )
+    clauses = []
+    for clause in _CLAUSE_END.split(text):
+        negation = _NEGATION.search(clause)
+        if negation:
+            end = negation.end()
+            clause = clause[:end] + _WORD.sub(r"neg_\1", clause[end:])
+        clauses.append(clause)
+    return "".join(clauses)
+
+
 def build_classifier() -> Any:
     return tfidf_logistic(
         deobfuscate,
@@ -54,7 +81,8 @@ def build_classifier() -> Any:
         char_max_features=80_000,
         word_min_df=2,
         word_max_features=50_000,
-        c=4.0,
+        word_preprocessor=mark_negation_and_quotes,
+        c=2.0,
     )
 
 

@@ -17,6 +17,7 @@ from bastion.errors import BadRequest
 from bastion.guards.artefacts import save_model
 from bastion.guards.data import SHIPPED_BENIGN, prompt_lines
 from bastion.guards.text_classifier import Example, read_labelled, training_card
+from bastion.guards.toxicity import functional
 from bastion.guards.toxicity.detector import build_classifier
 
 
@@ -57,18 +58,28 @@ def read_examples(path: Path, split: str | None = None) -> list[Example]:
 
 
 # The shipped business prompts teach the model what ordinary workplace text looks like
-# (the public data is tweets and forum posts); each counts this many times.
+# (the public data is tweets and forum posts), and the generated functional examples what
+# separates hate from its contrasts; each counts this many times.
 BUSINESS_WEIGHT = 5.0
+FUNCTIONAL_WEIGHT = 3.0
 
 
 def business_examples() -> list[Example]:
     return [Example(text, 0, path.name) for path in SHIPPED_BENIGN for text in prompt_lines(path)]
 
 
+def shipped_examples() -> list[tuple[Example, float]]:
+    """What every model is trained on besides the user's data, with each example's weight."""
+    return [(e, BUSINESS_WEIGHT) for e in business_examples()] + [
+        (e, FUNCTIONAL_WEIGHT) for e in functional.generate()
+    ]
+
+
 def fit(examples: list[Example]) -> Any:
-    """Fit the classifier on `examples` plus the shipped business prompts."""
-    rows = examples + business_examples()
-    weights = [BUSINESS_WEIGHT if i >= len(examples) else 1.0 for i in range(len(rows))]
+    """Fit the classifier on `examples` plus the shipped examples."""
+    shipped = shipped_examples()
+    rows = examples + [e for e, _ in shipped]
+    weights = [1.0] * len(examples) + [w for _, w in shipped]
     return build_classifier().fit(
         [e.text for e in rows], [e.label for e in rows], logisticregression__sample_weight=weights
     )
@@ -83,8 +94,9 @@ def train(
     started = time.perf_counter()
     model = fit(examples)
     card = training_card(
-        "TF-IDF (char 2-5 + word 1-2 over de-obfuscated text) -> logistic regression",
-        examples + business_examples(),
+        "TF-IDF (char 2-5 + word 1-2 with negation and quote marks, over de-obfuscated "
+        "text) -> logistic regression",
+        examples + [e for e, _ in shipped_examples()],
         ("other", "hateful"),
         time.perf_counter() - started,
         command,
