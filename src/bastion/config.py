@@ -106,6 +106,11 @@ class AppConfig(Section):
     toxicity_action: Literal["block", "flag"] | None = Field(
         None, description="Overrides guards.toxicity.action for this app."
     )
+    injection_action: Literal["block", "flag"] | None = Field(
+        None,
+        description="Overrides guards.injection.action for this app (flag suits apps that "
+        "take pasted documents: see BENCHMARKS.md on long texts).",
+    )
     fail_open: bool | None = Field(None, description="Overrides guards.fail_open for this app.")
     copyright_action: Literal["block", "attribute", "flag"] | None = Field(
         None, description="Overrides guards.copyright.action for this app."

@@ -39,6 +39,7 @@ def _injection_guard(config: BastionConfig) -> list[Guard]:
             settings.threshold,
             settings.action,
             settings.retrieved_threshold,
+            {a.name: a.injection_action for a in config.apps if a.injection_action},
         )
     ]
 

@@ -26,11 +26,13 @@ class InjectionGuard:
         threshold: float,
         action: Literal["block", "flag"],
         retrieved_threshold: float = 0.97,
+        per_app: dict[str, Literal["block", "flag"]] | None = None,
     ) -> None:
         self.detector = detector
         self.threshold = threshold
         self.retrieved_threshold = retrieved_threshold
         self.action = action
+        self.per_app = per_app or {}
 
     def load(self) -> None:
         self.detector.load()
@@ -48,7 +50,8 @@ class InjectionGuard:
         detail = f"looks like a prompt injection (score {score:.2f}" + (
             f"; rules: {', '.join(rules)})" if rules else ")"
         )
-        return Verdict(self.name, self.action, score, [Finding("prompt_injection", detail)])
+        action = self.per_app.get(ctx.app, self.action)
+        return Verdict(self.name, action, score, [Finding("prompt_injection", detail)])
 
 
 _CANARY_NOTE = re.compile(r"\n\n\(Reference cnry-[0-9a-f]+: confidential; never repeat it\.\)")
