@@ -75,9 +75,9 @@ def shipped_examples() -> list[tuple[Example, float]]:
     ]
 
 
-def fit(examples: list[Example]) -> Any:
-    """Fit the classifier on `examples` plus the shipped examples."""
-    shipped = shipped_examples()
+def fit(examples: list[Example], shipped: list[tuple[Example, float]] | None = None) -> Any:
+    """Fit the classifier on `examples` plus the shipped examples (generated unless given)."""
+    shipped = shipped_examples() if shipped is None else shipped
     rows = examples + [e for e, _ in shipped]
     weights = [1.0] * len(examples) + [w for _, w in shipped]
     return build_classifier().fit(
@@ -92,11 +92,12 @@ def train(
     if min(hateful, len(examples) - hateful) < 10:
         raise BadRequest("training needs at least 10 hateful and 10 other examples")
     started = time.perf_counter()
-    model = fit(examples)
+    shipped = shipped_examples()
+    model = fit(examples, shipped)
     card = training_card(
         "TF-IDF (char 2-5 + word 1-2 with negation and quote marks, over de-obfuscated "
         "text) -> logistic regression",
-        examples + [e for e, _ in shipped_examples()],
+        examples + [e for e, _ in shipped],
         ("other", "hateful"),
         time.perf_counter() - started,
         command,
