@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import socket
 import threading
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 import yaml
@@ -102,6 +104,28 @@ class LiveServer:
 
     def key(self, tenant: str = "acme", user: str = "alice", role: str = "admin") -> str:
         return self.platform.access.create_key(tenant=tenant, user=user, role=role).secret
+
+
+def ask_default_and_app(
+    home: Path, app: dict[str, Any], text: str
+) -> tuple[httpx.Response, httpx.Response]:
+    """The responses to `text` from the default app and from `app` (ECHO_CONFIG's apps plus
+    it, e.g. one that overrides a guard's action), through the real server."""
+    config = copy.deepcopy(ECHO_CONFIG)
+    config["apps"].append(app)
+    platform = Platform.open(home, write_config(home, config))
+    try:
+        with LiveServer(platform) as server:
+            headers = {"Authorization": f"Bearer {server.key()}"}
+            url = server.url + "/v1/chat/completions"
+            messages = [{"role": "user", "content": text}]
+            default = httpx.post(url, json={"messages": messages}, headers=headers)
+            overridden = httpx.post(
+                url, json={"app": app["name"], "messages": messages}, headers=headers
+            )
+    finally:
+        platform.close()
+    return default, overridden
 
 
 @pytest.fixture

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -21,8 +19,7 @@ from bastion.guards.toxicity.detector import (
 )
 from bastion.guards.toxicity.guard import ToxicityGuard
 from bastion.guards.toxicity.train import read_examples
-from bastion.platform import Platform
-from conftest import ECHO_CONFIG, LiveServer, write_config
+from conftest import ask_default_and_app
 
 DETECTOR = ToxicityDetector()
 CTX = GuardContext("t", None, "chat", "input")
@@ -114,25 +111,13 @@ def test_per_app_threshold_and_action() -> None:
 
 
 def test_hateful_prompts_are_refused_over_http(home: Path) -> None:
-    config = copy.deepcopy(ECHO_CONFIG)
-    config["apps"].append({"name": "moderation", "toxicity_action": "flag"})
-    platform = Platform.open(home, write_config(home, config))
     text = "those immigrants are vermin and should be exterminated"
-    with LiveServer(platform) as server:
-        headers = {"Authorization": f"Bearer {server.key()}"}
-        url = server.url + "/v1/chat/completions"
-        refused = httpx.post(
-            url, json={"messages": [{"role": "user", "content": text}]}, headers=headers
-        )
-        flagged = httpx.post(
-            url,
-            json={"app": "moderation", "messages": [{"role": "user", "content": text}]},
-            headers=headers,
-        )
+    refused, flagged = ask_default_and_app(
+        home, {"name": "moderation", "toxicity_action": "flag"}, text
+    )
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "content_blocked"
     assert flagged.status_code == 200
     assert flagged.json()["bastion"]["trust"]["action"] == "flag"
-    platform.close()
 
 
 def test_formats_are_recognised_from_their_columns(tmp_path: Path) -> None:
