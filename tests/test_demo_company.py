@@ -315,7 +315,7 @@ def test_a_failed_run_keeps_the_previous_data(
     def broken(folder: Path) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(company_module, "_write_kb", broken)
+    monkeypatch.setattr(company_module, "write_kb", broken)
     with pytest.raises(OSError, match="disk full"):
         generate_company(target, seed=99, scale=0.05)
     assert _files(target) == before
