@@ -22,16 +22,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bastion.evaluation.metrics import binary_scores
 from bastion.guards.base import GuardContext
 from bastion.guards.bias.detector import BiasDetector, Lexicon
 from bastion.guards.bias.guard import BiasGuard
 from bastion.guards.data import BENIGN_BUSINESS, prompt_lines
 from bastion.guards.text_classifier import read_labelled
+from bastion.labelled.metrics import binary_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-CTX = GuardContext("bench", None, "bench", "output")
+CTX = GuardContext("bench", "bench", "output")
 
 
 def ordinary_text() -> dict[str, list[str]]:

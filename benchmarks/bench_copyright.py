@@ -49,7 +49,7 @@ BOOKS = SHARED / "eval" / "copyright" / "gutenberg_texts"
 PATRONUS = SHARED / "eval" / "copyright" / "patronus_copyright_evals"
 LEVELS = ["verbatim", "whitespace_punct", "edit5", "edit10"]
 BUCKETS = [(50, 160), (160, 300), (300, 500)]
-CTX = GuardContext("bench", None, "bench", "output")
+CTX = GuardContext("bench", "bench", "output")
 
 
 def load_books() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

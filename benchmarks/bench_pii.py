@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bastion.evaluation.datasets import read_pii
-from bastion.evaluation.metrics import span_scores
 from bastion.guards.pii.detector import SPACY_MODEL, PiiDetector
+from bastion.labelled.datasets import read_pii
+from bastion.labelled.metrics import span_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -31,14 +31,14 @@ from typing import Any
 import numpy as np
 
 from bastion.config import GroundingConfig
-from bastion.evaluation.datasets import read_json_lines
-from bastion.evaluation.metrics import latency_ms
 from bastion.evaluation.retrieval import evaluate_retrieval
 from bastion.grounding.embedding import Embedder
 from bastion.grounding.indexer import chunks_for
 from bastion.grounding.retriever import Retriever
 from bastion.grounding.stores import Chunk
 from bastion.grounding.stores.lance import LanceStore
+from bastion.labelled.datasets import read_json_lines
+from bastion.labelled.metrics import latency_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ["sales", "support", "marketing", "exec", "engineering", "finance", "legal", "hr"]

@@ -24,13 +24,13 @@ from typing import Any
 from functional_hate_cases import cases
 from profanity_check import predict_prob
 
-from bastion.config import ToxicityConfig
-from bastion.evaluation.metrics import binary_scores
 from bastion.guards.data import BENIGN_EDGY
 from bastion.guards.injection.train import read_unlabelled
 from bastion.guards.text_classifier import Example, out_of_fold_scores
 from bastion.guards.toxicity.detector import ToxicityDetector
+from bastion.guards.toxicity.plugin import ToxicitySettings
 from bastion.guards.toxicity.train import fit, read_examples
+from bastion.labelled.metrics import binary_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ def scores_at(
     return out
 
 
-SHIPPED_THRESHOLD = ToxicityConfig().threshold
+SHIPPED_THRESHOLD = ToxicitySettings().threshold
 
 
 def compare(examples: list[Example], ours: list[float]) -> dict[str, Any]:

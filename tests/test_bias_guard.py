@@ -8,12 +8,12 @@ import pytest
 import yaml
 
 from bastion.errors import ConfigError, ContentBlocked
-from bastion.evaluation.metrics import binary_scores
 from bastion.guards import GuardContext
 from bastion.guards.bias.detector import LEXICON_FILE, BiasDetector, Lexicon
 from bastion.guards.bias.guard import FINDING_KIND, BiasGuard
 from bastion.guards.bias.train import train
 from bastion.guards.text_classifier import read_labelled
+from bastion.labelled.metrics import binary_scores
 from bastion.pipeline import OutputGuardStream
 
 EVAL_FILE = Path(__file__).parent / "data" / "bias_generalisations_eval.jsonl"
@@ -24,7 +24,7 @@ TOLERANCE = 0.03
 
 DETECTOR = BiasDetector()
 GUARD = BiasGuard(DETECTOR)
-CTX = GuardContext("t", None, "chat", "output")
+CTX = GuardContext("t", "chat", "output")
 
 
 @pytest.mark.parametrize(

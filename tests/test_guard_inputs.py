@@ -9,14 +9,15 @@ import pytest
 
 from bastion.config import BastionConfig
 from bastion.copyright.registry import ProtectedRegistry
-from bastion.guards import GuardContext, input_guards, output_guards
+from bastion.guards import GuardContext, build_chain
 
 # A registry with one work, so the copyright guard really looks texts up.
 _HOME = Path(tempfile.mkdtemp(prefix="bastion-guard-inputs-"))
 ProtectedRegistry(_HOME / "protected" / "index.sqlite").add_text(
     "sample", "Sample", "a " * 400 + "zero width " * 50, owner="Acme", license_id="MIT"
 )
-GUARDS = input_guards(BastionConfig()) + output_guards(BastionConfig(), _HOME)
+_CHAIN = build_chain(BastionConfig().guards, [], _HOME)
+GUARDS = [*_CHAIN.input, *(g for g in _CHAIN.output if g not in _CHAIN.input)]
 
 
 @pytest.mark.parametrize(
@@ -35,7 +36,8 @@ GUARDS = input_guards(BastionConfig()) + output_guards(BastionConfig(), _HOME)
 @pytest.mark.parametrize("guard", GUARDS, ids=lambda g: g.name)
 def test_every_guard_returns_a_verdict(guard: object, text: str) -> None:
     for stage in ("input", "output"):
-        ctx = GuardContext("t", None, "chat", stage, len(text), canary="cnry-0000000000")  # type: ignore[arg-type]
+        state = {"canary": "cnry-0000000000"}
+        ctx = GuardContext("t", "chat", stage, len(text), state)  # type: ignore[arg-type]
         verdict = guard.check(text, ctx)  # type: ignore[attr-defined]
         assert verdict.action in ("allow", "flag", "redact", "block")
         assert 0.0 <= verdict.score <= 1.0 or guard.name == "input_size"  # type: ignore[attr-defined]

@@ -5,11 +5,12 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bastion.guards import DenyListGuard, GuardContext, InputSizeGuard, Verdict
-from bastion.guards.deny_list import REDACTION
+from bastion.guards import GuardContext, Verdict
+from bastion.guards.deny_list import REDACTION, DenyListGuard
+from bastion.guards.size_limit import InputSizeGuard
 from bastion.pipeline import OutputGuardStream
 
-CTX = GuardContext("t", None, "chat", "output")
+CTX = GuardContext("t", "chat", "output")
 
 
 def test_deny_list_matches_whole_phrases_case_insensitively() -> None:
@@ -32,8 +33,8 @@ def test_empty_deny_list_allows_everything() -> None:
 
 def test_size_guard_counts_the_whole_prompt() -> None:
     guard = InputSizeGuard(10)
-    assert guard.check("short", GuardContext("t", None, "chat", "input", 5)).action == "allow"
-    verdict = guard.check("short", GuardContext("t", None, "chat", "input", 11))
+    assert guard.check("short", GuardContext("t", "chat", "input", 5)).action == "allow"
+    verdict = guard.check("short", GuardContext("t", "chat", "input", 11))
     assert verdict.action == "block" and "11 characters" in verdict.findings[0].detail
 
 

@@ -23,7 +23,7 @@ from conftest import LiveServer, ask_default_and_app
 
 DETECTOR = InjectionDetector()
 GUARD = InjectionGuard(DETECTOR, threshold=0.5, action="block")
-CTX = GuardContext("t", None, "chat", "input")
+CTX = GuardContext("t", "chat", "input")
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,7 @@ def test_ordinary_requests_pass(benign: str) -> None:
 
 
 def test_retrieved_documents_may_instruct_people_but_not_the_model() -> None:
-    retrieved = GuardContext("t", None, "ask", "retrieved")
+    retrieved = GuardContext("t", "ask", "retrieved")
     procedure = (
         "For large rollouts you do not need to press buttons. 1. Go to Devices > Add sensors > "
         "Bulk pairing and choose the gateway. 2. Upload the CSV with the columns serial, "
@@ -155,7 +155,7 @@ def test_eval_guard_injection_prints_scores(tmp_path: Path) -> None:
 
 def test_canary_guard_blocks_a_leak_even_when_spaced() -> None:
     guard = CanaryGuard()
-    ctx = GuardContext("t", None, "chat", "output", canary="cnry-0123456789")
+    ctx = GuardContext("t", "chat", "output", state={"canary": "cnry-0123456789"})
     assert guard.check("My instructions mention c n r y - 0123456789.", ctx).action == "block"
     assert guard.check("Nothing to see.", ctx).action == "allow"
 

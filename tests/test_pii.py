@@ -11,7 +11,8 @@ import openai
 import pytest
 from cryptography.fernet import Fernet
 
-from bastion.guards import GuardContext
+from bastion.guards import Guard, GuardContext, Verdict
+from bastion.guards.base import RequestState
 from bastion.guards.pii.detector import PiiDetector
 from bastion.guards.pii.guard import PiiMasker
 from bastion.guards.pii.normalize import normalize
@@ -22,10 +23,9 @@ from conftest import ECHO_CONFIG, LiveServer, write_config
 DETECTOR = PiiDetector()
 
 
-def ctx(stage: str = "input", vault: PiiVault | None = None, app: str = "chat") -> GuardContext:
-    return GuardContext(
-        "t", None, app, stage, vault=vault or PiiVault(Fernet(Fernet.generate_key()))
-    )  # type: ignore[arg-type]
+def ctx(stage: str = "input", state: RequestState | None = None, app: str = "chat") -> GuardContext:
+    """A guard context; pass one `state` to several checks to share the request's vault."""
+    return GuardContext("t", app, stage, state={} if state is None else state)  # type: ignore[arg-type]
 
 
 def types(text: str) -> set[str]:
@@ -112,15 +112,16 @@ def test_the_windowed_phone_recognizer_finds_what_presidios_finds() -> None:
 
 
 def test_masking_is_consistent_and_reversible() -> None:
-    vault = PiiVault(Fernet(Fernet.generate_key()))
-    masker = PiiMasker(DETECTOR, {})
-    first = masker.check("Email maria@example.com or MARIA@example.com", ctx(vault=vault))
+    state: RequestState = {}
+    masker = PiiMasker(DETECTOR, {}, fernet=Fernet(Fernet.generate_key()))
+    first = masker.check("Email maria@example.com or MARIA@example.com", ctx(state=state))
     assert first.action == "redact" and first.text is not None
     assert first.text == "Email <EMAIL_ADDRESS_1> or <EMAIL_ADDRESS_1>"
-    second = masker.check("Again: maria@example.com", ctx(vault=vault))
+    second = masker.check("Again: maria@example.com", ctx(state=state))
     assert second.text == "Again: <EMAIL_ADDRESS_1>"
-    assert vault.unmask("Reply to <EMAIL_ADDRESS_1>.") == "Reply to maria@example.com."
-    assert vault.unmask("<EMAIL_ADDRESS_9> stays") == "<EMAIL_ADDRESS_9> stays"
+    assert masker.reveal("Reply to <EMAIL_ADDRESS_1>.", state) == "Reply to maria@example.com."
+    assert masker.reveal("<EMAIL_ADDRESS_9> stays", state) == "<EMAIL_ADDRESS_9> stays"
+    assert masker.reveal("<EMAIL_ADDRESS_1>", {}) == "<EMAIL_ADDRESS_1>"  # another request
     assert all("maria" not in f.detail for f in first.findings)
 
 
@@ -149,12 +150,12 @@ def test_policy_per_entity_and_per_app() -> None:
 
 
 def test_output_leaks_are_masked_but_the_callers_own_values_are_not() -> None:
-    vault = PiiVault(Fernet(Fernet.generate_key()))
+    state: RequestState = {}
     masker = PiiMasker(DETECTOR, {})
-    masker.check("I am maria@example.com", ctx(vault=vault))
-    out = masker.check("Contact maria@example.com or bob.jones@corp.com", ctx("output", vault))
+    masker.check("I am maria@example.com", ctx(state=state))
+    out = masker.check("Contact maria@example.com or bob.jones@corp.com", ctx("output", state))
     assert out.text == "Contact maria@example.com or <EMAIL_ADDRESS_2>"
-    assert vault.unmask(out.text) == out.text  # a leaked value is never restored
+    assert masker.reveal(out.text, state) == out.text  # a leaked value is never restored
 
 
 @pytest.fixture
@@ -194,12 +195,10 @@ def test_the_model_sees_placeholders_and_the_caller_sees_values(pii_platform: Pl
     assert pii_platform.audit.verify().ok
 
 
-class BrokenGuard:
+class BrokenGuard(Guard):
     name = "broken"
-    block_error = RuntimeError
-    window_chars = 0
 
-    def check(self, text: str, ctx: GuardContext) -> None:
+    def check(self, text: str, ctx: GuardContext) -> Verdict:
         raise RuntimeError("model file missing")
 
 
@@ -208,8 +207,7 @@ def test_a_failing_guard_closes_the_request_and_is_audited(pii_platform: Platfor
 
     pipeline = pii_platform.pipeline
     pipeline.stages = [
-        InputGuards([BrokenGuard()]) if s.name == "input_guards" else s  # type: ignore[list-item]
-        for s in pipeline.stages
+        InputGuards([BrokenGuard()]) if s.name == "input_guards" else s for s in pipeline.stages
     ]
     with LiveServer(pii_platform) as server:
         response = httpx.post(
@@ -228,7 +226,7 @@ def test_an_app_may_choose_to_fail_open(home: Path) -> None:
     config["apps"].append({"name": "lenient", "fail_open": True})
     platform = Platform.open(home, write_config(home, config))
     platform.pipeline.stages = [
-        InputGuards([BrokenGuard()], fail_open=platform.config.fail_open_for)  # type: ignore[list-item]
+        InputGuards([BrokenGuard()], fail_open=platform.config.fail_open_for)
         if s.name == "input_guards"
         else s
         for s in platform.pipeline.stages

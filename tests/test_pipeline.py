@@ -11,7 +11,8 @@ import openai
 import pytest
 
 from bastion.errors import Overloaded
-from bastion.guards import DenyListGuard
+from bastion.guards import GuardChain
+from bastion.guards.deny_list import DenyListGuard
 from bastion.models import ChatMessage, GenerationParams
 from bastion.pipeline import ChatRequest, InputGuards, Pipeline
 from bastion.platform import Platform
@@ -25,7 +26,7 @@ def leak_everything(platform: Platform) -> Pipeline:
         platform.config,
         stages,
         platform.registry,
-        [DenyListGuard(["secret plan"], "redact")],
+        GuardChain([], [DenyListGuard(["secret plan"], "redact")], []),
         platform.audit,
     )
 
@@ -43,7 +44,7 @@ def test_stage_order_is_declared_in_one_place(platform: Platform) -> None:
         "app_template",
         "retrieve",
         "input_guards",
-        "spotlight",
+        "prepare_prompt",
         "route",
     ]
 

@@ -10,7 +10,6 @@ import pytest
 from typer.testing import CliRunner
 
 from bastion.cli import app
-from bastion.config import ToxicityConfig
 from bastion.guards import GuardContext
 from bastion.guards.toxicity.detector import (
     ToxicityDetector,
@@ -18,11 +17,12 @@ from bastion.guards.toxicity.detector import (
     mark_negation_and_quotes,
 )
 from bastion.guards.toxicity.guard import ToxicityGuard
+from bastion.guards.toxicity.plugin import ToxicitySettings
 from bastion.guards.toxicity.train import read_examples
 from conftest import ask_default_and_app
 
 DETECTOR = ToxicityDetector()
-CTX = GuardContext("t", None, "chat", "input")
+CTX = GuardContext("t", "chat", "input")
 
 
 @pytest.mark.parametrize(
@@ -93,7 +93,7 @@ def test_the_direct_scorer_equals_the_pipeline() -> None:
     ],
 )
 def test_hate_is_told_from_its_contrasts(hateful: str, contrast: str) -> None:
-    threshold = ToxicityConfig().threshold
+    threshold = ToxicitySettings().threshold
     assert DETECTOR.score(hateful) >= threshold > DETECTOR.score(contrast)
 
 
@@ -106,7 +106,7 @@ def test_per_app_threshold_and_action() -> None:
     guard = ToxicityGuard(DETECTOR, 0.5, "block", {"moderation": (0.99, "flag")})
     text = "those immigrants are vermin and should be exterminated"
     assert guard.check(text, CTX).action == "block"
-    moderation = GuardContext("t", None, "moderation", "input")
+    moderation = GuardContext("t", "moderation", "input")
     assert guard.check(text, moderation).action in ("allow", "flag")
 
 

@@ -127,7 +127,7 @@ def test_dataset_from_real_feedback_on_real_traces(quiet: Platform) -> None:
     theirs = _ask(quiet, other, "Another tenant's question")
     quiet.experiments.feedback.record(Principal("globex", "eve", "user"), theirs, thumbs=1)
 
-    got = from_feedback(quiet, "acme")
+    got = from_feedback(quiet.audit, quiet.experiments.feedback, "acme")
 
     assert got.source["used"] == {"accepted": 11, "corrected": 1, "preference": 2}
     assert got.source["skipped"] == {
@@ -159,7 +159,7 @@ def test_dataset_from_real_feedback_on_real_traces(quiet: Platform) -> None:
     assert dataset.card.pii_masked == {"EMAIL_ADDRESS": 20}  # prompt and echoed answer
     assert dataset.card.examples == 14 and dataset.card.licence == "LicenseRef-Internal"
     assert dataset.card.sources[0]["tenant"] == "acme"
-    one_app = from_feedback((quiet.audit, quiet.experiments.feedback), "acme", app="concise")
+    one_app = from_feedback(quiet.audit, quiet.experiments.feedback, "acme", app="concise")
     assert one_app.source["used"] == {
         "corrected": 1,
         "preference": 1,

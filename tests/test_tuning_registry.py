@@ -13,7 +13,7 @@ from bastion.access import Principal
 from bastion.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from bastion.platform import Platform
 from bastion.tuning import job
-from conftest import ECHO_CONFIG, LiveServer, write_config
+from conftest import ECHO_CONFIG, LiveServer, tuning_context, write_config
 
 ADMIN = Principal("acme", "alice", "admin")
 
@@ -129,10 +129,11 @@ def test_promote_starts_an_experiment_against_the_current_model(
 ) -> None:
     register(platform, tmp_path)
     platform.registry.refresh(force=True)
+    tuning = tuning_context(platform)
     # The app's users must be allowed the tuned model before it can reach them.
     with pytest.raises(PermissionDenied, match=r"access\.policies\.user\.models"):
-        job.promote(platform, ADMIN, "acme-support", "concise")
-    created = job.promote(platform, ADMIN, "acme-support", "finance", weight=20)
+        job.promote(tuning, ADMIN, "acme-support", "concise")
+    created = job.promote(tuning, ADMIN, "acme-support", "finance", weight=20)
     spec, state = platform.experiments.store.get("acme", created["name"])
     assert state["status"] == "running" and spec.app == "finance"
     assert [(v.name, v.model, v.weight) for v in spec.variants] == [
@@ -142,7 +143,7 @@ def test_promote_starts_an_experiment_against_the_current_model(
     assert platform.tuned.get("acme-support").status == "testing"
     assert platform.registry.config("echo").name == "echo"  # nothing was replaced
     with pytest.raises(Conflict, match="already runs"):
-        job.promote(platform, ADMIN, "acme-support", "finance", experiment="second")
+        job.promote(tuning, ADMIN, "acme-support", "finance", experiment="second")
 
 
 def test_promote_refuses_rejected_models_and_other_tenants(
@@ -154,31 +155,34 @@ def test_promote_refuses_rejected_models_and_other_tenants(
         status="rejected",
         metrics={"forgetting": {"reasons": ["general accuracy fell 0.2"]}},
     )
+    tuning = tuning_context(platform)
     with pytest.raises(Conflict, match="general accuracy fell"):
-        job.promote(platform, ADMIN, "acme-support", "concise")
+        job.promote(tuning, ADMIN, "acme-support", "concise")
     with pytest.raises(NotFound):
-        job.promote(platform, Principal("beta", "bob", "admin"), "acme-support", "concise")
+        job.promote(tuning, Principal("beta", "bob", "admin"), "acme-support", "concise")
     assert platform.experiments.store.list() == []
 
 
 def test_who_may_tune_what(platform: Platform) -> None:
+    tuning = tuning_context(platform)
     with pytest.raises(PermissionDenied, match="may not fine-tune"):
-        job.authorize(platform, Principal("acme", "u", "user"), "echo")
-    assert job.authorize(platform, Principal("acme", "d", "developer"), "echo").name == "echo"
+        job.authorize(tuning, Principal("acme", "u", "user"), "echo")
+    assert job.authorize(tuning, Principal("acme", "d", "developer"), "echo").name == "echo"
     with pytest.raises(NotFound):
-        job.authorize(platform, ADMIN, "no-such-model")
+        job.authorize(tuning, ADMIN, "no-such-model")
     with pytest.raises(BadRequest, match="needs local weights"):
-        job._base_weights(platform, platform.registry.config("echo"))
+        job._base_weights(platform.home, platform.registry.config("echo"))
 
 
 def test_a_tuning_role_still_needs_the_model_policy(home: Path) -> None:
     config = {**ECHO_CONFIG, "tuning": {"roles": ["admin", "user"]}}
     platform = Platform.open(home, write_config(home, config))
     try:
+        tuning = tuning_context(platform)
         user = Principal("acme", "u", "user")
-        assert job.authorize(platform, user, "echo").name == "echo"
+        assert job.authorize(tuning, user, "echo").name == "echo"
         with pytest.raises(PermissionDenied, match="may not use model 'echo-premium'"):
-            job.authorize(platform, user, "echo-premium")
+            job.authorize(tuning, user, "echo-premium")
     finally:
         platform.close()
 

@@ -8,13 +8,27 @@ Every section forbids unknown keys, so a typo is an error that names the key.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from bastion.errors import BastionError, ConfigError
+from bastion.plugins import KINDS, Kind, Part, PluginError, registry
 
 ENV_PREFIX = "BASTION_"
 CONFIG_FILE_NAME = "bastion.yaml"
@@ -23,6 +37,30 @@ EMBEDDED_MODEL_NAME = "smollm2-135m-instruct"
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _registered(kind: Kind, name: str) -> Part:
+    """The registered part `name` of `kind`; an unknown name is an error listing the known."""
+    spec = registry.part(kind, name)
+    if spec is None:
+        raise ValueError(
+            f"no {kind} named '{name}' is registered; registered: {', '.join(registry.names(kind))}"
+        )
+    return spec
+
+
+def _part_settings(kind: Kind, name: str | None, value: Any) -> Any:
+    """`value` validated by the settings model of the part `name` (its defaults when
+    empty); None for a part that has no settings, or that is not registered."""
+    spec = registry.part(kind, name) if name else None
+    if spec is None or spec.settings is None:
+        if value:
+            raise ValueError(f"'{name}' is not a registered {kind} with settings")
+        return None
+    return value if isinstance(value, spec.settings) else spec.settings.model_validate(value or {})
 
 
 class ServerConfig(Section):
@@ -51,9 +89,9 @@ class ModelConfig(Section):
     name: str = Field(
         min_length=1, pattern=r"^[A-Za-z0-9._:/-]+$", description="Name clients ask for."
     )
-    backend: Literal["embedded", "local", "openai", "llamacpp", "echo"] = Field(
-        description="embedded: the bundled SmolLM2; local: a weights folder; openai: a "
-        "remote OpenAI-compatible server; llamacpp: a GGUF file; echo: a test double."
+    backend: str = Field(
+        description="A registered model backend (see the list below the table).",
+        json_schema_extra={"registered": "backend"},
     )
     path: str | None = Field(
         None,
@@ -76,44 +114,47 @@ class ModelConfig(Section):
     tenant: str | None = Field(
         None, description="Only this tenant may use it (fine-tuned models: whose data)."
     )
+    settings: Any = Field(
+        None, validate_default=True, description="Settings of its backend, if it has any."
+    )
 
     def usable_by(self, tenant: str | None) -> bool:
         """Shared models serve everyone; a tenant's tuned model serves that tenant only."""
         return self.tenant is None or self.tenant == tenant
 
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        _registered("backend", value)
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _backend_settings(cls, value: Any, info: ValidationInfo) -> Any:
+        return _part_settings("backend", info.data.get("backend"), value)
+
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelConfig:
-        needs = {"local": "path", "openai": "base_url"}
-        field = needs.get(self.backend)
-        if field and not getattr(self, field):
-            raise ValueError(f"backend '{self.backend}' needs '{field}'")
+        missing = [
+            f"'{f}'" for f in _registered("backend", self.backend).needs if not getattr(self, f)
+        ]
+        if missing:
+            raise ValueError(f"backend '{self.backend}' needs {', '.join(missing)}")
         return self
 
 
-PiiAction = Literal["mask", "block", "allow"]
-
-
 class AppConfig(Section):
+    """An `apps[]` entry: these keys, the per-app overrides every registered part adds
+    (`app_config_model`), and `settings` for an app registered as a plug-in."""
+
     name: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="App name.")
     model: str | None = Field(None, description="Default model; the request may name another.")
     system_prompt: str | None = Field(None, description="Put before every conversation.")
-    pii_actions: dict[str, PiiAction] = Field(
-        default_factory=dict, description="Overrides guards.pii.actions for this app."
-    )
-    toxicity_threshold: float | None = Field(
-        None, ge=0, le=1, description="Overrides guards.toxicity.threshold for this app."
-    )
-    toxicity_action: Literal["block", "flag"] | None = Field(
-        None, description="Overrides guards.toxicity.action for this app."
-    )
-    injection_action: Literal["block", "flag"] | None = Field(
-        None,
-        description="Overrides guards.injection.action for this app (flag suits apps that "
-        "take pasted documents: see BENCHMARKS.md on long texts).",
-    )
     fail_open: bool | None = Field(None, description="Overrides guards.fail_open for this app.")
-    copyright_action: Literal["block", "attribute", "flag"] | None = Field(
-        None, description="Overrides guards.copyright.action for this app."
+    settings: Any = Field(
+        None,
+        validate_default=True,
+        description="Settings of a registered app of this name (its AppSpec's settings model).",
     )
     sources: list[str] = Field(
         default_factory=list,
@@ -132,6 +173,15 @@ class AppConfig(Section):
         "flag", description="What happens to an answer below min_support."
     )
 
+    @field_validator("settings")
+    @classmethod
+    def _app_settings(cls, value: Any, info: ValidationInfo) -> Any:
+        return _part_settings("app", info.data.get("name"), value)
+
+    def part_settings(self, model: type[M]) -> M:
+        """This app's values of the per-app settings a part declares (`model`'s fields)."""
+        return model.model_validate({k: getattr(self, k) for k in model.model_fields})
+
 
 EntityName = Literal[
     "account", "contact", "interaction", "document", "channel", "message", "product", "order"
@@ -143,9 +193,9 @@ class SourceConfig(Section):
         min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$", description="Source name, unique."
     )
     tenant: str = Field(min_length=1, description="Tenant whose data this is.")
-    kind: Literal["csv", "jsonl", "json", "slack", "sql", "documents"] = Field(
-        description="csv, jsonl or json: a file of records; slack: an export folder; sql: "
-        "a query over an SQLAlchemy URL; documents: a folder of .md, .txt, .html, .pdf."
+    kind: str = Field(
+        description="A registered connector (see the list below the table).",
+        json_schema_extra={"registered": "connector"},
     )
     path: str | None = Field(
         None, description="File or folder; relative paths start at BASTION_HOME."
@@ -181,18 +231,24 @@ class SourceConfig(Section):
     )
     encoding: str = Field("utf-8", description="Text encoding of the files.")
     max_file_mb: float = Field(50.0, gt=0, description="Larger files are skipped, not read.")
+    settings: Any = Field(
+        None, validate_default=True, description="Settings of its connector, if it has any."
+    )
+
+    @field_validator("kind")
+    @classmethod
+    def _known_connector(cls, value: str) -> str:
+        _registered("connector", value)
+        return value
+
+    @field_validator("settings")
+    @classmethod
+    def _connector_settings(cls, value: Any, info: ValidationInfo) -> Any:
+        return _part_settings("connector", info.data.get("kind"), value)
 
     @model_validator(mode="after")
     def _complete(self) -> SourceConfig:
-        needs: dict[str, tuple[str, ...]] = {
-            "csv": ("path", "entity", "id_field"),
-            "jsonl": ("path", "entity", "id_field"),
-            "json": ("path", "entity", "id_field"),
-            "sql": ("url", "query", "entity", "id_field"),
-            "slack": ("path",),
-            "documents": ("path",),
-        }
-        missing = [f for f in needs[self.kind] if not getattr(self, f)]
+        missing = [f for f in _registered("connector", self.kind).needs if not getattr(self, f)]
         if missing:
             raise ValueError(f"a '{self.kind}' source needs {', '.join(missing)}")
         return self
@@ -325,95 +381,6 @@ class AccessConfig(Section):
     )
 
 
-class DenyListConfig(Section):
-    terms: list[str] = Field(default_factory=list, description="Case-insensitive phrases.")
-    action: Literal["block", "redact"] = Field("block", description="What a match does.")
-
-
-def _reported_not_masked() -> dict[str, PiiAction]:
-    # Places, organisations, groups and links are detected and reported but not masked by
-    # default: masking them would make ordinary questions unanswerable.
-    return {"LOCATION": "allow", "ORGANIZATION": "allow", "NRP": "allow", "URL": "allow"}
-
-
-class PiiConfig(Section):
-    enabled: bool = Field(True, description="Mask PII in prompts and PII leaked in answers.")
-    entities: list[str] | None = Field(
-        None, description="Entity types to detect; default: Bastion's list (see the README)."
-    )
-    default_action: PiiAction = Field("mask", description="For types not listed in `actions`.")
-    actions: dict[str, PiiAction] = Field(
-        default_factory=_reported_not_masked,
-        description="Per entity type, e.g. {US_SSN: block}.",
-    )
-    threshold: float = Field(0.05, ge=0, le=1, description="Lowest detection score acted on.")
-    output_ner: bool = Field(
-        False,
-        description="Also look for leaked names and places in answers (NER: about 13 ms per "
-        "KB); off, the leak check runs the pattern recognizers only.",
-    )
-    vault_key_env: str = Field(
-        "BASTION_VAULT_KEY",
-        description="Environment variable with the vault's Fernet key; "
-        "default: BASTION_HOME/vault.key, created on first use.",
-    )
-
-
-class InjectionConfig(Section):
-    enabled: bool = Field(True, description="Screen the caller's messages for injections.")
-    threshold: float = Field(0.5, ge=0, le=1, description="Score at which the action applies.")
-    retrieved_threshold: float = Field(
-        0.97,
-        ge=0,
-        le=1,
-        description="Score at which a retrieved source is withheld (any rule hit also withholds "
-        "it): company documents are full of instructions, so the prompt threshold would "
-        "withhold a quarter of them.",
-    )
-    action: Literal["block", "flag"] = Field("block", description="What a detection does.")
-    model_path: str | None = Field(
-        None, description="A model from `bastion guards train injection`; default: the shipped one."
-    )
-    canary: bool = Field(
-        True, description="Plant a canary in system prompts and block answers that leak it."
-    )
-    spotlight: bool = Field(
-        True, description="Delimit tool output as data, with a per-request boundary."
-    )
-
-
-ToxicityAction = Literal["block", "flag"]
-
-
-class ToxicityConfig(Section):
-    enabled: bool = Field(True, description="Screen for hateful or toxic language.")
-    threshold: float = Field(0.55, ge=0, le=1, description="Score at which the action applies.")
-    action: ToxicityAction = Field("block", description="What a detection does.")
-    input: bool = Field(True, description="Screen the caller's messages.")
-    output: bool = Field(True, description="Screen the model's answers (streams included).")
-    model_path: str | None = Field(
-        None, description="A model from `bastion guards train toxicity`; default: the shipped one."
-    )
-
-
-class BiasConfig(Section):
-    enabled: bool = Field(True, description="Flag answers that generalise about a protected group.")
-    threshold: float = Field(
-        0.6, ge=0, le=1, description="Sentence score at which the action applies."
-    )
-    action: Literal["flag", "block"] = Field(
-        "flag", description="flag (the answer is unchanged) or block."
-    )
-    lexicon_path: str | None = Field(
-        None,
-        description="Group terms and cues (YAML like guards/bias/lexicon.yaml); default: the "
-        "shipped one.",
-    )
-    model_path: str | None = Field(
-        None, description="A model from `bastion guards train bias`; default: the shipped one."
-    )
-
-
 class BiasGateConfig(Section):
     max_sentiment_gap: float = Field(
         0.5, ge=0, description="Largest sentiment gap (VADER compound, -1..1) between groups."
@@ -430,55 +397,31 @@ class BiasGateConfig(Section):
     )
 
 
-CopyrightAction = Literal["block", "attribute", "flag"]
-
-
-class CopyrightConfig(Section):
-    enabled: bool = Field(
-        True, description="Screen answers for copies of works registered with `bastion protect`."
-    )
-    index_path: str = Field(
-        "protected/index.sqlite",
-        description="The protected-works registry file; relative paths start at BASTION_HOME.",
-    )
-    action: CopyrightAction = Field(
-        "block",
-        description="block: stop the answer; attribute: allow it and cite the work's owner; "
-        "flag: allow it and record the finding.",
-    )
-    min_chars: int = Field(
-        160,
-        ge=40,
-        description="Shortest verbatim copy acted on (characters of the answer, compared after "
-        "normalising case, whitespace and punctuation).",
-    )
-    near_similarity: float = Field(
-        0.8,
-        gt=0,
-        le=1,
-        description="Similarity (0-1, edit-based) at which an edited passage counts as a copy.",
-    )
-    near_min_chars: int = Field(
-        120, ge=40, description="Shortest near-verbatim passage acted on (characters)."
-    )
-
-
 class GuardsConfig(Section):
+    """The `guards` section: these keys, and one section per registered guard
+    (`guards.<name>`, its GuardSpec's settings), added by `guards_config_model`."""
+
     max_input_chars: int = Field(32_000, gt=0, description="Larger prompts get 413.")
-    pii: PiiConfig = PiiConfig()
-    injection: InjectionConfig = InjectionConfig()
-    toxicity: ToxicityConfig = ToxicityConfig()
-    copyright: CopyrightConfig = CopyrightConfig()
-    bias: BiasConfig = BiasConfig()
     fail_open: bool = Field(
         False, description="If a guard fails: false refuses the request (503), true flags it."
     )
-    deny_list: DenyListConfig = DenyListConfig()
     stream_holdback_chars: int = Field(
         256,
         ge=0,
         description="Most characters an output guard may hold back on a stream.",
     )
+
+    def section(self, name: str) -> BaseModel | None:
+        """A registered guard's settings (None for a guard that has none)."""
+        value = getattr(self, name, None)
+        return value if isinstance(value, BaseModel) else None
+
+    def settings(self, name: str, model: type[M]) -> M:
+        """A registered guard's settings, typed: `guards.settings("pii", PiiSettings)`."""
+        value = self.section(name)
+        if not isinstance(value, model):
+            raise ConfigError(f"no guard named '{name}' with {model.__name__} is registered")
+        return value
 
 
 MIN_COMPARED_TEMPLATES = 5  # per bias attribute, for a base/candidate comparison to be evidence
@@ -558,8 +501,69 @@ def _default_models() -> list[ModelConfig]:
     ]
 
 
+_extended: dict[tuple[str, int], type[BaseModel]] = {}
+
+
+def guards_config_model() -> type[GuardsConfig]:
+    """GuardsConfig with a `guards.<name>` section for each registered guard's settings."""
+    key = ("guards", registry.version)
+    if key not in _extended:
+        sections: dict[str, Any] = {}
+        for spec in registry.parts("guard", Part).values():
+            if spec.settings is None:
+                continue
+            if spec.name in GuardsConfig.model_fields:
+                raise PluginError(f"a guard may not be named '{spec.name}' (a guards key)")
+            sections[spec.name] = (
+                spec.settings,
+                Field(default_factory=spec.settings, description=spec.description),
+            )
+        _extended[key] = create_model("GuardsConfig", __base__=GuardsConfig, **sections)
+    return _extended[key]  # type: ignore[return-value]
+
+
+def app_config_model() -> type[AppConfig]:
+    """AppConfig with the per-app settings every registered part declares."""
+    key = ("apps", registry.version)
+    if key not in _extended:
+        fields: dict[str, Any] = {}
+        owners: dict[str, str] = {}
+        for kind in KINDS:
+            for spec in registry.parts(kind, Part).values():
+                for name, info in (spec.app_settings or Section).model_fields.items():
+                    if name in AppConfig.model_fields or name in fields:
+                        other = owners.get(name, "apps[] itself")
+                        raise PluginError(
+                            f"the {kind} '{spec.name}' adds apps[].{name}, which {other} has"
+                        )
+                    fields[name], owners[name] = (
+                        (info.annotation, info),
+                        f"the {kind} '{spec.name}'",
+                    )
+        _extended[key] = create_model("AppConfig", __base__=AppConfig, **fields)
+    return _extended[key]  # type: ignore[return-value]
+
+
+def _as_registered(model: Callable[[], type[BaseModel]]) -> WrapValidator:
+    """Validate a section with its model extended by the registered parts."""
+
+    def validate(value: Any, _handler: ValidatorFunctionWrapHandler) -> Any:
+        extended = model()
+        if isinstance(value, extended):
+            return value
+        if isinstance(value, BaseModel):
+            value = value.model_dump(exclude_unset=True)
+        return extended.model_validate({} if value is None else value)
+
+    return WrapValidator(validate)
+
+
+RegisteredGuards = SerializeAsAny[Annotated[GuardsConfig, _as_registered(guards_config_model)]]
+RegisteredApp = SerializeAsAny[Annotated[AppConfig, _as_registered(app_config_model)]]
+
+
 def _default_apps() -> list[AppConfig]:
-    return [AppConfig(name="chat", model=None, system_prompt=None)]
+    return [app_config_model()(name="chat")]
 
 
 class BastionConfig(Section):
@@ -569,11 +573,11 @@ class BastionConfig(Section):
         default_factory=_default_models, min_length=1, description="The model registry."
     )
     default_model: str | None = Field(None, description="Default: the first model listed.")
-    apps: list[AppConfig] = Field(
+    apps: list[RegisteredApp] = Field(
         default_factory=_default_apps, description="Named apps (clients pick one)."
     )
     access: AccessConfig = AccessConfig()
-    guards: GuardsConfig = GuardsConfig()
+    guards: RegisteredGuards = Field(default_factory=lambda: guards_config_model()())
     sources: list[SourceConfig] = Field(
         default_factory=list, description="Company data the grounded apps answer from."
     )
@@ -615,7 +619,11 @@ class BastionConfig(Section):
         return self.default_model or self.models[0].name
 
     def app(self, name: str) -> AppConfig | None:
-        return next((a for a in self.apps if a.name == name), None)
+        """The app's entry; a registered app that has none runs with the defaults."""
+        found = next((a for a in self.apps if a.name == name), None)
+        if found is None and registry.part("app", name) is not None:
+            found = app_config_model()(name=name)
+        return found
 
     def source(self, name: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.name == name), None)
@@ -705,17 +713,33 @@ def _type_name(annotation: Any) -> str:
     return text
 
 
+#: Sections whose keys the registered parts extend, and the models that include them.
+_EXTENDED_BY_PARTS: dict[type[BaseModel], Callable[[], type[BaseModel]]] = {
+    GuardsConfig: guards_config_model,
+    AppConfig: app_config_model,
+}
+#: Entries whose `settings` belong to the registered part they name, by the naming key.
+_SETTINGS_OF: dict[type[BaseModel], Kind] = {
+    SourceConfig: "connector",
+    ModelConfig: "backend",
+    AppConfig: "app",
+}
+
+
 def reference_rows(
     model: type[BaseModel] = BastionConfig, prefix: str = ""
 ) -> list[tuple[str, str, str, str]]:
-    """(key, type, default, description) for every setting, walking nested sections."""
+    """(key, type, default, description) for every setting, walking nested sections and
+    the sections and settings of every registered part."""
     rows = []
+    model = _EXTENDED_BY_PARTS.get(model, lambda: model)()
     for name, info in model.model_fields.items():
         key = f"{prefix}{name}"
         annotation = info.annotation
         origin = getattr(annotation, "__origin__", None)
-        args: tuple[Any, ...] = getattr(annotation, "__args__", ())
-        if isinstance(annotation, type) and issubclass(annotation, Section):
+        # list[Annotated[X, ...]] -> X: the validators and serializers do not matter here
+        args = tuple(getattr(a, "__origin__", a) for a in getattr(annotation, "__args__", ()))
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             rows.extend(reference_rows(annotation, f"{key}."))
             continue
         if origin is list and args and isinstance(args[0], type) and issubclass(args[0], Section):
@@ -732,14 +756,30 @@ def reference_rows(
             default = "required"
         else:
             default = repr(info.default)
-        rows.append((key, _type_name(annotation), default, info.description or ""))
+        extra = info.json_schema_extra
+        registered: Any = extra.get("registered") if isinstance(extra, dict) else None
+        shown = " or ".join(registry.names(registered)) if registered else _type_name(annotation)
+        rows.append((key, shown, default, info.description or ""))
+        owner = next((k for c, k in _SETTINGS_OF.items() if issubclass(model, c)), None)
+        if name == "settings" and owner is not None:
+            for spec in registry.parts(owner, Part).values():
+                if spec.settings is not None:
+                    for k, t, d, m in reference_rows(spec.settings, f"{key}."):
+                        rows.append((k, t, d, f"({owner} `{spec.name}`) {m}"))
     return rows
 
 
 def reference_markdown() -> str:
-    """The configuration reference as a Markdown table (the README embeds it)."""
+    """The configuration reference as a Markdown table, then the registered parts (the
+    README embeds both)."""
     lines = ["| key | type | default | meaning |", "|---|---|---|---|"]
     for key, kind, default, meaning in reference_rows():
         cells = [f"`{key}`", kind.replace("|", "\\|"), default.replace("|", "\\|"), meaning]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Registered parts (`guards.<name>`, `sources[].kind`, `models[].backend`, apps):"]
+    lines.append("")
+    for kind in KINDS:
+        for name, spec in sorted(registry.parts(kind, Part).items()):
+            needs = f" (needs {', '.join(f'`{n}`' for n in spec.needs)})" if spec.needs else ""
+            lines.append(f"- {kind} `{name}`: {spec.description}{needs}")
     return "\n".join(lines) + "\n"

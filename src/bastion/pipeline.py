@@ -1,26 +1,27 @@
 """The request pipeline: the one place that says in which order a request is handled.
 
     identify -> authorize -> assign arm -> app template -> retrieve -> input guards
-             -> spotlight -> route
-             -> generate (or stream) -> output guards -> groundedness -> audit
+             -> prepare prompt (guards' hooks) -> route
+             -> generate (or stream) -> output guards -> groundedness
+             -> reveal (guards' hooks) -> audit
 
 Each stage before generation is a small object with `run(ctx)`; later parts (grounding,
 more guards, experiments) add stages to `default_stages` without touching the server.
-The pipeline is synchronous: the server runs it in worker threads, off its event loop.
+Guards are plug-ins: the pipeline knows only their interface (`bastion.guards.base`),
+calling every guard's hooks alike. It is synchronous: the server runs it in worker
+threads, off its event loop.
 """
 
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 import uuid
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
-
-from cryptography.fernet import Fernet
+from typing import Any, Protocol, cast
 
 from bastion.access import AccessStore, Policy, Principal
 from bastion.audit import AuditEntry, AuditLog
@@ -30,14 +31,23 @@ from bastion.experiments.service import Experiments
 from bastion.grounding.groundedness import GroundednessScorer
 from bastion.grounding.service import Grounding
 from bastion.grounding.stores import Chunk
-from bastion.guards import Guard, GuardContext, Verdict, input_guards, output_guards
-from bastion.guards.base import GUARD_FAILED, Action, Finding, merge, run_guard, strongest
-from bastion.guards.copyright import attribution
-from bastion.guards.injection.guard import canary_note
-from bastion.guards.injection.spotlight import data_rule, new_boundary, spotlight
-from bastion.guards.pii.vault import PiiVault, StreamUnmasker
+from bastion.guards import Guard, GuardChain, GuardContext, Verdict, build_chain
+from bastion.guards.base import (
+    GUARD_FAILED,
+    Action,
+    DataBlock,
+    Finding,
+    Prompt,
+    PromptMessage,
+    RequestHooks,
+    RequestState,
+    StreamReveal,
+    merge,
+    run_guard,
+    strongest,
+)
 from bastion.models import ChatMessage, GenerationParams, ModelRegistry
-from bastion.models.base import FinishReason
+from bastion.models.base import FinishReason, Role
 from bastion.observability import REQUESTS, TOKENS
 
 log = logging.getLogger("bastion.pipeline")
@@ -53,6 +63,7 @@ class ChatRequest:
     app: str = "chat"
     stream: bool = False
     account: str | None = None  # the end customer's account, for account-level experiments
+    app_run: str | None = None  # the app run this call belongs to (its audit records say so)
 
 
 @dataclass
@@ -64,7 +75,7 @@ class RetrievedSource:
     text: str
     withheld: str | None = None  # why a guard kept it from the model
 
-    def citation(self, vault: PiiVault, snippet_chars: int) -> dict[str, Any]:
+    def citation(self, reveal: Callable[[str], str], snippet_chars: int) -> dict[str, Any]:
         body = self.text.split("\n", 1)[-1]  # the indexed text starts with the title line
         return {
             "n": self.n,
@@ -72,7 +83,7 @@ class RetrievedSource:
             "record_id": self.chunk.source_id,
             "chunk_id": self.chunk.id,
             "title": self.chunk.title,
-            "snippet": vault.unmask(body)[:snippet_chars],
+            "snippet": reveal(body)[:snippet_chars],
         }
 
 
@@ -90,9 +101,8 @@ class RequestContext:
     messages: list[ChatMessage] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
-    vault: PiiVault = field(default_factory=PiiVault)
+    state: RequestState = field(default_factory=dict)  # what guards keep for this request
     trusted_prefix: int = 0  # leading messages the platform itself wrote (the app's prompt)
-    canary: str | None = None
     sources: list[RetrievedSource] = field(default_factory=list)  # grounding, in rank order
     system_prompt: str | None = None  # an experiment arm's, instead of the app's
 
@@ -203,13 +213,9 @@ class AssignArm:
 
 
 class ApplyAppTemplate:
-    """Put the app's system prompt in front of the conversation, with a canary in the
-    first system message so that a leak of it can be caught in the answer."""
+    """Put the app's system prompt (or the experiment arm's) in front of the conversation."""
 
     name = "app_template"
-
-    def __init__(self, plant_canary: bool) -> None:
-        self._plant_canary = plant_canary
 
     def run(self, ctx: RequestContext) -> None:
         ctx.messages = list(ctx.request.messages)
@@ -217,12 +223,6 @@ class ApplyAppTemplate:
         if prompt:
             ctx.messages.insert(0, ChatMessage("system", prompt))
             ctx.trusted_prefix = 1
-        first_system = next((i for i, m in enumerate(ctx.messages) if m.role == "system"), None)
-        if self._plant_canary and first_system is not None:
-            ctx.canary = f"cnry-{secrets.token_hex(5)}"
-            message = ctx.messages[first_system]
-            note = canary_note(ctx.canary)
-            ctx.messages[first_system] = ChatMessage(message.role, message.content + note)
 
 
 class Retrieve:
@@ -267,9 +267,7 @@ class InputGuards:
     def run(self, ctx: RequestContext) -> None:
         assert ctx.app is not None
         prompt_chars = sum(len(m.content) for m in ctx.messages[ctx.trusted_prefix :])
-        gctx = GuardContext(
-            ctx.trace_id, ctx.principal, ctx.app.name, "input", prompt_chars, ctx.vault
-        )
+        gctx = GuardContext(ctx.trace_id, ctx.app.name, "input", prompt_chars, ctx.state)
         trusted, checked = ctx.messages[: ctx.trusted_prefix], ctx.messages[ctx.trusted_prefix :]
         for guard in self.guards:
             if ctx.sources:
@@ -340,46 +338,44 @@ def _struck(text: str, verdict: Verdict) -> str:
     return text
 
 
-class Spotlight:
-    """Mark tool output and retrieved sources as data: delimit them with a per-request
-    boundary and say so in the system prompt. Retrieved sources go into the last user turn,
-    numbered for citation. Runs after the input guards, which read the text as it was sent."""
+class PreparePrompt:
+    """Let every guard shape the prompt (a canary note, data markers), then assemble it:
+    retrieved sources go into the last user turn, numbered for citation, and the guards'
+    notes into the system prompt. Runs after the input guards, which read the text as it
+    was sent."""
 
-    name = "spotlight"
+    name = "prepare_prompt"
 
-    def __init__(self, tools: bool = True) -> None:
-        self._tools = tools  # retrieved sources are always delimited; tool output if asked
+    def __init__(self, hooks: list[RequestHooks]) -> None:
+        self._hooks = hooks
 
     def run(self, ctx: RequestContext) -> None:
-        sources = ctx.shown_sources
-        tools = self._tools and any(m.role == "tool" for m in ctx.messages)
         grounded = "grounding" in ctx.extra
-        if not tools and not grounded:
-            return
-        boundary = new_boundary()
-        ctx.messages = [
-            ChatMessage(m.role, spotlight(m.content, boundary, "tool output"))
-            if m.role == "tool" and self._tools
-            else m
-            for m in ctx.messages
-        ]
-        rule = data_rule(boundary)
+        shown = ctx.shown_sources
+        prompt = Prompt(
+            messages=[PromptMessage(m.role, m.content) for m in ctx.messages],
+            sources=[DataBlock(f"source [{s.n}]: {s.chunk.source}", s.text) for s in shown],
+            grounded=grounded,
+            notes=[GROUNDING_RULE] if grounded else [],
+            state=ctx.state,
+        )
+        for part in self._hooks:
+            part.before_generation(prompt)
+        messages = [ChatMessage(cast(Role, m.role), m.content) for m in prompt.messages]
         if grounded:
-            ctx.extra["grounding"]["shown"] = [s.chunk.id for s in sources]
-            rule = f"{GROUNDING_RULE}\n{rule}"
-            last = max(i for i, m in enumerate(ctx.messages) if m.role == "user")
-            blocks = [
-                spotlight(s.text, boundary, f"source [{s.n}]: {s.chunk.source}") for s in sources
-            ]
-            context = "\n\n".join(blocks) if blocks else "(no sources matched)"
-            question = ctx.messages[last].content
-            ctx.messages[last] = ChatMessage("user", f"Sources:\n{context}\n\nQuestion: {question}")
-        if ctx.messages[0].role == "system":
-            first = ctx.messages[0]
-            ctx.messages[0] = ChatMessage("system", f"{first.content}\n\n{rule}")
-        else:
-            ctx.messages.insert(0, ChatMessage("system", rule))
-            ctx.trusted_prefix += 1
+            ctx.extra["grounding"]["shown"] = [s.chunk.id for s in shown]
+            context = "\n\n".join(b.text for b in prompt.sources) or "(no sources matched)"
+            last = max(i for i, m in enumerate(messages) if m.role == "user")
+            question = messages[last].content
+            messages[last] = ChatMessage("user", f"Sources:\n{context}\n\nQuestion: {question}")
+        if prompt.notes:
+            notes = "\n\n".join(prompt.notes)
+            if messages and messages[0].role == "system":
+                messages[0] = ChatMessage("system", f"{messages[0].content}\n\n{notes}")
+            else:
+                messages.insert(0, ChatMessage("system", notes))
+                ctx.trusted_prefix += 1
+        ctx.messages = messages
 
 
 UNSUPPORTED_ANSWER = (
@@ -412,6 +408,7 @@ def default_stages(
     registry: ModelRegistry,
     grounding: Grounding,
     experiments: Experiments,
+    guards: GuardChain,
 ) -> list[Stage]:
     """The stages before generation, in order."""
     policy = Policy(config.access)
@@ -419,12 +416,30 @@ def default_stages(
         Identify(access),
         Authorize(config, policy, registry),
         AssignArm(experiments, policy),
-        ApplyAppTemplate(plant_canary=config.guards.injection.canary),
+        ApplyAppTemplate(),
         Retrieve(grounding),
-        InputGuards(input_guards(config), fail_open=config.fail_open_for),
-        Spotlight(tools=config.guards.injection.spotlight),
+        InputGuards(guards.input, fail_open=config.fail_open_for),
+        PreparePrompt(guards.hooks),
         Route(registry),
     ]
+
+
+class RevealChain:
+    """The guards' stream reveals one after another: each feeds the next."""
+
+    def __init__(self, reveals: list[StreamReveal]) -> None:
+        self._reveals = reveals
+
+    def feed(self, text: str) -> str:
+        for reveal in self._reveals:
+            text = reveal.feed(text)
+        return text
+
+    def flush(self) -> str:
+        text = ""
+        for reveal in self._reveals:
+            text = reveal.feed(text) + reveal.flush()
+        return text
 
 
 class OutputGuardStream:
@@ -546,17 +561,6 @@ class OutputGuardStream:
                 kept.findings.append(replace(f, start=start, end=end))
 
 
-def attribution_notice(verdicts: list[Verdict]) -> str:
-    """Citations of the protected works an answer draws on, for apps whose copyright
-    policy is `attribute` (the answer is allowed with its owners named)."""
-    cited: dict[object, str] = {}
-    for verdict in verdicts:
-        for f in verdict.findings:
-            if f.source and f.source.get("policy") == "attribute":
-                cited.setdefault(f.source.get("work"), attribution(f.source))
-    return "\n\n" + "\n".join(cited.values()) if cited else ""
-
-
 class Pipeline:
     """Runs requests through the stages, the model, the output guards and the audit log."""
 
@@ -565,18 +569,16 @@ class Pipeline:
         config: BastionConfig,
         stages: list[Stage],
         registry: ModelRegistry,
-        outputs: list[Guard],
+        guards: GuardChain,
         audit: AuditLog,
-        vault_key: bytes | None = None,
         grounding: Grounding | None = None,
     ) -> None:
-        self._fernet = Fernet(vault_key) if vault_key else None
         self.grounding = grounding
         self._support_scorer: GroundednessScorer | None = None
         self.config = config
         self.stages = stages
         self.registry = registry
-        self.output_guards = outputs
+        self.guards = guards
         self.audit = audit
 
     @classmethod
@@ -589,19 +591,15 @@ class Pipeline:
         grounding: Grounding,
         experiments: Experiments,
         home: Path,
-        vault_key: bytes | None = None,
     ) -> Pipeline:
-        stages = default_stages(config, access, registry, grounding, experiments)
-        outputs = output_guards(config, home)
-        return cls(config, stages, registry, outputs, audit, vault_key, grounding)
+        guards = build_chain(config.guards, config.apps, home)
+        stages = default_stages(config, access, registry, grounding, experiments, guards)
+        return cls(config, stages, registry, guards, audit, grounding)
 
     def load_guards(self) -> None:
         """Load every guard's models now, so the first request does not wait for them."""
-        stages = [s for s in self.stages if isinstance(s, InputGuards)]
-        for guard in [*(g for s in stages for g in s.guards), *self.output_guards]:
-            load = getattr(guard, "load", None)
-            if load is not None:
-                load()
+        for part in self.guards.hooks:
+            part.load()
         if self.grounding is not None and any(a.sources for a in self.config.apps):
             self.grounding.load()
 
@@ -609,7 +607,9 @@ class Pipeline:
         self, request: ChatRequest, api_key: str | None, principal: Principal | None = None
     ) -> RequestContext:
         """Run every stage before generation; failures are audited and re-raised."""
-        ctx = RequestContext(request, api_key, principal=principal, vault=PiiVault(self._fernet))
+        ctx = RequestContext(request, api_key, principal=principal)
+        if request.app_run:
+            ctx.extra["app_run"] = request.app_run
         for stage in self.stages:
             try:
                 stage.run(ctx)
@@ -640,7 +640,7 @@ class Pipeline:
         answer = text
         if not checker.blocked:
             answer, finish = self._check_support(ctx, text, finish)
-            answer += attribution_notice(ctx.verdicts)
+            answer += self._notices(ctx)
         self._record(
             ctx,
             "ok",
@@ -650,7 +650,7 @@ class Pipeline:
         return Completion(
             ctx.trace_id,
             ctx.model,
-            ctx.vault.unmask(answer),
+            self._reveal(ctx, answer),
             finish,
             generation.prompt_tokens,
             generation.completion_tokens,
@@ -674,7 +674,7 @@ class Pipeline:
     ) -> Generator[StreamEvent, None, None]:
         assert ctx.model is not None
         checker = self._checker(ctx, self.config.guards.stream_holdback_chars)
-        unmasker = StreamUnmasker(ctx.vault)
+        reveal = self._stream_reveal(ctx)
         # An app that blocks unsupported answers cannot show any of one before it is whole.
         hold_all = bool(ctx.app and ctx.app.sources and ctx.app.min_support is not None) and (
             ctx.app is not None and ctx.app.support_action == "block"
@@ -688,7 +688,7 @@ class Pipeline:
                 out = checker.feed(delta.text)
                 if out:
                     sent.append(out)
-                    shown = "" if hold_all else unmasker.feed(out)
+                    shown = "" if hold_all else reveal.feed(out)
                     if shown:
                         yield StreamEvent(shown)
                 if checker.blocked:
@@ -707,10 +707,10 @@ class Pipeline:
             final = answer if hold_all else tail
             if not checker.blocked:
                 checked, finish = self._check_support(ctx, answer, finish)
-                final = (checked if hold_all else tail) + attribution_notice(ctx.verdicts)
+                final = (checked if hold_all else tail) + self._notices(ctx)
             status = "ok"
             self._record(ctx, status, response=answer, usage=usage)
-            shown = unmasker.feed(final) + unmasker.flush()
+            shown = reveal.feed(final) + reveal.flush()
             yield StreamEvent(shown, finish, usage[0], usage[1], self.bastion_field(ctx))
         except GeneratorExit:
             raise  # the client went away: recorded as cancelled below
@@ -767,18 +767,30 @@ class Pipeline:
             field["experiment"] = ctx.extra["experiment"]
         if "grounding" in ctx.extra:
             chars = self.config.grounding.snippet_chars
-            field["citations"] = [s.citation(ctx.vault, chars) for s in ctx.shown_sources]
+            reveal = partial(self._reveal, ctx)
+            field["citations"] = [s.citation(reveal, chars) for s in ctx.shown_sources]
             field["support"] = ctx.extra["grounding"].get("support")
         return field
 
     def _checker(self, ctx: RequestContext, max_holdback: int) -> OutputGuardStream:
         app = ctx.app.name if ctx.app else ""
-        gctx = GuardContext(
-            ctx.trace_id, ctx.principal, app, "output", vault=ctx.vault, canary=ctx.canary
-        )
+        gctx = GuardContext(ctx.trace_id, app, "output", state=ctx.state)
         return OutputGuardStream(
-            self.output_guards, gctx, max_holdback, fail_open=self.config.fail_open_for(app)
+            self.guards.output, gctx, max_holdback, fail_open=self.config.fail_open_for(app)
         )
+
+    def _reveal(self, ctx: RequestContext, text: str) -> str:
+        """What the caller sees of checked text: each guard's `reveal` (PII restored)."""
+        for part in self.guards.hooks:
+            text = part.reveal(text, ctx.state)
+        return text
+
+    def _stream_reveal(self, ctx: RequestContext) -> StreamReveal:
+        return RevealChain([r for p in self.guards.hooks if (r := p.stream_reveal(ctx.state))])
+
+    def _notices(self, ctx: RequestContext) -> str:
+        """What guards add to an allowed answer (citations of protected works drawn on)."""
+        return "".join(part.notice(ctx.verdicts, ctx.state) for part in self.guards.hooks)
 
     def _record(
         self,

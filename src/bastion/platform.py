@@ -9,9 +9,9 @@ from pathlib import Path
 from bastion.access import AccessStore, Policy
 from bastion.audit import AuditLog
 from bastion.config import CONFIG_FILE_NAME, BastionConfig, bastion_home, load_config
+from bastion.evaluation.bias import saved_report_gate
 from bastion.experiments.service import Experiments
 from bastion.grounding.service import Grounding
-from bastion.guards.pii.vault import vault_key
 from bastion.models import ModelRegistry
 from bastion.models.embedded import model_cache_root
 from bastion.pipeline import Pipeline
@@ -44,13 +44,11 @@ class Platform:
         tuned = TunedModels(db, home / "tuned")
         registry = ModelRegistry(config.models, model_cache_root(home), discover=tuned.served)
         audit = AuditLog(db, retain_text=config.audit.retain_text)
-        key = vault_key(home, config.guards.pii.vault_key_env)
         grounding = Grounding(config, home, db)
-        experiments = Experiments(db, config, audit, home / "reports", registry.configs)
+        bias_gate = saved_report_gate(home / "reports", config.bias_gate)
+        experiments = Experiments(db, config, audit, bias_gate, registry.configs)
         experiments.create_configured()
-        pipeline = Pipeline.build(
-            config, access, registry, audit, grounding, experiments, home, key
-        )
+        pipeline = Pipeline.build(config, access, registry, audit, grounding, experiments, home)
         return cls(
             home,
             config,

@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from bastion.cli import _as, _platform, console, err, reports_errors, tune_app
+from bastion.cli.common import _as, _platform, console, err, reports_errors
 from bastion.config import read_yaml
 from bastion.errors import BadRequest, BastionError
+
+if TYPE_CHECKING:
+    from bastion.platform import Platform
+    from bastion.tuning.job import TuningContext
+
+tune_app = typer.Typer(help="Fine-tuning from feedback.", no_args_is_help=True)
 
 AsOption = Annotated[
     str, typer.Option("--as", help="Act as TENANT/USER: their role and tenant apply.")
@@ -46,8 +52,12 @@ def tune_dataset(
         raise BastionError("give --tenant (feedback) and/or --jsonl FILE")
     sources = []
     if tenant is not None:
+        platform = _platform()
+        feedback = platform.experiments.feedback
         sources.append(
-            from_feedback(_platform(), tenant, app_name, min_rating=min_rating, licence=licence)
+            from_feedback(
+                platform.audit, feedback, tenant, app_name, min_rating=min_rating, licence=licence
+            )
         )
     for path in jsonl or []:
         sources.append(from_jsonl(path, licence=licence, skip_malformed=skip_malformed))
@@ -55,6 +65,20 @@ def tune_dataset(
         dataset = build_dataset(sources)
     folder = dataset.save(out)
     print(json.dumps({"folder": str(folder), "card": dataset.card.to_dict()}, indent=2))
+
+
+def _tuning(platform: Platform) -> TuningContext:
+    """The parts of the platform that fine-tuning uses."""
+    from bastion.tuning.job import TuningContext
+
+    return TuningContext(
+        home=platform.home,
+        config=platform.config,
+        registry=platform.registry,
+        policy=platform.policy,
+        tuned=platform.tuned,
+        experiments=platform.experiments.store,
+    )
 
 
 def _train_config(file: Path | None, overrides: dict[str, Any]) -> Any:
@@ -123,7 +147,7 @@ def tune_run(
     platform = _platform()
     principal = _as(platform, as_user)
     request = TuningRequest(name, base, data, config, trials)
-    record, report = run(platform, principal, request, resume=resume)
+    record, report = run(_tuning(platform), principal, request, resume=resume)
     err.print(report.render_text(), highlight=False)
     print(json.dumps({"name": record.name, "status": record.status, "reasons": report.reasons}))
     if not report.accepted:
@@ -192,7 +216,7 @@ def tune_promote(
 
     platform = _platform()
     created = promote(
-        platform,
+        _tuning(platform),
         _as(platform, as_user),
         name,
         app_name,

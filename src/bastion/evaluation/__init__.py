@@ -1,1 +1,2 @@
-"""Evaluation: readers for labelled data, metrics, and guard evaluations that print JSON."""
+"""Evaluation: guard, retrieval and bias evaluations that print JSON (the labelled-data
+readers and metrics they score with are in `bastion.labelled`)."""

@@ -642,6 +642,19 @@ def saved_report(folder: Path, model: str) -> BiasReport | None:
     return BiasReport.from_dict(json.loads(path.read_text())) if path.is_file() else None
 
 
+def saved_report_gate(
+    folder: Path, limits: BiasGateConfig | None = None
+) -> Callable[[str], list[str] | None]:
+    """The gate an A/B promotion passes (`Experiments.bias_gate`): a model's last report
+    saved in `folder` judged by `bias_gate` against `limits`; None when it has no report."""
+
+    def gate(model: str) -> list[str] | None:
+        report = saved_report(folder, model)
+        return None if report is None else bias_gate(report, limits)
+
+    return gate
+
+
 def probe_model(
     registry: ModelRegistry,
     model: str,

@@ -10,10 +10,10 @@ from typing import Any
 
 from rich.progress import track
 
-from bastion.evaluation.datasets import PiiExample
-from bastion.evaluation.metrics import binary_scores, latency_ms, span_scores
 from bastion.guards.base import Guard, GuardContext, Stage, Verdict
 from bastion.guards.pii.detector import PiiDetector
+from bastion.labelled.datasets import PiiExample
+from bastion.labelled.metrics import binary_scores, latency_ms, span_scores
 
 
 def evaluate_pii(
@@ -62,7 +62,7 @@ def evaluate_binary(
     """Precision, recall, F1, false-positive rate and latency of a guard on `(text, label)`
     rows (label 1: the guard should act); `predictions` gets `{"score", "flagged"}` lines,
     with what `describe` adds (the work a copy was found in, say)."""
-    ctx = GuardContext("evaluation", None, "evaluation", stage)
+    ctx = GuardContext("evaluation", "evaluation", stage)
     flagged, seconds, lines = [], [], []
     for text, _ in track(rows, description=guard.name, transient=True):
         start = time.perf_counter()

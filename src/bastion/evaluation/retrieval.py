@@ -18,14 +18,14 @@ from typing import Any
 
 from bastion.config import GroundingConfig
 from bastion.errors import BadRequest
-from bastion.evaluation.datasets import read_json_lines
-from bastion.evaluation.metrics import latency_ms
 from bastion.grounding.embedding import Embedder
 from bastion.grounding.indexer import chunks_for
 from bastion.grounding.records import EVERYONE
 from bastion.grounding.retriever import Mode, Retriever
 from bastion.grounding.stores import Chunk
 from bastion.grounding.stores.lance import LanceStore
+from bastion.labelled.datasets import read_json_lines
+from bastion.labelled.metrics import latency_ms
 
 TENANT = "eval"
 DEPTH = 100

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from bastion.access import Principal
@@ -23,6 +22,10 @@ from bastion.storage import Database
 log = logging.getLogger("bastion.experiments")
 GUARDRAIL_CHECK_SECONDS = 30.0
 
+# A model's bias gate: why its last bias report fails the gate (empty: it passes), or None
+# when it has no report. The wiring passes the evaluation's (`saved_report_gate`).
+BiasGate = Callable[[str], list[str] | None]
+
 
 class Experiments:
     def __init__(
@@ -30,11 +33,11 @@ class Experiments:
         db: Database,
         config: BastionConfig,
         audit: AuditLog,
-        reports: Path,
+        bias_gate: BiasGate,
         models: Callable[[], list[ModelConfig]] | None = None,
     ) -> None:
         self.config = config
-        self.reports = reports  # where `bastion eval bias` keeps each model's report
+        self.bias_gate = bias_gate  # judges the report `bastion eval bias` saved for a model
         self.models = models or (lambda: config.models)  # configured and fine-tuned models
         self.store = ExperimentStore(db, config, self.models)
         self.feedback = FeedbackStore(db, audit)
@@ -140,7 +143,8 @@ class Experiments:
     def promote(self, tenant: str, name: str, arm: str, force: bool = False) -> dict[str, Any]:
         """End the experiment naming the winner; the admin then makes it the app's default.
         The winner's model must pass the bias gate on its last `bastion eval bias` report
-        (`force` overrides a failing report, never a missing one that bias_gate requires)."""
+        (`force` overrides a failing report, never a missing one that bias_gate.required
+        requires)."""
         spec, _ = self.store.get(tenant, name)
         variant = next((v for v in spec.variants if v.name == arm), None)
         if variant is None:
@@ -154,17 +158,14 @@ class Experiments:
         return outcome
 
     def _bias_gate(self, spec: ExperimentConfig, variant: VariantConfig, force: bool) -> Any:
-        from bastion.evaluation.bias import bias_gate, saved_report
-
         app = next((a for a in self.config.apps if a.name == spec.app), None)
         model = variant.model or (app.model if app else None) or self.config.resolved_default_model
-        report = saved_report(self.reports, model)
+        reasons = self.bias_gate(model)
         command = f"`bastion eval bias --model {model}`"
-        if report is None:
+        if reasons is None:
             if self.config.bias_gate.required:
                 raise Conflict(f"no bias report for model '{model}': run {command} first")
             return "no report"
-        reasons = bias_gate(report, self.config.bias_gate)
         if reasons and not force:
             raise Conflict(
                 f"model '{model}' fails the bias gate ({'; '.join(reasons)}); promote with "

@@ -1,18 +1,24 @@
-"""The guard interface: `check(text, ctx) -> Verdict`.
+"""The guard interface: `check(text, ctx) -> Verdict`, plus optional per-request hooks.
 
 Guards never call each other; the pipeline runs them in order and merges their verdicts
-into the request's trust report.
+into the request's trust report. What a guard needs around generation (a note in the
+system prompt, text marked as data, placeholders restored for the caller, a citation added
+to the answer) it declares as hooks that the pipeline calls for every guard alike. This
+module depends on no other part of Bastion.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Protocol
 
-from bastion.access.principal import Principal
-from bastion.errors import BastionError
-from bastion.guards.pii.vault import PiiVault
+from pydantic import BaseModel
+
+from bastion.errors import BastionError, ContentBlocked
+from bastion.plugins import Part
 
 log = logging.getLogger("bastion.guards")
 GUARD_FAILED = "guard_failed"
@@ -63,28 +69,137 @@ class Verdict:
         }
 
 
+#: What guards keep for the length of one request (a PII vault, a planted canary), shared
+#: by every stage and hook of that request; each guard keys its entries by its own name.
+RequestState = dict[str, Any]
+
+
 @dataclass
 class GuardContext:
     trace_id: str
-    principal: Principal | None
     app: str
     stage: Stage
     prompt_chars: int = 0
-    vault: PiiVault = field(default_factory=PiiVault)
-    canary: str | None = None  # planted in the system prompt; must never come back out
+    state: RequestState = field(default_factory=dict)
 
 
-class Guard(Protocol):
-    name: str
+@dataclass
+class PromptMessage:
+    role: str
+    content: str
+
+
+@dataclass
+class DataBlock:
+    """Text the model is shown as material, not as instructions (a retrieved source)."""
+
+    label: str
+    text: str
+
+
+@dataclass
+class Prompt:
+    """The conversation as the model will see it, after the input guards and before the
+    pipeline assembles it: hooks may rewrite messages and data blocks and add notes, which
+    the pipeline appends to the system prompt in order."""
+
+    messages: list[PromptMessage]
+    sources: list[DataBlock]
+    grounded: bool  # the app answers from retrieved sources (possibly none matched)
+    notes: list[str]
+    state: RequestState
+
+
+class StreamReveal(Protocol):
+    """Turns streamed text into what the caller sees, holding back what it cannot decide."""
+
+    def feed(self, text: str) -> str: ...
+
+    def flush(self) -> str: ...
+
+
+class RequestHooks:
+    """What a part may do around generation besides checking text. Every method is
+    optional: the defaults change nothing."""
+
+    def load(self) -> None:
+        """Load heavy assets now, so the first request does not wait for them."""
+
+    def before_generation(self, prompt: Prompt) -> None:
+        """Shape the prompt once the input guards have run."""
+
+    def reveal(self, text: str, state: RequestState) -> str:
+        """What the caller sees of checked text (an answer, a citation snippet)."""
+        return text
+
+    def stream_reveal(self, state: RequestState) -> StreamReveal | None:
+        """`reveal` for a stream, fed piece by piece; None when it changes nothing."""
+        return None
+
+    def notice(self, verdicts: Sequence[Verdict], state: RequestState) -> str:
+        """Text added to the end of an allowed answer (a citation of a work it draws on)."""
+        return ""
+
+
+class Guard(RequestHooks):
+    """A check on text. Subclasses set `name` and implement `check`."""
+
+    name: ClassVar[str]
     #: Raised when this guard blocks a request's input.
-    block_error: ClassVar[type[BastionError]]
+    block_error: ClassVar[type[BastionError]] = ContentBlocked
     #: Characters a stream must hold back for this guard to see a whole match.
-    window_chars: int
+    window_chars: int = 0
     #: Characters of already-sent text the guard must see again with the new text (a
     #: match may begin before what is held back); its findings then never redact.
-    lookback_chars: int
+    lookback_chars: int = 0
 
-    def check(self, text: str, ctx: GuardContext) -> Verdict: ...
+    def check(self, text: str, ctx: GuardContext) -> Verdict:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class GuardSetup:
+    """What building a guard may use besides its own settings."""
+
+    home: Path  # BASTION_HOME: where relative paths in its settings start
+    #: Each app's per-app settings for this guard (an instance of its `app_settings`).
+    apps: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class GuardParts:
+    """What one guard part contributes: checks on input (caller's messages and retrieved
+    sources), checks on output, and hook-only helpers."""
+
+    input: list[Guard] = field(default_factory=list)
+    output: list[Guard] = field(default_factory=list)
+    hooks: list[RequestHooks] = field(default_factory=list)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GuardSpec(Part):
+    """A guard as a plug-in: `guards.<name>` in the configuration is its `settings`."""
+
+    #: Where its checks run in the chain, lowest first, on input and output alike (built-in
+    #: guards use 10-90: deny list 10, injection 20, toxicity 30, bias 40, copyright 50, PII
+    #: 90, so PII masking runs last and the others read what the caller wrote).
+    order: int
+    #: settings (an instance of `settings`, or None when it has none), setup -> parts
+    build: Callable[[Any, GuardSetup], GuardParts]
+
+
+class GuardsSettings(Protocol):
+    """The `guards` configuration section as the chain builder reads it."""
+
+    max_input_chars: int
+
+    def section(self, name: str) -> BaseModel | None: ...
+
+
+class AppEntry(Protocol):
+    name: str
+
+    def part_settings(self, model: type[BaseModel]) -> BaseModel: ...
 
 
 def strongest(a: Action, b: Action) -> Action:

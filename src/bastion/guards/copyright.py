@@ -3,13 +3,74 @@ let through with a citation of the work's owner (the app's policy)."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
-from bastion.copyright.matcher import Match, Matcher
-from bastion.errors import BastionError, ContentBlocked
-from bastion.guards.base import Finding, GuardContext, Verdict
+from pydantic import BaseModel, ConfigDict, Field
+
+from bastion.guards.base import (
+    Finding,
+    Guard,
+    GuardContext,
+    GuardParts,
+    GuardSetup,
+    GuardSpec,
+    RequestState,
+    Verdict,
+)
+from bastion.plugins import hookimpl
+from bastion.plugins.hookspecs import Register
+
+if TYPE_CHECKING:
+    from bastion.copyright.matcher import Match, Matcher
 
 CopyrightAction = Literal["block", "attribute", "flag"]
+
+
+class CopyrightSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(
+        True, description="Screen answers for copies of works registered with `bastion protect`."
+    )
+    index_path: str = Field(
+        "protected/index.sqlite",
+        description="The protected-works registry file; relative paths start at BASTION_HOME.",
+    )
+    action: CopyrightAction = Field(
+        "block",
+        description="block: stop the answer; attribute: allow it and cite the work's owner; "
+        "flag: allow it and record the finding.",
+    )
+    min_chars: int = Field(
+        160,
+        ge=40,
+        description="Shortest verbatim copy acted on (characters of the answer, compared after "
+        "normalising case, whitespace and punctuation).",
+    )
+    near_similarity: float = Field(
+        0.8,
+        gt=0,
+        le=1,
+        description="Similarity (0-1, edit-based) at which an edited passage counts as a copy.",
+    )
+    near_min_chars: int = Field(
+        120, ge=40, description="Shortest near-verbatim passage acted on (characters)."
+    )
+
+    def registry_path(self, home: Path) -> Path:
+        """The registry file, relative paths taken from BASTION_HOME."""
+        path = Path(self.index_path).expanduser()
+        return path if path.is_absolute() else home / path
+
+
+class CopyrightAppSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    copyright_action: CopyrightAction | None = Field(
+        None, description="Overrides guards.copyright.action for this app."
+    )
 
 
 def describe(match: Match) -> dict[str, object]:
@@ -31,9 +92,8 @@ def attribution(source: dict[str, object]) -> str:
     return f"Source: “{source['title']}”, © {source['owner']} ({source['license']})."
 
 
-class CopyrightGuard:
+class CopyrightGuard(Guard):
     name = "copyright"
-    block_error: ClassVar[type[BastionError]] = ContentBlocked
     window_chars = 0  # nothing held back: a copy is stopped once it reaches min_chars
 
     def __init__(
@@ -68,3 +128,43 @@ class CopyrightGuard:
         return Verdict(
             self.name, action, max(m.similarity for m in matches), findings, stage=ctx.stage
         )
+
+    def notice(self, verdicts: Sequence[Verdict], state: RequestState) -> str:
+        """Citations of the protected works an answer draws on, for apps whose policy is
+        `attribute` (the answer is allowed with its owners named)."""
+        cited: dict[object, str] = {}
+        for verdict in verdicts:
+            for f in verdict.findings:
+                if f.source and f.source.get("policy") == "attribute":
+                    cited.setdefault(f.source.get("work"), attribution(f.source))
+        return "\n\n" + "\n".join(cited.values()) if cited else ""
+
+
+def build(settings: CopyrightSettings, setup: GuardSetup) -> GuardParts:
+    if not settings.enabled:
+        return GuardParts()
+    from bastion.copyright.matcher import Matcher, MatchRules
+    from bastion.copyright.registry import ProtectedRegistry
+
+    rules = MatchRules(
+        min_chars=settings.min_chars,
+        near_similarity=settings.near_similarity,
+        near_min_chars=settings.near_min_chars,
+    )
+    registry = ProtectedRegistry(settings.registry_path(setup.home))
+    per_app = {n: s.copyright_action for n, s in setup.apps.items() if s.copyright_action}
+    return GuardParts(output=[CopyrightGuard(Matcher(registry, rules), settings.action, per_app)])
+
+
+@hookimpl
+def register_guards(register: Register) -> None:
+    register(
+        GuardSpec(
+            name="copyright",
+            description="answers that copy a work registered with `bastion protect`.",
+            settings=CopyrightSettings,
+            app_settings=CopyrightAppSettings,
+            order=50,
+            build=build,
+        )
+    )

@@ -5,14 +5,12 @@ from __future__ import annotations
 from typing import ClassVar
 
 from bastion.errors import BastionError, PayloadTooLarge
-from bastion.guards.base import Finding, GuardContext, Verdict
+from bastion.guards.base import Finding, Guard, GuardContext, Verdict
 
 
-class InputSizeGuard:
+class InputSizeGuard(Guard):
     name = "input_size"
     block_error: ClassVar[type[BastionError]] = PayloadTooLarge
-    window_chars = 0
-    lookback_chars = 0
 
     def __init__(self, max_chars: int) -> None:
         self.max_chars = max_chars

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import BadRequest
-from bastion.evaluation.datasets import read_json_lines
 from bastion.guards.artefacts import load_model
+from bastion.labelled.datasets import read_json_lines
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from bastion.plugins import Part
+
+if TYPE_CHECKING:
+    from bastion.config import ModelConfig
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -73,6 +79,22 @@ class ModelBackend(Protocol):
     def stream(
         self, messages: list[ChatMessage], params: GenerationParams
     ) -> Iterator[StreamDelta]: ...
+
+
+@dataclass(frozen=True)
+class BackendSetup:
+    """What building a backend may use besides its `models[]` entry."""
+
+    info: ModelInfo
+    cache_root: Path  # where a backend may keep converted weights
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackendSpec(Part):
+    """A model backend as a plug-in: `models[].backend` names it; `needs` lists the
+    `models[]` keys it requires (e.g. `base_url`)."""
+
+    build: Callable[[ModelConfig, BackendSetup], ModelBackend]
 
 
 def truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:

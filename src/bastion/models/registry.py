@@ -11,7 +11,8 @@ from pathlib import Path
 from bastion.config import ModelConfig
 from bastion.errors import NotFound
 from bastion.models.admission import AdmissionGate
-from bastion.models.base import ModelBackend, ModelInfo, Price
+from bastion.models.base import BackendSetup, BackendSpec, ModelBackend, ModelInfo, Price
+from bastion.plugins import registry
 
 
 def model_info(config: ModelConfig) -> ModelInfo:
@@ -99,36 +100,5 @@ class ModelRegistry:
             return self._backends[name]
 
     def _build(self, config: ModelConfig) -> ModelBackend:
-        info = model_info(config)
-        if config.backend == "echo":
-            from bastion.models.echo import EchoBackend
-
-            return EchoBackend(info)
-        if config.backend == "openai":
-            from bastion.models.openai_backend import OpenAICompatibleBackend
-
-            assert config.base_url is not None
-            return OpenAICompatibleBackend.from_env(
-                info,
-                config.base_url,
-                config.api_key_env,
-                remote_model=config.remote_model,
-                timeout_s=config.timeout_s,
-                retries=config.retries,
-            )
-        if config.backend == "llamacpp":
-            from bastion.models.embedded import embedded_gguf_path
-            from bastion.models.llamacpp_backend import LlamaCppBackend
-
-            path = Path(config.path).expanduser() if config.path else embedded_gguf_path()
-            return LlamaCppBackend(info, path, threads=config.threads)
-        from bastion.models.embedded import prepare_embedded_model
-        from bastion.models.transformers_backend import TransformersBackend
-
-        if config.backend == "embedded":
-            path = prepare_embedded_model(self._cache_root)
-        else:
-            assert config.path is not None
-            path = Path(config.path).expanduser()
-        adapter = Path(config.adapter).expanduser() if config.adapter else None
-        return TransformersBackend(info, path, adapter=adapter, threads=config.threads)
+        spec = registry.parts("backend", BackendSpec)[config.backend]
+        return spec.build(config, BackendSetup(model_info(config), self._cache_root))

@@ -18,23 +18,20 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 from rapidfuzz import fuzz
 
 from bastion.audit.log import AuditLog, canonical_json
-from bastion.config import PiiConfig
 from bastion.errors import BadRequest, Conflict, NotFound
 from bastion.experiments.store import FeedbackStore
 from bastion.grounding.records import Skipped
 from bastion.guards.injection.guard import strip_canary_note
 from bastion.guards.injection.spotlight import without_boundaries
 from bastion.guards.pii.detector import DEFAULT_ENTITIES, PiiDetector, PiiSpan
+from bastion.guards.pii.plugin import PiiSettings
 from bastion.guards.pii.vault import PLACEHOLDER
-
-if TYPE_CHECKING:
-    from bastion.platform import Platform
 
 Message = dict[str, str]
 SPLITS = ("train", "validation", "test")
@@ -128,10 +125,10 @@ class Detector(Protocol):
     def detect(self, text: str) -> list[PiiSpan]: ...
 
 
-def pii_detector(config: PiiConfig | None = None) -> PiiDetector:
+def pii_detector(config: PiiSettings | None = None) -> PiiDetector:
     """The project's detector, for the types the gateway masks (those its policy only
     reports, such as places and organisations, stay as they are)."""
-    pii = config or PiiConfig()
+    pii = config or PiiSettings()
     entities = pii.entities or DEFAULT_ENTITIES
     return PiiDetector(tuple(e for e in entities if pii.actions.get(e) != "allow"), pii.threshold)
 
@@ -149,7 +146,8 @@ class _PromptGroup:
 
 
 def from_feedback(
-    source: Platform | tuple[AuditLog, FeedbackStore],
+    audit: AuditLog,
+    store: FeedbackStore,
     tenant: str,
     app: str | None = None,
     *,
@@ -157,7 +155,8 @@ def from_feedback(
     max_rejected_rating: int = 2,
     licence: str = "LicenseRef-Internal",
 ) -> Collected:
-    """Examples from a tenant's rated traces (optionally one app's).
+    """Examples from a tenant's rated traces (optionally one app's): the answers in `audit`,
+    the ratings in `store` (the platform's `experiments.feedback`).
 
     An accepted answer (thumbs up, or a rating of at least `min_rating`) is a supervised
     example; a corrected text is one too, and wins over the answer it corrects. A rejected
@@ -171,9 +170,6 @@ def from_feedback(
             f"max_rejected_rating={max_rejected_rating}, min_rating={min_rating}"
         )
     _check_licence(licence)
-    audit, store = (
-        source if isinstance(source, tuple) else (source.audit, source.experiments.feedback)
-    )
     feedback = store.for_traces(tenant)
     examples: list[Example] = []
     skipped: list[Skipped] = []

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bastion.access import Principal
-from bastion.config import ExperimentConfig, ModelConfig, VariantConfig
+from bastion.access import Policy, Principal
+from bastion.config import BastionConfig, ExperimentConfig, ModelConfig, VariantConfig
 from bastion.errors import BadRequest, Conflict, PermissionDenied
-from bastion.platform import Platform
+from bastion.experiments.store import ExperimentStore
+from bastion.guards.toxicity.plugin import ToxicitySettings
+from bastion.models import ModelRegistry
 from bastion.tuning.dataset import Dataset, SupervisedExample
 from bastion.tuning.forgetting import ForgettingReport, check_candidate
 from bastion.tuning.registry import TunedModels, TunedRecord
@@ -37,6 +39,19 @@ IDENTIFIER_TYPES = (  # personal data an answer must not invent or repeat (names
 )
 
 
+@dataclass(frozen=True)
+class TuningContext:
+    """The parts of the platform a fine-tuning run uses, handed in by the caller (the CLI
+    takes them from its Platform), so that tuning never imports the wiring."""
+
+    home: Path  # BASTION_HOME: the model cache and the job folders are under it
+    config: BastionConfig  # tuning.roles, tuning.forgetting, the toxicity threshold, the apps
+    registry: ModelRegistry  # the base models
+    policy: Policy  # who may use which model
+    tuned: TunedModels  # where tuned models are registered
+    experiments: ExperimentStore  # where promotion starts an A/B experiment
+
+
 @dataclass
 class TuningRequest:
     name: str  # the tuned model's name
@@ -47,7 +62,7 @@ class TuningRequest:
     space: SearchSpace | None = None
 
 
-def _base_weights(platform: Platform, config: ModelConfig) -> Path:
+def _base_weights(home: Path, config: ModelConfig) -> Path:
     """The weights folder a model is served from; only such a model can be fine-tuned."""
     if config.tenant is not None or config.adapter:
         raise BadRequest(
@@ -57,7 +72,7 @@ def _base_weights(platform: Platform, config: ModelConfig) -> Path:
     if config.backend == "embedded":
         from bastion.models.embedded import model_cache_root, prepare_embedded_model
 
-        return prepare_embedded_model(model_cache_root(platform.home))
+        return prepare_embedded_model(model_cache_root(home))
     if config.backend == "local" and config.path:
         return Path(config.path).expanduser().resolve()
     raise BadRequest(
@@ -66,15 +81,15 @@ def _base_weights(platform: Platform, config: ModelConfig) -> Path:
     )
 
 
-def authorize(platform: Platform, principal: Principal, base_model: str) -> ModelConfig:
+def authorize(ctx: TuningContext, principal: Principal, base_model: str) -> ModelConfig:
     """The base model's config, when this principal may fine-tune it."""
-    if principal.role not in platform.config.tuning.roles:
+    if principal.role not in ctx.config.tuning.roles:
         raise PermissionDenied(
             f"role '{principal.role}' may not fine-tune models; tuning.roles allows "
-            f"{', '.join(platform.config.tuning.roles)}"
+            f"{', '.join(ctx.config.tuning.roles)}"
         )
-    config = platform.registry.config(base_model, principal.tenant)
-    if not platform.policy.allows_model(principal, base_model):
+    config = ctx.registry.config(base_model, principal.tenant)
+    if not ctx.policy.allows_model(principal, base_model):
         raise PermissionDenied(
             f"role '{principal.role}' may not use model '{base_model}', so may not tune it; "
             f"ask an admin to extend access.policies.{principal.role}.models"
@@ -97,7 +112,7 @@ def safety_detectors() -> tuple[Callable[[str], float], Callable[[str], bool]]:
 
 
 def run(
-    platform: Platform,
+    ctx: TuningContext,
     principal: Principal,
     request: TuningRequest,
     *,
@@ -106,16 +121,16 @@ def run(
 ) -> tuple[TunedRecord, ForgettingReport]:
     """Train, check and register a tuned model; a rejected candidate is registered as
     rejected (never served), so its report stays with its lineage."""
-    tuned: TunedModels = platform.tuned
+    tuned = ctx.tuned
     tuned.check_name(request.name)
     if tuned.find(request.name) is not None:
         raise Conflict(f"a tuned model named '{request.name}' exists; choose another name")
-    if request.name in platform.registry.names(principal.tenant):
+    if request.name in ctx.registry.names(principal.tenant):
         raise Conflict(f"'{request.name}' is a configured model's name; choose another")
-    base_config = authorize(platform, principal, request.base_model)
-    base_path = _base_weights(platform, base_config)
+    base_config = authorize(ctx, principal, request.base_model)
+    base_path = _base_weights(ctx.home, base_config)
     data = Dataset.load(request.dataset)
-    job_dir = platform.home / "tuning" / request.name
+    job_dir = ctx.home / "tuning" / request.name
     if job_dir.exists() and not resume:
         raise Conflict(
             f"{job_dir} holds an unfinished run of '{request.name}'; pass --resume to continue "
@@ -147,10 +162,10 @@ def run(
         result.config.method,
         Path(result.output_path),
         test,
-        platform.config.tuning.forgetting,
+        ctx.config.tuning.forgetting,
         toxicity=toxicity,
         pii=leaks,
-        toxicity_threshold=platform.config.guards.toxicity.threshold,
+        toxicity_threshold=ctx.config.guards.settings("toxicity", ToxicitySettings).threshold,
         progress=progress,
     )
     record = tuned.register(
@@ -185,7 +200,7 @@ def _training_metrics(result: TrainResult) -> dict[str, Any]:
 
 
 def promote(
-    platform: Platform,
+    ctx: TuningContext,
     principal: Principal,
     name: str,
     app: str,
@@ -196,18 +211,18 @@ def promote(
 ) -> dict[str, Any]:
     """Start an A/B experiment: the app's current model (control) against the tuned one.
     Nothing is replaced; the experiment's own promote decides."""
-    record = platform.tuned.get(name, principal.tenant)
+    record = ctx.tuned.get(name, principal.tenant)
     if record.status == "rejected":
         reasons = record.metrics.get("forgetting", {}).get("reasons", [])
         raise Conflict(
             f"'{name}' was rejected by the forgetting guard ({'; '.join(reasons)}); "
             "it cannot be put in front of users"
         )
-    authorize(platform, principal, record.base_model)
-    app_config = platform.config.app(app)
+    authorize(ctx, principal, record.base_model)
+    app_config = ctx.config.app(app)
     if app_config is None:
         raise BadRequest(f"app '{app}' is not configured")
-    current = app_config.model or platform.config.resolved_default_model
+    current = app_config.model or ctx.config.resolved_default_model
     if not 0 < weight < 100:
         raise BadRequest("--weight is the tuned model's share in percent: between 0 and 100")
     spec = ExperimentConfig(
@@ -220,6 +235,6 @@ def promote(
         ],
         traffic=traffic,
     )
-    created = platform.experiments.store.create(spec)
-    platform.tuned.set_status(name, "testing")
+    created = ctx.experiments.create(spec)
+    ctx.tuned.set_status(name, "testing")
     return created

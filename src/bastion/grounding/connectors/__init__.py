@@ -1,50 +1,68 @@
-"""Connectors read a configured source and yield canonical records (or what they skipped)."""
+"""Connectors read a configured source and yield canonical records (or what they skipped).
+
+Each connector is a plug-in (`ConnectorSpec`); `sources[].kind` names it. The built-in
+ones are registered in `builtin.py`.
+"""
 
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from bastion.config import SourceConfig
 from bastion.errors import ConfigError
-from bastion.grounding.connectors.documents import read_documents
-from bastion.grounding.connectors.slack import read_slack
-from bastion.grounding.connectors.tabular import read_csv, read_json, read_jsonl, read_sql
 from bastion.grounding.connectors.tree import SourceTree
 from bastion.grounding.records import Skipped, SourceRecord
+from bastion.plugins import Part, registry
+
+Records = Iterator[SourceRecord | Skipped]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectorSpec(Part):
+    """A connector as a plug-in: `needs` lists the `sources[]` keys it requires."""
+
+    #: (the source's configuration, BASTION_HOME) -> its records. A source that cannot be
+    #: opened at all raises ConfigError, so that it never reads as 'all records deleted'.
+    read: Callable[[SourceConfig, Path], Records]
+
+
+def read_source(cfg: SourceConfig, home: Path) -> Records:
+    """Every record of the source, read by its registered connector."""
+    yield from registry.parts("connector", ConnectorSpec)[cfg.kind].read(cfg, home)
 
 
 def source_path(cfg: SourceConfig, home: Path) -> Path:
+    """The source's `path`, which must exist; relative paths start at BASTION_HOME."""
     assert cfg.path is not None
     path = Path(cfg.path.replace("{home}", str(home))).expanduser()
-    return path if path.is_absolute() else home / path
-
-
-def read_source(cfg: SourceConfig, home: Path) -> Iterator[SourceRecord | Skipped]:
-    """Every record of the source. A source that cannot be opened at all is a ConfigError,
-    so that a missing folder never reads as 'all records deleted'."""
-    if cfg.kind == "sql":
-        yield from read_sql(cfg, home)
-        return
-    path = source_path(cfg, home)
+    path = path if path.is_absolute() else home / path
     if not path.exists():
         raise ConfigError(f"sources[{cfg.name}].path: {path} does not exist")
-    if cfg.kind in ("csv", "jsonl", "json"):
-        if not path.is_file():
-            raise ConfigError(f"sources[{cfg.name}].path: {path} is not a file")
-        reader = {"csv": read_csv, "jsonl": read_jsonl, "json": read_json}[cfg.kind]
-        try:
-            yield from reader(cfg, path)
-        except ValueError as exc:  # too large
-            raise ConfigError(f"sources[{cfg.name}]: {path.name}: {exc}") from exc
-        return
+    return path
+
+
+def source_file(cfg: SourceConfig, home: Path) -> Path:
+    """The source's `path`, which must be a file."""
+    path = source_path(cfg, home)
+    if not path.is_file():
+        raise ConfigError(f"sources[{cfg.name}].path: {path} is not a file")
+    return path
+
+
+@contextmanager
+def source_tree(cfg: SourceConfig, home: Path) -> Iterator[SourceTree]:
+    """The source's folder or zip file, opened for reading."""
+    path = source_path(cfg, home)
     try:
         tree = SourceTree(path, int(cfg.max_file_mb * 1e6))
     except zipfile.BadZipFile as exc:
         message = f"sources[{cfg.name}].path: {path} is not a folder or a zip file ({exc})"
         raise ConfigError(message) from exc
     try:
-        yield from (read_slack if cfg.kind == "slack" else read_documents)(cfg, tree)
+        yield tree
     finally:
         tree.close()

@@ -3,22 +3,17 @@ protected group, naming the sentence, the group and the attribute."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-
-from bastion.errors import BastionError, ContentBlocked
-from bastion.guards.base import Finding, GuardContext, Verdict
+from bastion.guards.base import Finding, Guard, GuardContext, Verdict
 from bastion.guards.bias.detector import BiasDetector, sentence_spans
+from bastion.guards.bias.plugin import BiasAction
 
-BiasAction = Literal["flag", "block"]
 FINDING_KIND = "bias_generalisation"
 
 
-class BiasGuard:
+class BiasGuard(Guard):
     name = "bias"
-    block_error: ClassVar[type[BastionError]] = ContentBlocked
     # Judged per sentence: a stream holds back enough to see a long sentence whole.
     window_chars = 400
-    lookback_chars = 0
 
     def __init__(
         self, detector: BiasDetector, threshold: float = 0.6, action: BiasAction = "flag"

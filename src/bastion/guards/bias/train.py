@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import BadRequest
-from bastion.evaluation.metrics import binary_scores
 from bastion.guards.artefacts import save_model
 from bastion.guards.bias.detector import (
     LEXICON_FILE,
@@ -24,6 +23,7 @@ from bastion.guards.bias.detector import (
 )
 from bastion.guards.data import HERE as DATA_DIR
 from bastion.guards.text_classifier import Example, read_labelled, training_card
+from bastion.labelled.metrics import binary_scores
 
 SHIPPED_TRAIN = DATA_DIR / "bias_generalisations_train.jsonl"
 THRESHOLD = 0.6  # the default threshold; the card's figures are measured at it

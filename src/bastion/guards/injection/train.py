@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from bastion.errors import BadRequest
-from bastion.evaluation.metrics import binary_scores
 from bastion.guards.artefacts import save_model
 from bastion.guards.data import SHIPPED_BENIGN, prompt_lines
 from bastion.guards.injection.detector import build_classifier, load_rules, rule_hits
 from bastion.guards.text_classifier import Example, out_of_fold_scores, read_labelled, training_card
+from bastion.labelled.metrics import binary_scores
 
 
 def read_unlabelled(path: Path, label: int, source: str | None = None) -> list[Example]:

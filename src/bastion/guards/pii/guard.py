@@ -2,28 +2,35 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from cryptography.fernet import Fernet
 
-from bastion.errors import BastionError, ContentBlocked
-from bastion.guards.base import Finding, GuardContext, Verdict
+from bastion.guards.base import (
+    Finding,
+    Guard,
+    GuardContext,
+    RequestState,
+    StreamReveal,
+    Verdict,
+)
 from bastion.guards.pii.detector import PiiDetector, PiiSpan
-from bastion.guards.pii.vault import PLACEHOLDER
+from bastion.guards.pii.plugin import PiiAction
+from bastion.guards.pii.vault import PLACEHOLDER, PiiVault, StreamUnmasker
 
-PiiAction = Literal["mask", "block", "allow"]
+_VAULT = "pii.vault"  # the request's vault, in the request state
 
 
-class PiiMasker:
+class PiiMasker(Guard):
     """Replaces each PII value with a typed placeholder from the request's vault.
 
     On input, the policy (per entity type, overridable per app) decides mask, block or
     allow. On output, any PII the caller did not send (a leak) is masked and never
-    restored. Findings carry types and placeholders, never the values themselves.
+    restored. Findings carry types and placeholders, never the values themselves. The
+    placeholders are restored for the caller alone (`reveal`), from a vault that lives as
+    long as the request and is sealed with `fernet`.
     """
 
     name = "pii"
-    block_error: ClassVar[type[BastionError]] = ContentBlocked
     window_chars = 64
-    lookback_chars = 0
 
     def __init__(
         self,
@@ -33,8 +40,10 @@ class PiiMasker:
         app_actions: dict[str, dict[str, PiiAction]] | None = None,
         *,
         output_ner: bool = False,
+        fernet: Fernet | None = None,
     ) -> None:
         self.detector = detector
+        self._fernet = fernet
         self.output_ner = output_ner
         self.actions = actions
         self.default_action = default_action
@@ -43,6 +52,19 @@ class PiiMasker:
     def load(self) -> None:
         self.detector.load()
 
+    def vault(self, state: RequestState) -> PiiVault:
+        """The request's vault, made on first use."""
+        vault = state.get(_VAULT)
+        if vault is None:
+            vault = state[_VAULT] = PiiVault(self._fernet)
+        return vault
+
+    def reveal(self, text: str, state: RequestState) -> str:
+        return self.vault(state).unmask(text)
+
+    def stream_reveal(self, state: RequestState) -> StreamReveal:
+        return StreamUnmasker(self.vault(state))
+
     def action_for(self, entity_type: str, app: str) -> PiiAction:
         for table in (self.app_actions.get(app, {}), self.actions):
             if entity_type in table:
@@ -50,6 +72,7 @@ class PiiMasker:
         return self.default_action
 
     def check(self, text: str, ctx: GuardContext) -> Verdict:
+        vault = self.vault(ctx.state)
         use_ner = ctx.stage != "output" or self.output_ner
         found = self.detector.detect(text, use_ner=use_ner)
         spans = [s for s in found if not _inside_placeholder(text, s)]
@@ -58,7 +81,7 @@ class PiiMasker:
                 s
                 for s in spans
                 if self.action_for(s.entity_type, ctx.app) != "allow"
-                and not _sent_by_caller(ctx, s, text)
+                and not vault.knows(s.entity_type, text[s.start : s.end])
             ]
         if not spans:
             return Verdict(self.name)
@@ -76,7 +99,7 @@ class PiiMasker:
         masked = [s for s, a in decided if a == "mask"]
         for span, action in decided:
             if action == "allow":
-                ctx.vault.allow(span.entity_type, text[span.start : span.end])
+                vault.allow(span.entity_type, text[span.start : span.end])
         if not masked:
             findings = [
                 Finding(s.entity_type, "allowed by policy", s.start, s.end) for s, _ in decided
@@ -89,7 +112,7 @@ class PiiMasker:
                 detail,
                 s.start,
                 s.end,
-                ctx.vault.placeholder(
+                vault.placeholder(
                     s.entity_type, text[s.start : s.end], restorable=ctx.stage != "output"
                 ),
             )
@@ -103,7 +126,3 @@ class PiiMasker:
 
 def _inside_placeholder(text: str, span: PiiSpan) -> bool:
     return any(m.start() <= span.start and span.end <= m.end() for m in PLACEHOLDER.finditer(text))
-
-
-def _sent_by_caller(ctx: GuardContext, span: PiiSpan, text: str) -> bool:
-    return ctx.vault.knows(span.entity_type, text[span.start : span.end])

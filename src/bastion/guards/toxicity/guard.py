@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-
-from bastion.errors import BastionError, ContentBlocked
-from bastion.guards.base import Finding, GuardContext, Verdict
+from bastion.guards.base import Finding, Guard, GuardContext, Verdict
 from bastion.guards.toxicity.detector import ToxicityDetector
+from bastion.guards.toxicity.plugin import ToxicityAction
 
-ToxicityAction = Literal["block", "flag"]
 
-
-class ToxicityGuard:
+class ToxicityGuard(Guard):
     name = "toxicity"
-    block_error: ClassVar[type[BastionError]] = ContentBlocked
     window_chars = 200  # a stream is judged on its last 200 characters as well
-    lookback_chars = 0
 
     def __init__(
         self,

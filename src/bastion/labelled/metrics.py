@@ -1,4 +1,4 @@
-"""Metrics shared by the evaluations and benchmarks."""
+"""Metrics shared by the guards' training, the evaluations and the benchmarks."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from bastion.evaluation.datasets import GoldSpan
+from bastion.labelled.datasets import GoldSpan
 
 
 def _overlap(a: tuple[int, int], b: tuple[int, int]) -> int:

@@ -1,0 +1,1 @@
+"""PII: masks personal data in prompts (reversibly, per request) and in leaked answers."""

@@ -1,0 +1,90 @@
+"""The built-in model backends, registered as plug-ins. Each is imported only when a model
+that uses it is first asked for, so listing them costs nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bastion.config import ModelConfig
+from bastion.models.base import BackendSetup, BackendSpec, ModelBackend
+from bastion.plugins import hookimpl
+from bastion.plugins.hookspecs import Register
+
+
+def _echo(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
+    from bastion.models.echo import EchoBackend
+
+    return EchoBackend(setup.info)
+
+
+def _openai(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
+    from bastion.models.openai_backend import OpenAICompatibleBackend
+
+    assert config.base_url is not None
+    return OpenAICompatibleBackend.from_env(
+        setup.info,
+        config.base_url,
+        config.api_key_env,
+        remote_model=config.remote_model,
+        timeout_s=config.timeout_s,
+        retries=config.retries,
+    )
+
+
+def _llamacpp(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
+    from bastion.models.embedded import embedded_gguf_path
+    from bastion.models.llamacpp_backend import LlamaCppBackend
+
+    path = Path(config.path).expanduser() if config.path else embedded_gguf_path()
+    return LlamaCppBackend(setup.info, path, threads=config.threads)
+
+
+def _transformers(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
+    from bastion.models.embedded import prepare_embedded_model
+    from bastion.models.transformers_backend import TransformersBackend
+
+    if config.backend == "embedded":
+        path = prepare_embedded_model(setup.cache_root)
+    else:
+        assert config.path is not None
+        path = Path(config.path).expanduser()
+    adapter = Path(config.adapter).expanduser() if config.adapter else None
+    return TransformersBackend(setup.info, path, adapter=adapter, threads=config.threads)
+
+
+@hookimpl
+def register_backends(register: Register) -> None:
+    register(
+        BackendSpec(
+            name="embedded",
+            description="the bundled SmolLM2-135M-Instruct (transformers)",
+            build=_transformers,
+        )
+    )
+    register(
+        BackendSpec(
+            name="local",
+            description="a transformers weights folder (`path`), optionally with a PEFT `adapter`",
+            needs=("path",),
+            build=_transformers,
+        )
+    )
+    register(
+        BackendSpec(
+            name="openai",
+            description="a remote OpenAI-compatible server (`base_url`): vLLM, llama.cpp "
+            "server, Ollama",
+            needs=("base_url",),
+            build=_openai,
+        )
+    )
+    register(
+        BackendSpec(
+            name="llamacpp",
+            description="a GGUF file through llama-cpp-python (`path`; default: the embedded one)",
+            build=_llamacpp,
+        )
+    )
+    register(
+        BackendSpec(name="echo", description="a test double that repeats the prompt", build=_echo)
+    )
