@@ -24,13 +24,13 @@ run: install
 	$(BIN)/bastion serve
 
 lint: install
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests benchmarks scripts docs
+	$(BIN)/ruff format --check src tests benchmarks scripts docs
 	$(BIN)/mypy
-	$(BIN)/python scripts/sync_readme.py --check
+	$(BIN)/python scripts/sync_docs.py --check
 
 docs: install
-	$(BIN)/python scripts/sync_readme.py
+	$(BIN)/python scripts/sync_docs.py
 
 test: lint
 	$(BIN)/pytest

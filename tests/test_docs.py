@@ -8,13 +8,15 @@ from bastion.config import reference_rows
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_config_reference_matches_the_code() -> None:
-    spec = importlib.util.spec_from_file_location("sync_readme", ROOT / "scripts/sync_readme.py")
+def test_docs_match_the_code() -> None:
+    """README's configuration reference and docs/extending.md's example code."""
+    spec = importlib.util.spec_from_file_location("sync_docs", ROOT / "scripts/sync_docs.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    text = (ROOT / "README.md").read_text()
-    assert module.synced(text) == text, "README.md is out of date: run `make docs`"
+    for path, sync in module.SYNCED.items():
+        text = path.read_text()
+        assert sync(text) == text, f"{path.name} is out of date: run `make docs`"
 
 
 def test_every_setting_is_described() -> None:

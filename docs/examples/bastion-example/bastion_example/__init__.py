@@ -1,0 +1,1 @@
+"""Example Bastion plug-ins: each module registers one part through a hook."""
