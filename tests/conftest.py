@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -19,9 +19,6 @@ import yaml
 from bastion.config import BastionConfig, load_config
 from bastion.platform import Platform
 from bastion.server import create_app
-
-if TYPE_CHECKING:
-    from bastion.tuning.job import TuningContext
 
 REPO = Path(__file__).resolve().parents[1]
 # The embedded model is converted once per checkout and shared by every test run.
@@ -129,20 +126,6 @@ def ask_default_and_app(
     finally:
         platform.close()
     return default, overridden
-
-
-def tuning_context(platform: Platform) -> TuningContext:
-    """The parts of `platform` that fine-tuning uses, as `bastion tune` hands them over."""
-    from bastion.tuning.job import TuningContext  # torch: only where a test tunes
-
-    return TuningContext(
-        home=platform.home,
-        config=platform.config,
-        registry=platform.registry,
-        policy=platform.policy,
-        tuned=platform.tuned,
-        experiments=platform.experiments.store,
-    )
 
 
 @pytest.fixture

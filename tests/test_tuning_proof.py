@@ -18,7 +18,7 @@ from bastion.errors import Conflict
 from bastion.models import ChatMessage, GenerationParams
 from bastion.platform import Platform
 from bastion.tuning.dataset import build_dataset, from_jsonl
-from conftest import tuning_context, write_config
+from conftest import write_config
 
 pytestmark = [
     pytest.mark.slow,
@@ -174,7 +174,5 @@ def test_an_over_trained_full_fine_tune_is_rejected(home: Path, dataset: Path) -
     from bastion.tuning.job import promote
 
     with pytest.raises(Conflict, match="rejected by the forgetting guard"):
-        promote(
-            tuning_context(platform), Principal("acme", "alice", "admin"), "acme-overfit", "support"
-        )
+        promote(platform.tuning(), Principal("acme", "alice", "admin"), "acme-overfit", "support")
     platform.close()

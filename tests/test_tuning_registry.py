@@ -13,7 +13,7 @@ from bastion.access import Principal
 from bastion.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from bastion.platform import Platform
 from bastion.tuning import job
-from conftest import ECHO_CONFIG, LiveServer, tuning_context, write_config
+from conftest import ECHO_CONFIG, LiveServer, write_config
 
 ADMIN = Principal("acme", "alice", "admin")
 
@@ -129,7 +129,7 @@ def test_promote_starts_an_experiment_against_the_current_model(
 ) -> None:
     register(platform, tmp_path)
     platform.registry.refresh(force=True)
-    tuning = tuning_context(platform)
+    tuning = platform.tuning()
     # The app's users must be allowed the tuned model before it can reach them.
     with pytest.raises(PermissionDenied, match=r"access\.policies\.user\.models"):
         job.promote(tuning, ADMIN, "acme-support", "concise")
@@ -155,7 +155,7 @@ def test_promote_refuses_rejected_models_and_other_tenants(
         status="rejected",
         metrics={"forgetting": {"reasons": ["general accuracy fell 0.2"]}},
     )
-    tuning = tuning_context(platform)
+    tuning = platform.tuning()
     with pytest.raises(Conflict, match="general accuracy fell"):
         job.promote(tuning, ADMIN, "acme-support", "concise")
     with pytest.raises(NotFound):
@@ -164,7 +164,7 @@ def test_promote_refuses_rejected_models_and_other_tenants(
 
 
 def test_who_may_tune_what(platform: Platform) -> None:
-    tuning = tuning_context(platform)
+    tuning = platform.tuning()
     with pytest.raises(PermissionDenied, match="may not fine-tune"):
         job.authorize(tuning, Principal("acme", "u", "user"), "echo")
     assert job.authorize(tuning, Principal("acme", "d", "developer"), "echo").name == "echo"
@@ -178,7 +178,7 @@ def test_a_tuning_role_still_needs_the_model_policy(home: Path) -> None:
     config = {**ECHO_CONFIG, "tuning": {"roles": ["admin", "user"]}}
     platform = Platform.open(home, write_config(home, config))
     try:
-        tuning = tuning_context(platform)
+        tuning = platform.tuning()
         user = Principal("acme", "u", "user")
         assert job.authorize(tuning, user, "echo").name == "echo"
         with pytest.raises(PermissionDenied, match="may not use model 'echo-premium'"):

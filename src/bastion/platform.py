@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bastion.access import AccessStore, Policy
 from bastion.audit import AuditLog
@@ -17,6 +18,9 @@ from bastion.models.embedded import model_cache_root
 from bastion.pipeline import Pipeline
 from bastion.storage import Database
 from bastion.tuning.registry import TunedModels
+
+if TYPE_CHECKING:
+    from bastion.tuning.job import TuningContext
 
 
 @dataclass
@@ -61,6 +65,19 @@ class Platform:
             experiments,
             pipeline,
             tuned,
+        )
+
+    def tuning(self) -> TuningContext:
+        """The parts that fine-tuning uses (tuning never imports this wiring module)."""
+        from bastion.tuning.job import TuningContext  # torch: only when tuning
+
+        return TuningContext(
+            home=self.home,
+            config=self.config,
+            registry=self.registry,
+            policy=self.policy,
+            tuned=self.tuned,
+            experiments=self.experiments.store,
         )
 
     def close(self) -> None:

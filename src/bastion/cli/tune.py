@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,10 +13,6 @@ from rich.table import Table
 from bastion.cli.common import _as, _platform, console, err, reports_errors
 from bastion.config import read_yaml
 from bastion.errors import BadRequest, BastionError
-
-if TYPE_CHECKING:
-    from bastion.platform import Platform
-    from bastion.tuning.job import TuningContext
 
 tune_app = typer.Typer(help="Fine-tuning from feedback.", no_args_is_help=True)
 
@@ -65,20 +61,6 @@ def tune_dataset(
         dataset = build_dataset(sources)
     folder = dataset.save(out)
     print(json.dumps({"folder": str(folder), "card": dataset.card.to_dict()}, indent=2))
-
-
-def _tuning(platform: Platform) -> TuningContext:
-    """The parts of the platform that fine-tuning uses."""
-    from bastion.tuning.job import TuningContext
-
-    return TuningContext(
-        home=platform.home,
-        config=platform.config,
-        registry=platform.registry,
-        policy=platform.policy,
-        tuned=platform.tuned,
-        experiments=platform.experiments.store,
-    )
 
 
 def _train_config(file: Path | None, overrides: dict[str, Any]) -> Any:
@@ -147,7 +129,7 @@ def tune_run(
     platform = _platform()
     principal = _as(platform, as_user)
     request = TuningRequest(name, base, data, config, trials)
-    record, report = run(_tuning(platform), principal, request, resume=resume)
+    record, report = run(platform.tuning(), principal, request, resume=resume)
     err.print(report.render_text(), highlight=False)
     print(json.dumps({"name": record.name, "status": record.status, "reasons": report.reasons}))
     if not report.accepted:
@@ -216,7 +198,7 @@ def tune_promote(
 
     platform = _platform()
     created = promote(
-        _tuning(platform),
+        platform.tuning(),
         _as(platform, as_user),
         name,
         app_name,
