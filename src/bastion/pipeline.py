@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -64,6 +64,7 @@ class ChatRequest:
     stream: bool = False
     account: str | None = None  # the end customer's account, for account-level experiments
     app_run: str | None = None  # the app run this call belongs to (its audit records say so)
+    sources: list[Chunk] = field(default_factory=list)  # material an app's program supplies
 
 
 @dataclass
@@ -227,6 +228,8 @@ class ApplyAppTemplate:
 
 class Retrieve:
     """For a grounded app: the chunks the principal may read that best match the question.
+    An app's program may supply its material instead (Slack messages, a case); either way
+    the sources are guarded, withheld when poisoned, and marked as data like any other.
 
     The question is the last user message; the ACL filter runs inside the search."""
 
@@ -236,6 +239,11 @@ class Retrieve:
         self._grounding = grounding
 
     def run(self, ctx: RequestContext) -> None:
+        supplied = ctx.request.sources
+        if supplied:
+            ctx.sources = [RetrievedSource(n, c, c.text) for n, c in enumerate(supplied, 1)]
+            ctx.extra["grounding"] = {"supplied": [c.id for c in supplied]}
+            return
         if ctx.app is None or not ctx.app.sources:
             return
         assert ctx.principal is not None
@@ -389,7 +397,8 @@ GROUNDING_RULE = (
 
 
 class Route:
-    """Pick the model that answers. Experiments replace this stage with arm assignment."""
+    """Pick the model that answers, and fill in the sampling settings the request left out
+    with that model's (so the answer and its audit record show the settings used)."""
 
     name = "route"
 
@@ -400,6 +409,11 @@ class Route:
         assert ctx.model is not None
         info = self._registry.info(ctx.model)
         ctx.extra["route"] = {"model": info.name, "backend": info.backend}
+        ctx.request.params, sources = self._registry.sampling_params(
+            ctx.model, ctx.request.params
+        )
+        used = ctx.request.params.sampling()
+        ctx.extra["sampling"] = {**asdict(used), "source": sources}
 
 
 def default_stages(
@@ -763,6 +777,8 @@ class Pipeline:
             "model": ctx.model,
             "trust": ctx.trust_report(),
         }
+        if "sampling" in ctx.extra:
+            field["sampling"] = ctx.extra["sampling"]
         if "experiment" in ctx.extra:
             field["experiment"] = ctx.extra["experiment"]
         if "grounding" in ctx.extra:

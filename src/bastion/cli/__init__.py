@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from bastion.cli.ab import ab_app
+from bastion.cli.app import app_app
 from bastion.cli.audit import audit_app
 from bastion.cli.config import config_app
 from bastion.cli.demo import demo_app
@@ -28,6 +29,7 @@ app = typer.Typer(
 for command in (serve, chat, ingest, index, search, ask, feedback):
     app.command()(command)
 
+app.add_typer(app_app, name="app")
 app.add_typer(protect_app, name="protect")
 app.add_typer(tune_app, name="tune")
 app.add_typer(ab_app, name="ab")

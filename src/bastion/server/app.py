@@ -25,6 +25,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion import __version__
 from bastion.access import Principal
+from bastion.apps import app_specs, execute, start_run
+from bastion.apps.runs import AppRuns, BackgroundRuns
 from bastion.config import ExperimentConfig
 from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenied
 from bastion.models import ChatMessage, GenerationParams
@@ -32,6 +34,10 @@ from bastion.observability import HTTP_LATENCY
 from bastion.pipeline import ChatRequest, Completion, StreamEvent
 from bastion.platform import Platform
 from bastion.server.schemas import (
+    AppInfo,
+    AppList,
+    AppRunRequest,
+    AppRunResponse,
     ChatCompletionRequest,
     ChatCompletionResponse,
     ErrorResponse,
@@ -296,14 +302,19 @@ async def _sse_stream(
 def create_app(platform: Platform) -> FastAPI:
     """Build the FastAPI application around an opened Platform."""
 
+    runs = AppRuns(platform.db)
+    background = BackgroundRuns()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Guardrails stop a bad arm even when nobody is reading the report.
         watcher = platform.experiments.watch_guardrails()
+        runs.interrupt_orphans()  # runs a stopped server left behind
         try:
             yield
         finally:
             watcher.set()
+            background.shutdown()
 
     app = FastAPI(
         title="Bastion",
@@ -515,6 +526,63 @@ def create_app(platform: Platform) -> FastAPI:
         return await run_in_threadpool(
             platform.experiments.promote, principal.tenant, name, body.arm, body.force
         )
+
+    @app.get("/v1/apps", response_model=AppList, responses=_ERRORS, tags=["apps"])
+    def apps_list(authorization: str | None = Header(None)) -> AppList:
+        """The registered apps the caller's role may run, with their input and output schemas."""
+        principal = principal_of(authorization)
+        return AppList(
+            data=[
+                AppInfo(
+                    name=name,
+                    description=spec.description,
+                    input_schema=spec.input.model_json_schema(),
+                    output_schema=spec.output.model_json_schema(),
+                )
+                for name, spec in sorted(app_specs().items())
+                if platform.policy.allows_app(principal, name)
+            ]
+        )
+
+    @app.post(
+        "/v1/apps/{name}/runs",
+        response_model=AppRunResponse,
+        responses={**_ERRORS, 202: {"model": AppRunResponse}},
+        tags=["apps"],
+        openapi_extra=_json_body(AppRunRequest),
+    )
+    async def apps_run(
+        name: str, http_request: Request, authorization: str | None = Header(None)
+    ) -> JSONResponse:
+        """Run an app as the caller: the result (200), or with `background` the run's id at
+        once (202). Every model call of the run goes through the pipeline and the audit."""
+        body = _parse_body(await http_request.body(), AppRunRequest)
+        principal = await run_in_threadpool(principal_of, authorization)
+        pending = await run_in_threadpool(
+            lambda: start_run(platform, name, body.input, principal, model=body.model)
+        )
+        if body.background:
+            try:
+                background.submit(lambda: execute(pending))
+            except Overloaded as exc:
+                runs.fail(pending.run.run_id, exc.message, [])
+                raise
+        else:
+            await run_in_threadpool(execute, pending)
+        run = await run_in_threadpool(runs.get, pending.run.run_id, principal, name)
+        return JSONResponse(run, status_code=202 if body.background else 200)
+
+    @app.get(
+        "/v1/apps/{name}/runs/{run_id}",
+        response_model=AppRunResponse,
+        responses=_ERRORS,
+        tags=["apps"],
+    )
+    def apps_run_status(
+        name: str, run_id: str, authorization: str | None = Header(None)
+    ) -> dict[str, Any]:
+        """A run's progress and, once done, its output (its starter, or an admin)."""
+        return runs.get(run_id, principal_of(authorization), name)
 
     return app
 

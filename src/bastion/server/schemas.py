@@ -152,3 +152,50 @@ class PromoteRequest(BaseModel):
     force: bool = Field(
         False, description="Promote even though the arm's model fails the bias gate."
     )
+
+
+class AppRunRequest(BaseModel):
+    """Start a run of a registered app (`GET /v1/apps` lists them with their input schemas)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: dict[str, Any] = Field(default_factory=dict, description="The app's input.")
+    model: str | None = Field(None, description="Registered model; default: the app's model.")
+    background: bool = Field(
+        False,
+        description="Answer at once with the run's id (202) and run it in the background; "
+        "poll GET /v1/apps/{name}/runs/{id} for progress and the result.",
+    )
+
+
+class AppRunProgress(BaseModel):
+    done: int
+    total: int | None
+    note: str
+
+
+class AppRunResponse(BaseModel):
+    id: str = Field(description="The run id; the audit records of its model calls name it.")
+    app: str
+    user: str
+    model: str | None
+    status: Literal["running", "done", "failed"]
+    progress: AppRunProgress
+    input: dict[str, Any]
+    output: dict[str, Any] | None = Field(description="The app's output schema, when done.")
+    error: str | None
+    calls: list[str] = Field(description="Trace ids of the run's model calls, in order.")
+    created_at: str
+    finished_at: str | None
+
+
+class AppInfo(BaseModel):
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+    output_schema: dict[str, Any]
+
+
+class AppList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[AppInfo]

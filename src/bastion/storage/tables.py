@@ -157,3 +157,27 @@ class TunedModel(Base):
     status: Mapped[str] = mapped_column(String(16))  # accepted, rejected, testing
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AppRunRow(Base):
+    """One run of an application: who started it, its input, progress and result. Each of
+    its model calls has an audit record that names the run (`extra.app_run`)."""
+
+    __tablename__ = "app_runs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the run id
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    user: Mapped[str] = mapped_column(String(128))
+    app: Mapped[str] = mapped_column(String(64))
+    model: Mapped[str | None] = mapped_column(String(128), nullable=True)  # None: the app's
+    status: Mapped[str] = mapped_column(String(16))  # running, done, failed
+    worker: Mapped[str] = mapped_column(String(160))  # host:pid of the process running it
+    input: Mapped[dict[str, object]] = mapped_column(JSON)
+    output: Mapped[dict[str, object] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    done: Mapped[int] = mapped_column(Integer, default=0)  # progress: steps done
+    total: Mapped[int | None] = mapped_column(Integer, nullable=True)  # steps in all, if known
+    note: Mapped[str] = mapped_column(Text, default="")  # what it is doing
+    calls: Mapped[list[str]] = mapped_column(JSON, default=list)  # trace ids of model calls
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
