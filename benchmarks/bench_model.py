@@ -1,5 +1,5 @@
-"""Embedded model: cold (first-run) load, cached load, single-stream tokens/s, and
-llama.cpp on the same GGUF when the `llamacpp` extra is installed.
+"""Embedded model: cold (first-run) load, cached load, single-stream tokens/s of the
+transformers path, and of the llamacpp backend on the same GGUF.
 
 Each load is timed in a fresh process so imports and caches do not flatter it.
 Prints one JSON object.  Usage: python benchmarks/bench_model.py [--runs 3] [--tokens 128]
@@ -8,7 +8,6 @@ Prints one JSON object.  Usage: python benchmarks/bench_model.py [--runs 3] [--t
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import platform
 import statistics
@@ -62,9 +61,7 @@ def transformers_speed(threads: int, tokens: int, runs: int) -> dict[str, float]
     return {"tokens_per_s_median": statistics.median(rates), "runs": rates}
 
 
-def llamacpp_speed(threads: int, tokens: int, runs: int) -> dict[str, float] | None:
-    if importlib.util.find_spec("llama_cpp") is None:
-        return None
+def llamacpp_speed(threads: int, tokens: int, runs: int) -> dict[str, float]:
     from bastion.models import ChatMessage, GenerationParams, ModelInfo
     from bastion.models.embedded import embedded_gguf_path
     from bastion.models.llamacpp_backend import LlamaCppBackend

@@ -10,6 +10,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     "bench_model.py",
+    "bench_serving.py",  # about 6 minutes
     "bench_gateway.py",
     "bench_pii.py",
     "bench_trust.py",

@@ -17,6 +17,7 @@ import uvicorn
 import yaml
 
 from bastion.config import BastionConfig, load_config
+from bastion.demo import TEMPLATE, init_demo, prepare_demo_data
 from bastion.platform import Platform
 from bastion.server import create_app
 
@@ -176,3 +177,23 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, dict[str, Any]]]:
+    """The demo company (scale 0.3) ingested, linked and indexed once for the whole run,
+    with the echo model: the demo users' keys, the setup summary and BASTION_HOME."""
+    home = tmp_path_factory.mktemp("demo")
+    config = yaml.safe_load(TEMPLATE.read_text())
+    config["models"] = [{"name": "echo", "backend": "echo"}]  # the model is not under test
+    config["access"]["policies"]["user"]["models"] = ["*"]
+    config["apps"].append(
+        {"name": "strict", "sources": ["kb"], "min_support": 0.6, "support_action": "block"}
+    )
+    config["access"]["policies"]["user"]["apps"].append("strict")
+    (home / "bastion.yaml").write_text(yaml.safe_dump(config))
+    platform = Platform.open(home, load_config(home / "bastion.yaml", environ={}))
+    keys = init_demo(home, platform.access)
+    summary = prepare_demo_data(platform, scale=0.3)
+    yield platform, {"keys": keys, "summary": summary, "home": home}
+    platform.close()

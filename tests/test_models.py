@@ -1,19 +1,23 @@
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from bastion.config import ModelConfig, SamplingConfig
 from bastion.errors import BackendError, BadRequest, Overloaded
-from bastion.models import ChatMessage, GenerationParams, ModelInfo
+from bastion.models import ChatMessage, GenerationParams, ModelInfo, ModelRegistry, Sampling
 from bastion.models.admission import AdmissionGate
-from bastion.models.base import StopScanner, truncate_at_stop
+from bastion.models.base import SamplingSource, StopScanner, truncate_at_stop
 from bastion.models.echo import EchoBackend
+from bastion.models.llamacpp_backend import gguf_sampling
 from bastion.models.openai_backend import OpenAICompatibleBackend
 from conftest import LiveServer, free_port
 
@@ -33,6 +37,14 @@ def test_stop_scanner_cuts_streams_at_any_split(pieces: list[str]) -> None:
     assert out == "abc" and scanner.stopped
 
 
+def test_stop_scanner_holds_back_only_a_possible_start() -> None:
+    scanner = StopScanner(("<|im_end|>",))
+    assert scanner.feed("Hello there") == "Hello there"  # sent at once, nothing held
+    assert scanner.feed(" <|im") == " "
+    assert scanner.feed("age") == "<|image"  # not a stop after all
+    assert scanner.feed("<|im_end|> more") == "" and scanner.stopped
+
+
 def test_echo_backend_stream_matches_generate() -> None:
     echo = EchoBackend(ModelInfo("echo", "echo", None, 100))
     params = GenerationParams(max_tokens=3)
@@ -40,6 +52,55 @@ def test_echo_backend_stream_matches_generate() -> None:
     deltas = list(echo.stream(HELLO, params))
     assert "".join(d.text for d in deltas) == whole.text
     assert deltas[-1].completion_tokens == whole.completion_tokens == 3
+
+
+def test_sampling_fills_only_what_the_request_left_out() -> None:
+    assert GenerationParams().sampling() == Sampling()  # Bastion's defaults
+    layers: list[tuple[SamplingSource, dict[str, float | int]]] = [
+        ("config", {"temperature": 0.2}),
+        ("model", {"temperature": 0.7, "top_p": 0.8}),
+    ]
+    filled, sources = GenerationParams(max_tokens=5, stop=("x",)).filled(layers)
+    assert filled == GenerationParams(
+        temperature=0.2, top_p=0.8, max_tokens=5, repetition_penalty=1.0, stop=("x",)
+    )
+    assert sources == {
+        "temperature": "config",
+        "top_p": "model",
+        "max_tokens": "request",
+        "repetition_penalty": "default",
+    }
+    # a request's 0 is a choice (greedy), not "not given"
+    assert GenerationParams(temperature=0).filled(layers)[0].temperature == 0
+
+
+def test_registry_fills_from_the_models_sampling_config(tmp_path: Path) -> None:
+    config = ModelConfig(name="e", backend="echo", sampling=SamplingConfig(temperature=0.1))
+    registry = ModelRegistry([config], tmp_path)
+    params, sources = registry.sampling_params("e", GenerationParams(top_p=0.5))
+    assert (params.temperature, params.top_p) == (0.1, 0.5)
+    assert sources["temperature"] == "config" and sources["max_tokens"] == "default"
+
+
+def test_model_files_recommend_sampling(tmp_path: Path) -> None:
+    """GGUF metadata (as llama.cpp reports it: text) and generation_config.json: only the
+    settings a file sets count, so the next layer fills the others."""
+    metadata = {
+        "general.sampling.temp": "0.6",
+        "general.sampling.top_p": "0.95",
+        "general.sampling.top_k": "20",
+        "general.name": "Qwen",
+    }
+    assert gguf_sampling(metadata) == {"temperature": 0.6, "top_p": 0.95}
+    assert gguf_sampling({"general.name": "SmolLM2"}) == {}
+
+    from bastion.models.transformers_backend import TransformersBackend
+
+    (tmp_path / "generation_config.json").write_text(
+        json.dumps({"do_sample": True, "temperature": 0.7, "repetition_penalty": 1.05})
+    )
+    backend = TransformersBackend(ModelInfo("m", "local", None, 100), tmp_path)
+    assert backend.recommended_sampling() == {"temperature": 0.7, "repetition_penalty": 1.05}
 
 
 def test_admission_gate_refuses_beyond_its_queue() -> None:

@@ -68,6 +68,31 @@ def test_parameters_reach_the_model(server: LiveServer) -> None:
     assert stopped.choices[0].message.content == "a b "
 
 
+def test_sampling_defaults_apply_when_not_given(server: LiveServer) -> None:
+    """A request that leaves the sampling settings out gets the model's (here Bastion's,
+    echo recommending none); the answer and its audit record show the settings used."""
+    c = client(server, server.key())
+    plain = c.chat.completions.create(model="echo", messages=[{"role": "user", "content": "hi"}])
+    sampling = plain.model_extra["bastion"]["sampling"]
+    assert sampling == {
+        "temperature": 0.3,
+        "top_p": 0.9,
+        "max_tokens": 512,
+        "repetition_penalty": 1.0,
+        "source": dict.fromkeys(
+            ("temperature", "top_p", "max_tokens", "repetition_penalty"), "default"
+        ),
+    }
+    chosen = c.chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "hi"}], temperature=0, max_tokens=7
+    )
+    sampling = chosen.model_extra["bastion"]["sampling"]
+    assert (sampling["temperature"], sampling["max_tokens"], sampling["top_p"]) == (0, 7, 0.9)
+    assert sampling["source"]["temperature"] == "request"
+    params = server.platform.audit.get(chosen.model_extra["bastion"]["trace_id"])["params"]
+    assert params["temperature"] == 0 and params["max_tokens"] == 7 and params["top_p"] == 0.9
+
+
 def test_app_system_prompt_and_default_model(server: LiveServer) -> None:
     answer = client(server, server.key()).chat.completions.create(
         model="echo", messages=[{"role": "user", "content": "hi"}], extra_body={"app": "concise"}

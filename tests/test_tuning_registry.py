@@ -10,9 +10,11 @@ import httpx
 import pytest
 
 from bastion.access import Principal
+from bastion.config import BastionConfig, ModelConfig
 from bastion.errors import BadRequest, Conflict, NotFound, PermissionDenied
 from bastion.platform import Platform
 from bastion.tuning import job
+from bastion.tuning.registry import TunedRecord
 from conftest import ECHO_CONFIG, LiveServer, write_config
 
 ADMIN = Principal("acme", "alice", "admin")
@@ -67,6 +69,30 @@ def test_register_copies_weights_and_keeps_lineage(platform: Platform, tmp_path:
         register(platform, tmp_path)
     with pytest.raises(BadRequest, match="not valid"):
         register(platform, tmp_path, name="../escape")
+
+
+def test_a_model_tuned_from_the_default_gguf_is_served_by_transformers() -> None:
+    base = BastionConfig().models[0]  # the embedded GGUF, served by llama.cpp
+    record = TunedRecord(
+        name="acme-smol",
+        tenant="acme",
+        base_model=base.name,
+        method="lora",
+        weights_path="/tuned/acme-smol",
+        dataset_sha256="ab" * 32,
+        lineage={"base_path": "/models/smollm2", "base_config": base.model_dump(mode="json")},
+        metrics={},
+        status="accepted",
+        created_by="alice",
+        created_at="2026-12-07T00:00:00+00:00",
+    )
+    served = record.model_config()
+    assert (served.backend, served.path, served.adapter) == (
+        "local",
+        "/models/smollm2",
+        "/tuned/acme-smol",
+    )
+    assert served.sampling == base.sampling  # the base's recommended settings carry over
 
 
 def test_no_half_registered_model(
@@ -170,8 +196,11 @@ def test_who_may_tune_what(platform: Platform) -> None:
     assert job.authorize(tuning, Principal("acme", "d", "developer"), "echo").name == "echo"
     with pytest.raises(NotFound):
         job.authorize(tuning, ADMIN, "no-such-model")
-    with pytest.raises(BadRequest, match="needs local weights"):
+    with pytest.raises(BadRequest, match="needs transformers weights"):
         job._base_weights(platform.home, platform.registry.config("echo"))
+    gguf = ModelConfig(name="big", backend="llamacpp", path="/models/big.gguf")
+    with pytest.raises(BadRequest, match="register the same model with backend local"):
+        job._base_weights(platform.home, gguf)
 
 
 def test_a_tuning_role_still_needs_the_model_policy(home: Path) -> None:

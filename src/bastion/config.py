@@ -85,6 +85,31 @@ class PriceConfig(Section):
     gpu_hour: float | None = Field(None, ge=0, description="USD per GPU-hour, for self-hosting.")
 
 
+class SamplingConfig(Section):
+    """A model's sampling settings for requests that leave them out."""
+
+    temperature: float | None = Field(
+        None,
+        ge=0,
+        le=2,
+        description="Empty: the model file's own (GGUF metadata or generation_config.json), "
+        "else 0.3. 0: greedy.",
+    )
+    top_p: float | None = Field(
+        None, gt=0, le=1, description="Empty: the model file's own, else 0.9."
+    )
+    max_tokens: int | None = Field(
+        None, ge=1, description="Completion tokens; empty: the model file's own, else 512."
+    )
+    repetition_penalty: float | None = Field(
+        None,
+        gt=0,
+        le=2,
+        description="Above 1 discourages repeats; empty: the model file's own, else 1 (off). "
+        "The openai backend sends it as vLLM's `repetition_penalty`.",
+    )
+
+
 class ModelConfig(Section):
     name: str = Field(
         min_length=1, pattern=r"^[A-Za-z0-9._:/-]+$", description="Name clients ask for."
@@ -106,6 +131,7 @@ class ModelConfig(Section):
     parameters: float | None = Field(None, gt=0, description="Parameter count.")
     context_length: int = Field(8192, gt=0, description="Prompt plus completion tokens.")
     price: PriceConfig = PriceConfig()
+    sampling: SamplingConfig = SamplingConfig()
     timeout_s: float = Field(60.0, gt=0, description="Per request to a remote server.")
     retries: int = Field(2, ge=0, le=10, description="Retries on connection errors and 5xx/429.")
     threads: int | None = Field(None, ge=1, description="CPU threads for local inference.")
@@ -490,13 +516,19 @@ class LoggingConfig(Section):
     json_format: bool = Field(True, description="One JSON object per log line.")
 
 
+# SmolLM2's model card samples at temperature 0.2, top_p 0.9; the mild penalty stops the
+# 135M model's loops (greedy, it repeated one phrase up to max_tokens on a plain question).
+EMBEDDED_MODEL_SAMPLING = SamplingConfig(temperature=0.2, top_p=0.9, repetition_penalty=1.1)
+
+
 def _default_models() -> list[ModelConfig]:
     return [
         ModelConfig(
             name=EMBEDDED_MODEL_NAME,
-            backend="embedded",
+            backend="llamacpp",  # its GGUF; fine-tuning uses its transformers weights
             parameters=134.5e6,
             context_length=8192,
+            sampling=EMBEDDED_MODEL_SAMPLING,
         )
     ]
 

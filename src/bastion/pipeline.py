@@ -65,6 +65,12 @@ class ChatRequest:
     account: str | None = None  # the end customer's account, for account-level experiments
     app_run: str | None = None  # the app run this call belongs to (its audit records say so)
     sources: list[Chunk] = field(default_factory=list)  # material an app's program supplies
+    #: An app program's own instructions: trusted like the app's system prompt (the guards
+    #: check what the person and the sources say, not what the platform's code says).
+    instructions: str | None = None
+    #: Score the answer's support by supplied sources (retrieved ones always are; scoring
+    #: costs an embedding of every source sentence, so an app asks for it where it uses it).
+    score_support: bool = False
 
 
 @dataclass
@@ -214,13 +220,15 @@ class AssignArm:
 
 
 class ApplyAppTemplate:
-    """Put the app's system prompt (or the experiment arm's) in front of the conversation."""
+    """Put the app's system prompt (or the experiment arm's), and an app program's own
+    instructions, in front of the conversation."""
 
     name = "app_template"
 
     def run(self, ctx: RequestContext) -> None:
         ctx.messages = list(ctx.request.messages)
-        prompt = ctx.system_prompt or (ctx.app.system_prompt if ctx.app else None)
+        parts = [ctx.system_prompt or (ctx.app.system_prompt if ctx.app else None)]
+        prompt = "\n\n".join(p for p in [*parts, ctx.request.instructions] if p)
         if prompt:
             ctx.messages.insert(0, ChatMessage("system", prompt))
             ctx.trusted_prefix = 1
@@ -409,9 +417,7 @@ class Route:
         assert ctx.model is not None
         info = self._registry.info(ctx.model)
         ctx.extra["route"] = {"model": info.name, "backend": info.backend}
-        ctx.request.params, sources = self._registry.sampling_params(
-            ctx.model, ctx.request.params
-        )
+        ctx.request.params, sources = self._registry.sampling_params(ctx.model, ctx.request.params)
         used = ctx.request.params.sampling()
         ctx.extra["sampling"] = {**asdict(used), "source": sources}
 
@@ -742,7 +748,10 @@ class Pipeline:
         """Score a grounded answer against the sources it was shown; flag or block it when
         the app sets min_support. Returns the answer to send and its finish reason."""
         app = ctx.app
-        if app is None or not app.sources or "grounding" not in ctx.extra:
+        if app is None or "grounding" not in ctx.extra:
+            return answer, finish
+        supplied = bool(ctx.request.sources)
+        if supplied and not ctx.request.score_support and app.min_support is None:
             return answer, finish
         if self._support_scorer is None:
             self._support_scorer = GroundednessScorer(
@@ -834,6 +843,7 @@ class Pipeline:
                     "temperature": params.temperature,
                     "top_p": params.top_p,
                     "max_tokens": params.max_tokens,
+                    "repetition_penalty": params.repetition_penalty,
                     "stop": list(params.stop),
                     "seed": params.seed,
                 },

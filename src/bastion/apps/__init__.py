@@ -50,20 +50,31 @@ class AppRun:
         self,
         messages: list[ChatMessage] | str,
         *,
+        instructions: str | None = None,
         sources: Sequence[Chunk] = (),
+        score_support: bool = False,
         max_tokens: int = 256,
         temperature: float = 0.0,
         stop: tuple[str, ...] = (),
     ) -> Completion:
         """One model call through the whole pipeline (guards, audit), linked to this run.
-        `sources` is material for the model (messages, records, `material(...)`): the
-        input guards check it as retrieved text (a poisoned one is withheld) and it is
-        shown numbered and marked as data, never as instructions."""
+        `instructions` are the app's own (trusted like an app's system prompt); `messages`
+        what the person said (checked by the input guards); `sources` material for the
+        model (messages, records, `material(...)`): the input guards check it as retrieved
+        text (a poisoned one is withheld) and it is shown numbered and marked as data;
+        `score_support` has the answer's support by them scored (`bastion.support`)."""
         if isinstance(messages, str):
             messages = [ChatMessage("user", messages)]
         params = GenerationParams(temperature=temperature, max_tokens=max_tokens, stop=stop)
         request = ChatRequest(
-            messages, params, self.model, self.app, app_run=self.run_id, sources=list(sources)
+            messages,
+            params,
+            self.model,
+            self.app,
+            app_run=self.run_id,
+            sources=list(sources),
+            instructions=instructions,
+            score_support=score_support,
         )
         pipeline = self.platform.pipeline
         done = pipeline.complete(pipeline.prepare(request, None, self.principal))
@@ -74,13 +85,14 @@ class AppRun:
         """The chunks this person may read that best match `query`."""
         return self.platform.grounding.search(self.principal, query, k=k, sources=sources)
 
-    def material(self, key: str, title: str, text: str) -> Chunk:
-        """Text the app read itself (a Slack message, an uploaded file), to hand to `ask`
-        as a source; `key` names it in citations and the audit trail."""
+    def material(self, key: str, title: str, text: str, source: str | None = None) -> Chunk:
+        """Text the app read itself (a Slack message, a case), to hand to `ask` as a
+        source; `key` names it in citations and the audit trail, `source` where it came
+        from (default: the app)."""
         return Chunk(
-            id=f"{self.app}:{key}",
+            id=f"{source or self.app}:{key}",
             tenant=self.principal.tenant,
-            source=self.app,
+            source=source or self.app,
             source_id=key,
             record_hash="",
             entity="document",
@@ -101,6 +113,9 @@ class AppSpec(Part):
     run: Callable[[AppRun, Any], BaseModel]
     #: How `bastion app run --format markdown` shows an output; None: a generic rendering.
     markdown: Callable[[Any], str] | None = None
+    #: (an output, the case's `expected`) -> named scores in 0-1 (None: not applicable), for
+    #: `bastion eval app`; None: the app has no evaluation yet.
+    score: Callable[[Any, dict[str, Any]], dict[str, float | None]] | None = None
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,34 @@ def eval_guard(
         else:
             result = evaluate_binary(guard, rows, predictions)
     print(json.dumps({"guard": name, "data": str(data), **result}, indent=2))
+
+
+@eval_app.command("app")
+@reports_errors
+def eval_app_cases(
+    name: Annotated[str, typer.Argument(help="The app (see `bastion app list`).")],
+    data: Annotated[Path, typer.Option(help='JSONL: {"id", "input": {...}, "expected": {...}}.')],
+    as_user: Annotated[str, typer.Option("--as", help="Run the cases as TENANT/USER.")],
+    model: Annotated[str | None, typer.Option(help="A registered model.")] = None,
+    predictions: Annotated[
+        Path | None, typer.Option(help="Write each case's output, scores and run id (JSONL).")
+    ] = None,
+) -> None:
+    """Run an app over labelled cases through the pipeline; print its scores as JSON."""
+    from bastion.apps.evaluation import evaluate_app, read_cases
+
+    cases = read_cases(data)
+    platform = _platform()
+    principal = platform.access.principal(as_user)
+    with _progress() as progress:
+        task = progress.add_task(f"{name} cases", total=len(cases))
+        result = evaluate_app(
+            platform,
+            name,
+            cases,
+            principal,
+            model=model,
+            predictions=predictions,
+            on_case=lambda: progress.advance(task),
+        )
+    print(json.dumps(result, indent=2))

@@ -668,7 +668,10 @@ def probe_model(
     from bastion.models import ChatMessage, GenerationParams
 
     backend = registry.backend(model)
-    params = GenerationParams(max_tokens=max_tokens, temperature=0, seed=seed)
+    # greedy, with the rest of the model's sampling settings (its repetition penalty)
+    params, _ = registry.sampling_params(
+        model, GenerationParams(max_tokens=max_tokens, temperature=0, seed=seed)
+    )
     return run_bias_probes(
         lambda prompt: backend.generate([ChatMessage("user", prompt)], params).text,
         suite,

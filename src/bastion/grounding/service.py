@@ -12,15 +12,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from bastion.access import Principal
 from bastion.config import BastionConfig
-from bastion.errors import NotFound
+from bastion.errors import NotFound, PermissionDenied
 from bastion.grounding.embedding import Embedder
 from bastion.grounding.indexer import IndexReport, sync_index
 from bastion.grounding.ingest import IngestReport, ingest_source
 from bastion.grounding.retriever import Hit, Mode, Retriever, readable_by
 from bastion.grounding.stores import VectorStore, open_store
 from bastion.storage import Database
+from bastion.storage.tables import GroundingRecord
 
 
 class Grounding:
@@ -87,6 +90,23 @@ class Grounding:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / f"identity-{tenant}.json").write_text(json.dumps(report, indent=2) + "\n")
         return report
+
+    def record(self, principal: Principal, source: str, source_id: str) -> GroundingRecord:
+        """One stored record of the person's tenant that they may read (a case, an
+        article): NotFound when there is none, PermissionDenied when they may not."""
+        with self.db.session() as session:
+            row = session.scalars(
+                select(GroundingRecord).where(
+                    GroundingRecord.tenant_id == principal.tenant,
+                    GroundingRecord.source == source,
+                    GroundingRecord.source_id == source_id,
+                )
+            ).first()
+        if row is None:
+            raise NotFound(f"no record '{source_id}' in source '{source}'")
+        if not set(row.acl) & set(readable_by(principal)):
+            raise PermissionDenied(f"you may not read '{source_id}' in source '{source}'")
+        return row
 
     def search(
         self,

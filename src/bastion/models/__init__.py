@@ -7,6 +7,7 @@ from bastion.models.base import (
     ModelBackend,
     ModelInfo,
     Price,
+    Sampling,
     StreamDelta,
 )
 from bastion.models.registry import ModelRegistry
@@ -19,5 +20,6 @@ __all__ = [
     "ModelInfo",
     "ModelRegistry",
     "Price",
+    "Sampling",
     "StreamDelta",
 ]

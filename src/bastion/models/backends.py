@@ -57,7 +57,8 @@ def register_backends(register: Register) -> None:
     register(
         BackendSpec(
             name="embedded",
-            description="the bundled SmolLM2-135M-Instruct (transformers)",
+            description="the bundled SmolLM2-135M-Instruct's transformers weights (what "
+            "fine-tuning trains; slower to serve than llamacpp on its GGUF)",
             build=_transformers,
         )
     )
@@ -81,7 +82,8 @@ def register_backends(register: Register) -> None:
     register(
         BackendSpec(
             name="llamacpp",
-            description="a GGUF file through llama-cpp-python (`path`; default: the embedded one)",
+            description="a GGUF file through llama.cpp (`path`; default: the embedded "
+            "SmolLM2-135M-Instruct, the default model)",
             build=_llamacpp,
         )
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from bastion.plugins import Part
 
@@ -22,12 +22,61 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class Sampling:
+    """The sampling settings a generation runs with. These defaults are Bastion's, for a
+    setting neither the request nor the model gives: a low temperature keeps small instruct
+    models on topic (at OpenAI's default of 1.0, SmolLM2-135M drifts into random words)."""
+
+    temperature: float = 0.3
+    top_p: float = 0.9
+    max_tokens: int = 512
+    repetition_penalty: float = 1.0  # 1: off; servers behind `openai` may not take one
+
+
+SAMPLING_KEYS = tuple(f.name for f in fields(Sampling))
+SamplingSource = Literal["request", "config", "model", "default"]
+
+
+@dataclass(frozen=True)
 class GenerationParams:
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 256
+    """A generation's settings. A sampling setting left None is not given: the pipeline
+    fills it in from the model (`ModelRegistry.sampling_params`) before generating, and a
+    backend reads the settings with `sampling()`, which falls back to Bastion's defaults
+    when a backend is called directly."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    repetition_penalty: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+
+    def sampling(self) -> Sampling:
+        return Sampling(**{k: v for k in SAMPLING_KEYS if (v := getattr(self, k)) is not None})
+
+    def filled(
+        self, layers: list[tuple[SamplingSource, Mapping[str, float | int]]]
+    ) -> tuple[GenerationParams, dict[str, SamplingSource]]:
+        """Every sampling setting set: the given ones, then each unset one from the first
+        layer that has it, else Bastion's default; and where each came from."""
+        values: dict[str, float | int] = {}
+        sources: dict[str, SamplingSource] = {}
+        default = Sampling()
+        for key in SAMPLING_KEYS:
+            candidates: list[tuple[SamplingSource, float | int | None]] = [
+                ("request", getattr(self, key)),
+                *((source, layer.get(key)) for source, layer in layers),
+                ("default", getattr(default, key)),
+            ]
+            sources[key], values[key] = next((s, v) for s, v in candidates if v is not None)
+        filled = replace(
+            self,
+            temperature=float(values["temperature"]),
+            top_p=float(values["top_p"]),
+            max_tokens=int(values["max_tokens"]),
+            repetition_penalty=float(values["repetition_penalty"]),
+        )
+        return filled, sources
 
 
 @dataclass(frozen=True)
@@ -81,6 +130,14 @@ class ModelBackend(Protocol):
     ) -> Iterator[StreamDelta]: ...
 
 
+@runtime_checkable
+class RecommendsSampling(Protocol):
+    """A backend whose model file recommends sampling settings (GGUF metadata,
+    generation_config.json); requests that leave a setting out get these."""
+
+    def recommended_sampling(self) -> dict[str, float | int]: ...
+
+
 @dataclass(frozen=True)
 class BackendSetup:
     """What building a backend may use besides its `models[]` entry."""
@@ -108,9 +165,18 @@ class StopScanner:
 
     def __init__(self, stop: tuple[str, ...]) -> None:
         self._stop = tuple(s for s in stop if s)
-        self._keep = max((len(s) for s in self._stop), default=1) - 1
         self._buffer = ""
         self.stopped = False
+
+    def _held(self) -> int:
+        """The length of the buffer's longest end that is the start of a stop sequence."""
+        ends = (
+            n
+            for s in self._stop
+            for n in range(min(len(s) - 1, len(self._buffer)), 0, -1)
+            if self._buffer.endswith(s[:n])
+        )
+        return max(ends, default=0)
 
     def feed(self, text: str) -> str:
         """Add streamed text; return what is safe to emit now."""
@@ -122,9 +188,7 @@ class StopScanner:
             self.stopped = True
             self._buffer = ""
             return cut
-        safe = len(self._buffer) - self._keep
-        if safe <= 0:
-            return ""
+        safe = len(self._buffer) - self._held()
         out, self._buffer = self._buffer[:safe], self._buffer[safe:]
         return out
 

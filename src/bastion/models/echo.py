@@ -27,8 +27,9 @@ class EchoBackend:
         prompt_tokens = sum(len(m.content.split()) for m in messages)
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         words = last_user.split()
-        finish = "length" if len(words) > params.max_tokens else "stop"
-        text, stopped = truncate_at_stop(" ".join(words[: params.max_tokens]), params.stop)
+        limit = params.sampling().max_tokens
+        finish = "length" if len(words) > limit else "stop"
+        text, stopped = truncate_at_stop(" ".join(words[:limit]), params.stop)
         return (
             text.split(" ") if text else [],
             prompt_tokens,

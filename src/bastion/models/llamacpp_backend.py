@@ -1,95 +1,191 @@
-"""llama.cpp through llama-cpp-python (the optional `llamacpp` extra): about 4x faster on CPU.
+"""llama.cpp through llama-cpp-python: the default way to serve a GGUF on a CPU, about 3x
+faster than transformers on the embedded model (BENCHMARKS.md).
 
-Build it with `CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install 'bastion[llamacpp]'`; the native
-build crashes on some CPUs (AMX).
+`make install` builds llama-cpp-python with `CMAKE_ARGS="-DGGML_NATIVE=OFF"`: the native
+build crashes on some CPUs (AMX). The conversation is formatted with the GGUF's own chat
+template, as llama-cpp-python's chat completion does; tokens are sampled one by one here
+so that streams carry exact token counts and stop sequences are cut before they are sent.
 """
 
 from __future__ import annotations
 
+import codecs
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bastion.errors import BackendError, BadRequest
 from bastion.models.base import (
     ChatMessage,
+    FinishReason,
     Generation,
     GenerationParams,
     ModelInfo,
+    StopScanner,
     StreamDelta,
 )
 
+RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: it draws a fresh seed per call
+
+# GGUF keys in which a model file may recommend its sampling settings (llama.cpp's names).
+GGUF_SAMPLING_KEYS = {
+    "general.sampling.temp": "temperature",
+    "general.sampling.top_p": "top_p",
+    "general.sampling.penalty_repeat": "repetition_penalty",
+}
+
+
+def gguf_sampling(metadata: Mapping[str, str]) -> dict[str, float | int]:
+    """The sampling settings a GGUF's metadata recommends (llama.cpp gives values as text)."""
+    found: dict[str, float | int] = {}
+    for key, name in GGUF_SAMPLING_KEYS.items():
+        try:
+            found[name] = float(metadata[key])
+        except (KeyError, ValueError):
+            continue
+    return found
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    llm: Any  # llama_cpp.Llama
+    chat_format: Any  # the GGUF's chat template (a Jinja2ChatFormatter)
+    is_end: Callable[[int], bool]  # an end-of-generation token (the template's EOS)
+    end_text: str  # how the template spells its end of turn
+
 
 class LlamaCppBackend:
+    """One GGUF model in one `Llama` object. It holds a single KV cache, so generations
+    take turns under a lock (the admission gate bounds who waits for it); the lock is held
+    while a stream is read and released when the stream ends or is closed."""
+
     def __init__(self, info: ModelInfo, gguf_path: Path, *, threads: int | None = None) -> None:
         self.info = info
         self.gguf_path = gguf_path
+        # None: llama.cpp's choice (half the CPUs to generate, all of them for prompts).
+        # Set, it caps both: llama.cpp's threads spin while they wait for one another, so
+        # more threads than free cores makes it many times slower, not a little.
         self.threads = threads
-        self._llm: Any = None
-        self._lock = threading.Lock()
+        self._loaded: _Loaded | None = None
+        self._load_lock = threading.Lock()
+        self._lock = threading.Lock()  # a plain Lock: a stream may end in another thread
 
-    def load(self) -> None:
-        with self._lock:
-            if self._llm is not None:
-                return
-            try:
-                from llama_cpp import Llama
-            except ImportError as exc:
-                raise BackendError(
-                    "the llamacpp backend needs llama-cpp-python: "
-                    "CMAKE_ARGS='-DGGML_NATIVE=OFF' pip install 'bastion[llamacpp]'"
-                ) from exc
-            self._llm = Llama(
+    def load(self) -> _Loaded:
+        with self._load_lock:
+            if self._loaded is None:
+                self._loaded = self._load()
+            return self._loaded
+
+    def _load(self) -> _Loaded:
+        try:
+            import llama_cpp
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+        except ImportError as exc:
+            raise BackendError(
+                "llama-cpp-python is missing: run `make install`, which builds it with "
+                "CMAKE_ARGS='-DGGML_NATIVE=OFF' (or pip install llama-cpp-python==0.3.36 with "
+                "that variable set)"
+            ) from exc
+        if not self.gguf_path.is_file():
+            raise BackendError(f"model '{self.info.name}': no GGUF file at {self.gguf_path}")
+        try:
+            llm = llama_cpp.Llama(
                 model_path=str(self.gguf_path),
                 n_ctx=self.info.context_length,
                 n_threads=self.threads,
+                n_threads_batch=self.threads,
                 verbose=False,
             )
-
-    def _call(self, messages: list[ChatMessage], params: GenerationParams, stream: bool) -> Any:
-        self.load()
-        try:
-            return self._llm.create_chat_completion(
-                messages=[{"role": m.role, "content": m.content} for m in messages],
-                temperature=params.temperature,
-                top_p=params.top_p,
-                max_tokens=params.max_tokens,
-                stop=list(params.stop) or None,
-                seed=params.seed,
-                stream=stream,
+        except ValueError as exc:
+            raise BackendError(
+                f"model '{self.info.name}': llama.cpp cannot load {self.gguf_path}: {exc}"
+            ) from exc
+        template = llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise BackendError(
+                f"model '{self.info.name}': {self.gguf_path} has no chat template "
+                "(tokenizer.chat_template), so a conversation cannot be formatted for it; "
+                "use an instruct model's GGUF"
             )
-        except ValueError as exc:  # llama.cpp reports context overflow this way
-            raise BadRequest(f"model '{self.info.name}': {exc}") from exc
+
+        def spelt(token: int) -> str:
+            return str(llm.detokenize([token], special=True).decode("utf-8", "replace"))
+
+        eos, vocab = spelt(llm.token_eos()), llama_cpp.llama_model_get_vocab(llm.model)
+        return _Loaded(
+            llm,
+            Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=spelt(llm.token_bos())),
+            lambda token: bool(llama_cpp.llama_vocab_is_eog(vocab, token)),
+            eos,
+        )
+
+    def recommended_sampling(self) -> dict[str, float | int]:
+        return gguf_sampling(self.load().llm.metadata)
+
+    def _run(self, messages: list[ChatMessage], params: GenerationParams) -> Iterator[StreamDelta]:
+        model = self.load()
+        llm = model.llm
+        sampling = params.sampling()
+        with self._lock:
+            formatted = model.chat_format(
+                messages=[{"role": m.role, "content": m.content} for m in messages]
+            )
+            prompt = llm.tokenize(
+                formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+            )
+            if len(prompt) + sampling.max_tokens > self.info.context_length:
+                raise BadRequest(
+                    f"prompt ({len(prompt)} tokens) plus max_tokens ({sampling.max_tokens}) "
+                    f"exceeds the context length of '{self.info.name}' "
+                    f"({self.info.context_length}); shorten the conversation or lower max_tokens"
+                )
+            llm.set_seed(RANDOM_SEED if params.seed is None else params.seed)
+            # Evaluate the whole prompt every time: reusing the previous request's KV cache
+            # for a shared prefix changes the logits slightly (the last prompt token is then
+            # computed alone, not in a batch), so the same greedy request would not always
+            # give the same answer.
+            llm.reset()
+            # The end-of-turn text is a stop too, should the model spell it out in pieces.
+            scanner = StopScanner((*params.stop, model.end_text))
+            text = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            finish: FinishReason = "length"
+            generated = 0
+            for token in llm.generate(
+                prompt,
+                temp=sampling.temperature,
+                top_p=sampling.top_p,
+                repeat_penalty=sampling.repetition_penalty,
+            ):
+                if model.is_end(token):
+                    finish = "stop"
+                    break
+                generated += 1
+                out = scanner.feed(text.decode(llm.detokenize([token])))
+                if out:
+                    yield StreamDelta(out)
+                if scanner.stopped:
+                    finish = "stop"
+                    break
+                if generated >= sampling.max_tokens:
+                    break
+            tail = scanner.feed(text.decode(b"", final=True)) + scanner.flush()
+            if tail:
+                yield StreamDelta(tail)
+            yield StreamDelta("", finish, len(prompt), generated)
 
     def generate(self, messages: list[ChatMessage], params: GenerationParams) -> Generation:
-        out = self._call(messages, params, stream=False)
-        usage = out["usage"]
-        choice = out["choices"][0]
+        deltas = list(self._run(messages, params))
+        last = deltas[-1]
         return Generation(
-            choice["message"]["content"] or "",
-            usage["prompt_tokens"],
-            usage["completion_tokens"],
-            "length" if choice["finish_reason"] == "length" else "stop",
+            "".join(d.text for d in deltas),
+            last.prompt_tokens or 0,
+            last.completion_tokens or 0,
+            last.finish_reason or "stop",
         )
 
     def stream(
         self, messages: list[ChatMessage], params: GenerationParams
     ) -> Iterator[StreamDelta]:
-        chunks = self._call(messages, params, stream=True)
-        # llama-cpp-python reports no usage on streams: count one token per chunk, and the
-        # prompt's tokens from its messages (the chat template's few tokens left out).
-        prompt_tokens = sum(
-            len(self._llm.tokenize(m.content.encode(), add_bos=False)) for m in messages
-        )
-        finish = "stop"
-        generated = 0
-        for chunk in chunks:
-            choice = chunk["choices"][0]
-            text = choice["delta"].get("content") or ""
-            if choice.get("finish_reason") == "length":
-                finish = "length"
-            if text:
-                generated += 1
-                yield StreamDelta(text)
-        yield StreamDelta("", finish, prompt_tokens, generated)  # type: ignore[arg-type]
+        return self._run(messages, params)

@@ -66,14 +66,17 @@ class OpenAICompatibleBackend:
     def _body(
         self, messages: list[ChatMessage], params: GenerationParams, stream: bool
     ) -> dict[str, Any]:
+        sampling = params.sampling()
         body: dict[str, Any] = {
             "model": self.remote_model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "max_tokens": params.max_tokens,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
             "stream": stream,
         }
+        if sampling.repetition_penalty != 1.0:  # not OpenAI's; vLLM's name for it
+            body["repetition_penalty"] = sampling.repetition_penalty
         if params.stop:
             body["stop"] = list(params.stop)
         if params.seed is not None:

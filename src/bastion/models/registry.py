@@ -11,7 +11,16 @@ from pathlib import Path
 from bastion.config import ModelConfig
 from bastion.errors import NotFound
 from bastion.models.admission import AdmissionGate
-from bastion.models.base import BackendSetup, BackendSpec, ModelBackend, ModelInfo, Price
+from bastion.models.base import (
+    BackendSetup,
+    BackendSpec,
+    GenerationParams,
+    ModelBackend,
+    ModelInfo,
+    Price,
+    RecommendsSampling,
+    SamplingSource,
+)
 from bastion.plugins import registry
 
 
@@ -98,6 +107,19 @@ class ModelRegistry:
             if name not in self._backends:
                 self._backends[name] = self._build(config)
             return self._backends[name]
+
+    def sampling_params(
+        self, name: str, params: GenerationParams
+    ) -> tuple[GenerationParams, dict[str, SamplingSource]]:
+        """`params` with each sampling setting the request left out filled in: from the
+        model's `sampling` config, else the model file's recommendation, else Bastion's."""
+        config = self.config(name)
+        backend = self.backend(name)
+        recommended = (
+            backend.recommended_sampling() if isinstance(backend, RecommendsSampling) else {}
+        )
+        given = config.sampling.model_dump(exclude_none=True)
+        return params.filled([("config", given), ("model", recommended)])
 
     def _build(self, config: ModelConfig) -> ModelBackend:
         spec = registry.parts("backend", BackendSpec)[config.backend]

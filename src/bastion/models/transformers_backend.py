@@ -6,6 +6,7 @@ need no model never pay for importing torch.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -71,6 +72,21 @@ class TransformersBackend:
                 tokenizer.pad_token = tokenizer.eos_token
             self._tokenizer, self._model = tokenizer, model
 
+    def recommended_sampling(self) -> dict[str, float | int]:
+        """The settings the weights' generation_config.json sets explicitly (transformers
+        would fill in its own generic defaults for the others)."""
+        path = self.path / "generation_config.json"
+        if not path.exists():
+            return {}
+        config = json.loads(path.read_text())
+        names = {
+            "temperature": "temperature",
+            "top_p": "top_p",
+            "max_new_tokens": "max_tokens",
+            "repetition_penalty": "repetition_penalty",
+        }
+        return {ours: config[k] for k, ours in names.items() if config.get(k) is not None}
+
     def _prepare(
         self, messages: list[ChatMessage], params: GenerationParams
     ) -> tuple[Any, dict[str, Any]]:
@@ -82,19 +98,21 @@ class TransformersBackend:
             return_dict=True,
         )
         prompt_tokens = int(inputs["input_ids"].shape[1])
-        if prompt_tokens + params.max_tokens > self.info.context_length:
+        sampling = params.sampling()
+        if prompt_tokens + sampling.max_tokens > self.info.context_length:
             raise BadRequest(
-                f"prompt ({prompt_tokens} tokens) plus max_tokens ({params.max_tokens}) exceeds "
-                f"the context length of '{self.info.name}' ({self.info.context_length}); "
+                f"prompt ({prompt_tokens} tokens) plus max_tokens ({sampling.max_tokens}) "
+                f"exceeds the context length of '{self.info.name}' ({self.info.context_length}); "
                 "shorten the conversation or lower max_tokens"
             )
         kwargs: dict[str, Any] = {
             **inputs,
-            "max_new_tokens": params.max_tokens,
+            "max_new_tokens": sampling.max_tokens,
             "pad_token_id": self._tokenizer.pad_token_id,
+            "repetition_penalty": sampling.repetition_penalty,
         }
-        if params.temperature > 0:
-            kwargs.update(do_sample=True, temperature=params.temperature, top_p=params.top_p)
+        if sampling.temperature > 0:
+            kwargs.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p)
         else:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if params.stop:
@@ -110,7 +128,7 @@ class TransformersBackend:
         new_tokens = output[0, inputs["input_ids"].shape[1] :]
         text = self._tokenizer.decode(new_tokens, skip_special_tokens=True)
         text, stopped = truncate_at_stop(text, params.stop)
-        hit_limit = len(new_tokens) >= params.max_tokens and not stopped
+        hit_limit = len(new_tokens) >= kwargs["max_new_tokens"] and not stopped
         return Generation(
             text,
             int(inputs["input_ids"].shape[1]),
@@ -148,7 +166,7 @@ class TransformersBackend:
         tail = scanner.flush()
         if tail:
             yield StreamDelta(tail)
-        hit_limit = counter.generated >= params.max_tokens and not scanner.stopped
+        hit_limit = counter.generated >= kwargs["max_new_tokens"] and not scanner.stopped
         yield StreamDelta(
             "",
             "length" if hit_limit else "stop",

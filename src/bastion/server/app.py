@@ -49,7 +49,6 @@ from bastion.server.schemas import (
 
 log = logging.getLogger("bastion.server")
 M = TypeVar("M", bound=BaseModel)
-DEFAULT_MAX_TOKENS = 256
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 403, 404, 409, 413, 503)
 }
@@ -197,7 +196,7 @@ def _to_chat_request(
     params = GenerationParams(
         temperature=body.temperature,
         top_p=body.top_p,
-        max_tokens=body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
         stop=stop,
         seed=body.seed,
     )

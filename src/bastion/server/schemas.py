@@ -38,9 +38,11 @@ class ChatCompletionRequest(BaseModel):
 
     model: str | None = Field(None, description="Registered model; default: the app's model.")
     messages: list[Message] = Field(min_length=1)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1, le=1_000_000)
+    temperature: float | None = Field(
+        None, ge=0, le=2, description="Default: the model's (the answer's bastion.sampling)."
+    )
+    top_p: float | None = Field(None, gt=0, le=1, description="Default: the model's.")
+    max_tokens: int | None = Field(None, ge=1, le=1_000_000, description="Default: the model's.")
     max_completion_tokens: int | None = Field(None, ge=1, le=1_000_000)
     stop: str | list[str] | None = None
     stream: bool = False

@@ -63,21 +63,25 @@ class TuningRequest:
 
 
 def _base_weights(home: Path, config: ModelConfig) -> Path:
-    """The weights folder a model is served from; only such a model can be fine-tuned."""
+    """The transformers weights folder of a model: what it is served from (embedded,
+    local), or for the embedded GGUF served by llama.cpp, that GGUF's converted weights.
+    The tuned model is then served from these by transformers (`TunedRecord`)."""
     if config.tenant is not None or config.adapter:
         raise BadRequest(
             f"model '{config.name}' is itself fine-tuned; tune its base model "
             "on the combined data instead"
         )
-    if config.backend == "embedded":
+    if config.backend == "embedded" or (config.backend == "llamacpp" and not config.path):
         from bastion.models.embedded import model_cache_root, prepare_embedded_model
 
         return prepare_embedded_model(model_cache_root(home))
     if config.backend == "local" and config.path:
         return Path(config.path).expanduser().resolve()
     raise BadRequest(
-        f"model '{config.name}' is served by the {config.backend} backend; fine-tuning needs "
-        "local weights (backend embedded or local)"
+        f"model '{config.name}' is served by the {config.backend} backend"
+        + (f" from {config.path}" if config.path else "")
+        + "; fine-tuning needs transformers weights: register the same model with backend "
+        "local and its Hugging Face folder as path, and tune that"
     )
 
 

@@ -3,6 +3,8 @@ of daily JSON files per channel.
 
 Each thread (parent and replies) becomes one message record, and each channel-day's
 messages outside threads another, so a chunk holds a conversation rather than one line.
+A record's `posts` field keeps each of its messages (ts, thread, author, cleaned text,
+mentions) for programs that cite single messages, such as the Slack digest.
 Public channels are readable by everyone in the tenant; a private channel only by its
 members (`user:<slack username>`).
 """
@@ -13,6 +15,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,18 +38,55 @@ def _load(tree: SourceTree, name: str) -> tuple[Any, Skipped | None]:
         return [], Skipped(name, f"unreadable ({exc}); its entries are missing")
 
 
-def read_slack(cfg: SourceConfig, tree: SourceTree) -> Iterator[Item]:
+@dataclass(frozen=True)
+class SlackChannel:
+    name: str
+    private: bool
+    acl: tuple[str, ...]  # who may read its messages
+
+
+def slack_users(tree: SourceTree) -> tuple[dict[str, Any], list[Skipped]]:
+    """The workspace's users by id (users.json), and a problem if it is unreadable."""
     users_raw, problem = _load(tree, "users.json")
-    if problem:
-        yield problem
     users = {u["id"]: u for u in users_raw if isinstance(u, dict) and "id" in u}
-    yield from _people(cfg, users)
-    channels: list[tuple[dict[str, Any], bool]] = []
+    return users, [problem] if problem else []
+
+
+def slack_channels(
+    cfg: SourceConfig, tree: SourceTree, users: dict[str, Any]
+) -> tuple[list[SlackChannel], list[Skipped]]:
+    """The export's channels (channels.json, groups.json for private ones) with their ACL,
+    and what could not be read."""
+    channels: list[SlackChannel] = []
+    problems: list[Skipped] = []
     for listing, private in (("channels.json", False), ("groups.json", True)):
         found, problem = _load(tree, listing)
         if problem:
-            yield problem
-        channels += [(c, private) for c in found if isinstance(c, dict) and c.get("name")]
+            problems.append(problem)
+        for channel in found:
+            if not isinstance(channel, dict) or not channel.get("name"):
+                continue
+            name = str(channel["name"])
+            if "/" in name or name in ("..", "."):
+                problems.append(Skipped(name, "channel name is not a folder name; skipped"))
+                continue
+            acl = (
+                tuple(sorted(f"user:{_username(users, m)}" for m in channel.get("members", [])))
+                if private
+                else ((EVERYONE,) if cfg.acl is None else tuple(cfg.acl))
+            )
+            channels.append(SlackChannel(name, private, acl))
+    return channels, problems
+
+
+def read_slack(cfg: SourceConfig, tree: SourceTree, *, only: str | None = None) -> Iterator[Item]:
+    """Every record of the export; with `only`, the messages of that one channel."""
+    users, problems = slack_users(tree)
+    yield from problems
+    if only is None:
+        yield from _people(cfg, users)
+    channels, problems = slack_channels(cfg, tree, users)
+    yield from problems
     if not channels:
         yield Skipped(str(tree.root), "no channels.json or groups.json: not a Slack export")
         return
@@ -57,17 +97,10 @@ def read_slack(cfg: SourceConfig, tree: SourceTree) -> Iterator[Item]:
         elif name.count("/") == 1 and name.endswith(".json"):
             folder, day = name.split("/")
             days[folder].append(day)
-    for channel, private in channels:
-        name = str(channel["name"])
-        if "/" in name or name in ("..", "."):
-            yield Skipped(name, "channel name is not a folder name; skipped")
-            continue
-        acl = (
-            tuple(sorted(f"user:{_username(users, m)}" for m in channel.get("members", [])))
-            if private
-            else ((EVERYONE,) if cfg.acl is None else tuple(cfg.acl))
-        )
-        yield from _channel(cfg, tree, name, sorted(days.get(name, [])), users, acl)
+    for channel in channels:
+        if only is None or channel.name == only:
+            days_of = sorted(days.get(channel.name, []))
+            yield from _channel(cfg, tree, channel.name, days_of, users, channel.acl)
 
 
 def _people(cfg: SourceConfig, users: dict[str, Any]) -> Iterator[SourceRecord]:
@@ -171,7 +204,8 @@ def _record(
     users: dict[str, Any],
     acl: tuple[str, ...],
 ) -> SourceRecord:
-    lines = [f"{_display(users, m.get('user'))}: {_clean(m['text'], users)}" for m in messages]
+    posts = [_post(m, users) for m in messages]
+    lines = [f"{p['name']}: {p['text']}" for p in posts]
     people = sorted({_username(users, m["user"]) for m in messages if m.get("user")})
     return SourceRecord(
         cfg.tenant,
@@ -180,6 +214,29 @@ def _record(
         "message",
         title,
         "\n".join(lines),
-        {"channel": channel, "date": date, "users": people, "messages": len(messages)},
+        {
+            "channel": channel,
+            "date": date,
+            "users": people,
+            "messages": len(messages),
+            "posts": posts,
+        },
         acl,
     )
+
+
+def _post(message: dict[str, Any], users: dict[str, Any]) -> dict[str, Any]:
+    """One message as the digest cites it: its ts, thread, author and cleaned text."""
+    uid = message.get("user")
+    return {
+        "ts": message["ts"],
+        "thread_ts": message.get("thread_ts"),
+        "user": uid,
+        "username": _username(users, uid) if uid else None,
+        "name": _display(users, uid),
+        "text": _clean(message["text"], users),
+        "mentions": [
+            {"user": found, "name": _display(users, found)}
+            for found in dict.fromkeys(_MENTION.findall(message["text"]))
+        ],
+    }
