@@ -102,12 +102,13 @@ def test_a_run_over_http_is_guarded_audited_and_recorded(platform: Platform) -> 
         answer = run["output"]["answer"]
         assert (
             "The team agreed to ship the pairing fix next week." in answer
-            and "«data:" in answer
+            and "«data:" not in answer  # the echoed markers are taken out for the caller
             and POISON not in answer
         )
         (trace,) = run["calls"]
         record = platform.audit.get(trace)
         assert record["extra"]["app_run"] == run["id"] and record["app"] == "notes-digest"
+        assert "«data:" in record["prompt"][-1]["content"]  # the model saw it marked as data
         withheld = [f for v in record["verdicts"] for f in v["findings"]]
         assert any(f["kind"] == "withheld_source" for f in withheld)
         again = httpx.get(server.url + f"/v1/apps/notes-digest/runs/{run['id']}", headers=headers)

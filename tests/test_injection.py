@@ -220,3 +220,17 @@ def test_tool_output_reaches_the_model_marked_as_data(platform: Platform) -> Non
     assert tool.content.endswith(f"«/data:{boundary}»")
     assert "«/data:00000000»" not in tool.content  # a forged marker is removed
     assert "Weather: sunny." in tool.content
+
+
+@pytest.mark.parametrize("split", range(1, 40))
+def test_data_markers_a_model_repeats_are_taken_out_of_streams(split: int) -> None:
+    from bastion.guards.injection.spotlight import MarkerStripper, without_markers
+
+    text = "See «data:1a2b3c4d» (source [1]: kb)\nthe guide«/data:1a2b3c4d» and « not a marker»."
+    stripper = MarkerStripper()
+    streamed = stripper.feed(text[:split]) + stripper.feed(text[split:]) + stripper.flush()
+    assert (
+        streamed
+        == without_markers(text)
+        == ("See  (source [1]: kb)\nthe guide and « not a marker».")
+    )

@@ -6,10 +6,25 @@ from __future__ import annotations
 import re
 import secrets
 
-from bastion.guards.base import Finding, Guard, GuardContext, Prompt, RequestHooks, Verdict
+from bastion.guards.base import (
+    Finding,
+    Guard,
+    GuardContext,
+    Prompt,
+    RequestHooks,
+    RequestState,
+    StreamReveal,
+    Verdict,
+)
 from bastion.guards.injection.detector import InjectionDetector
 from bastion.guards.injection.plugin import InjectionAction
-from bastion.guards.injection.spotlight import data_rule, new_boundary, spotlight
+from bastion.guards.injection.spotlight import (
+    MarkerStripper,
+    data_rule,
+    new_boundary,
+    spotlight,
+    without_markers,
+)
 from bastion.guards.pii.normalize import normalize
 
 
@@ -91,7 +106,8 @@ class CanaryGuard(Guard):
 
 class Spotlight(RequestHooks):
     """Marks tool output and retrieved sources as data: delimited with a per-request
-    boundary, and a note in the system prompt says how to read them."""
+    boundary, and a note in the system prompt says how to read them. The markers are
+    taken out of what the caller sees (a small model repeats them)."""
 
     def __init__(self, tools: bool = True) -> None:
         self.tools = tools  # retrieved sources are always delimited; tool output if asked
@@ -108,3 +124,9 @@ class Spotlight(RequestHooks):
         for block in prompt.sources:
             block.text = spotlight(block.text, boundary, block.label)
         prompt.notes.append(data_rule(boundary))
+
+    def reveal(self, text: str, state: RequestState) -> str:
+        return without_markers(text)
+
+    def stream_reveal(self, state: RequestState) -> StreamReveal:
+        return MarkerStripper()

@@ -22,6 +22,34 @@ def without_boundaries(text: str) -> str:
     return _MARKER.sub(r"«\1data»", text)
 
 
+def without_markers(text: str) -> str:
+    """`text` with any data marker taken out: a model that repeats its sources' markers
+    shows the caller only the words."""
+    return _FORGED.sub("", text)
+
+
+class MarkerStripper:
+    """`without_markers` for a stream: text from an unclosed « is held back until its »
+    arrives, or until it has grown too long to be a marker."""
+
+    LONGEST = len("«/data:»") + 16
+
+    def __init__(self) -> None:
+        self._held = ""
+
+    def feed(self, text: str) -> str:
+        self._held += text
+        cut = self._held.rfind("«")
+        if cut == -1 or "»" in self._held[cut:] or len(self._held) - cut > self.LONGEST:
+            cut = len(self._held)
+        out, self._held = self._held[:cut], self._held[cut:]
+        return without_markers(out)
+
+    def flush(self) -> str:
+        out, self._held = self._held, ""
+        return without_markers(out)
+
+
 def new_boundary() -> str:
     return secrets.token_hex(4)
 
