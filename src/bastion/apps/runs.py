@@ -112,14 +112,6 @@ class AppRuns:
         with self._db.session() as s:
             s.execute(update(AppRunRow).where(AppRunRow.id == run_id).values(**values))
 
-    def recent(self, principal: Principal, limit: int = 50) -> list[dict[str, Any]]:
-        query = select(AppRunRow).where(AppRunRow.tenant_id == principal.tenant)
-        if not principal.is_admin:
-            query = query.where(AppRunRow.user == principal.user)
-        query = query.order_by(AppRunRow.created_at.desc()).limit(limit)
-        with self._db.session() as s:
-            return [_as_dict(r) for r in s.scalars(query)]
-
 
 def _alive(pid: int) -> bool:
     try:
@@ -127,7 +119,7 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's process: alive
-        return True
+        pass
     return True
 
 
