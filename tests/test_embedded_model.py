@@ -3,18 +3,20 @@ llama.cpp (the default) and its converted weights on transformers (what fine-tun
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import openai
 import pytest
 
 from bastion.config import EMBEDDED_MODEL_NAME, BastionConfig, ModelConfig
 from bastion.errors import BadRequest
-from bastion.models import ChatMessage, GenerationParams, ModelInfo
+from bastion.models import ChatMessage, GenerationParams, JsonFormat, ModelInfo
 from bastion.models.embedded import embedded_gguf_path, is_prepared, prepare_embedded_model
 from bastion.models.llamacpp_backend import LlamaCppBackend
 from bastion.models.transformers_backend import TransformersBackend
@@ -72,6 +74,11 @@ def test_max_tokens_and_stop(backend: TransformersBackend) -> None:
 def test_sampling_with_a_seed_repeats(backend: TransformersBackend) -> None:
     params = GenerationParams(temperature=0.9, top_p=0.9, max_tokens=8, seed=7)
     assert backend.generate(QUESTION, params).text == backend.generate(QUESTION, params).text
+
+
+def test_transformers_refuses_a_json_format_clearly(backend: TransformersBackend) -> None:
+    with pytest.raises(BadRequest, match="llamacpp"):
+        backend.generate(QUESTION, GenerationParams(json_format=JsonFormat()))
 
 
 def test_context_overflow_is_a_clear_error(backend: TransformersBackend) -> None:
@@ -169,6 +176,29 @@ def test_llamacpp_context_overflow_is_a_clear_error(gguf_backend: LlamaCppBacken
     with pytest.raises(BadRequest, match="context length"):
         gguf_backend.generate([ChatMessage("user", "word " * 3000)], GREEDY)
     assert gguf_backend.generate(SUM, GREEDY).text  # and the model still answers
+
+
+def test_llamacpp_holds_answers_to_a_json_schema(gguf_backend: LlamaCppBackend) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "industry": {"enum": ["Mining", "Utilities", "Manufacturing"]},
+            "days": {"type": "integer"},
+            "keywords": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+        },
+        "required": ["industry", "days", "keywords"],
+        "additionalProperties": False,
+    }
+    ask = [ChatMessage("user", "Manufacturing accounts that bought in the last 90 days?")]
+    params = GenerationParams(
+        temperature=0.8, max_tokens=80, seed=3, json_format=JsonFormat(schema)
+    )
+    for answer in (gguf_backend.generate(ask, params), gguf_backend.generate(SUM, params)):
+        jsonschema.validate(json.loads(answer.text), schema)  # whatever the question
+    streamed = "".join(d.text for d in gguf_backend.stream(ask, params))
+    assert streamed == gguf_backend.generate(ask, params).text
+    free = gguf_backend.generate(SUM, GenerationParams(temperature=0, max_tokens=40))
+    assert "4" in free.text  # and the next plain request is free text again
 
 
 def test_llamacpp_takes_turns_and_a_closed_stream_frees_the_model(

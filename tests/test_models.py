@@ -13,7 +13,14 @@ from fastapi.responses import JSONResponse
 
 from bastion.config import ModelConfig, SamplingConfig
 from bastion.errors import BackendError, BadRequest, Overloaded
-from bastion.models import ChatMessage, GenerationParams, ModelInfo, ModelRegistry, Sampling
+from bastion.models import (
+    ChatMessage,
+    GenerationParams,
+    JsonFormat,
+    ModelInfo,
+    ModelRegistry,
+    Sampling,
+)
 from bastion.models.admission import AdmissionGate
 from bastion.models.base import SamplingSource, StopScanner, truncate_at_stop
 from bastion.models.echo import EchoBackend
@@ -130,6 +137,22 @@ def test_openai_backend_against_a_real_bastion_server(server: LiveServer) -> Non
     deltas = list(backend.stream(HELLO, params))
     assert "".join(d.text for d in deltas) == "hello remote world"
     assert deltas[-1].finish_reason == "stop" and deltas[-1].completion_tokens == 3
+
+
+def test_openai_backend_passes_a_json_format_on(server: LiveServer) -> None:
+    """The remote server gets OpenAI's response_format (here Bastion's echo model, which
+    answers JSON only when the question is JSON of the asked shape)."""
+    backend = OpenAICompatibleBackend(
+        INFO, server.url + "/v1", remote_model="echo", api_key=server.key()
+    )
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+    asked = GenerationParams(json_format=JsonFormat(schema, "count"))
+    assert backend.generate([ChatMessage("user", '{"n": 3}')], asked).text == '{"n": 3}'
+    with pytest.raises(BadRequest, match="JSON of the asked shape"):
+        backend.generate([ChatMessage("user", '{"n": "three"}')], asked)
+    any_object = GenerationParams(json_format=JsonFormat())
+    with pytest.raises(BadRequest, match="JSON of the asked shape"):
+        backend.generate(HELLO, any_object)
 
 
 def test_openai_backend_reports_client_errors(server: LiveServer) -> None:

@@ -163,6 +163,18 @@ def test_missing_and_revoked_keys_get_401(server: LiveServer) -> None:
             400,
             "tool",
         ),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], "response_format": '
+            b'{"type": "json_schema", "json_schema": {"schema": {"type": "nope"}}}}',
+            400,
+            "JSON Schema",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "x"}], '
+            b'"response_format": {"type": "json_schema"}}',
+            400,
+            "json_schema",
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from bastion.plugins import Part
 
@@ -34,6 +34,31 @@ class Sampling:
 
 
 SAMPLING_KEYS = tuple(f.name for f in fields(Sampling))
+
+
+@dataclass(frozen=True)
+class JsonFormat:
+    """An answer that must be JSON: any object (OpenAI's `json_object`) or one that
+    matches `schema` (`json_schema`). Local backends enforce it while decoding (llama.cpp
+    grammars); OpenAI-compatible servers get it passed on; the others refuse it."""
+
+    schema: Mapping[str, Any] | None = None  # None: any JSON object
+    name: str = "response"
+
+    def openai(self) -> dict[str, Any]:
+        """The `response_format` body OpenAI's API takes."""
+        if self.schema is None:
+            return {"type": "json_object"}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": self.name, "schema": dict(self.schema), "strict": True},
+        }
+
+    def grammar_schema(self) -> Mapping[str, Any]:
+        """The schema decoding is held to (an object with any members for `json_object`)."""
+        return self.schema if self.schema is not None else {"type": "object"}
+
+
 SamplingSource = Literal["request", "config", "model", "default"]
 
 
@@ -50,6 +75,7 @@ class GenerationParams:
     repetition_penalty: float | None = None
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    json_format: JsonFormat | None = None  # the answer must be JSON (response_format)
 
     def sampling(self) -> Sampling:
         return Sampling(**{k: v for k in SAMPLING_KEYS if (v := getattr(self, k)) is not None})

@@ -1,12 +1,19 @@
 """A deterministic, zero-latency backend for tests and gateway benchmarks.
 
-It answers with the last user message, word by word; token counts are word counts.
+It answers with the last user message, word by word; token counts are word counts. Asked
+for JSON (a response_format), it answers the last user message when that is JSON of the
+asked shape, and refuses otherwise, so tests can script a structured answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
 
+import jsonschema
+
+from bastion.errors import BadRequest
 from bastion.models.base import (
     ChatMessage,
     Generation,
@@ -26,6 +33,8 @@ class EchoBackend:
     ) -> tuple[list[str], int, str]:
         prompt_tokens = sum(len(m.content.split()) for m in messages)
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
+        if params.json_format is not None:
+            _check_json(last_user, params.json_format.grammar_schema())
         words = last_user.split()
         limit = params.sampling().max_tokens
         finish = "length" if len(words) > limit else "stop"
@@ -47,3 +56,13 @@ class EchoBackend:
         for i, word in enumerate(words):
             yield StreamDelta(word if i == 0 else " " + word)
         yield StreamDelta("", finish, prompt_tokens, len(words))  # type: ignore[arg-type]
+
+
+def _check_json(text: str, schema: Mapping[str, Any]) -> None:
+    try:
+        jsonschema.validate(json.loads(text), dict(schema))
+    except (ValueError, jsonschema.ValidationError) as exc:
+        raise BadRequest(
+            "the echo model answers JSON only by repeating a user message that already is "
+            f"JSON of the asked shape ({str(exc).splitlines()[0]})"
+        ) from exc

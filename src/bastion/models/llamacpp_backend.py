@@ -10,6 +10,8 @@ so that streams carry exact token counts and stop sequences are cut before they 
 from __future__ import annotations
 
 import codecs
+import functools
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -46,6 +48,28 @@ def gguf_sampling(metadata: Mapping[str, str]) -> dict[str, float | int]:
         except (KeyError, ValueError):
             continue
     return found
+
+
+@functools.lru_cache(maxsize=32)
+def _grammar(schema_json: str) -> Any:
+    """A JSON schema as a llama.cpp grammar, compiled once per schema (apps reuse theirs)."""
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    try:
+        return LlamaGrammar.from_json_schema(schema_json, verbose=False)
+    except (ValueError, RuntimeError, KeyError, TypeError) as exc:
+        raise BadRequest(
+            f"response_format: this JSON schema cannot be enforced while decoding ({exc}); "
+            "use the JSON Schema subset llama.cpp supports (objects, arrays, enums, "
+            "strings, numbers, booleans, $defs)"
+        ) from exc
+
+
+def json_grammar(params: GenerationParams) -> Any:
+    """The grammar a generation is held to, or None when its answer is free text."""
+    if params.json_format is None:
+        return None
+    return _grammar(json.dumps(params.json_format.grammar_schema()))
 
 
 @dataclass(frozen=True)
@@ -128,6 +152,7 @@ class LlamaCppBackend:
         model = self.load()
         llm = model.llm
         sampling = params.sampling()
+        grammar = json_grammar(params)
         with self._lock:
             formatted = model.chat_format(
                 messages=[{"role": m.role, "content": m.content} for m in messages]
@@ -157,6 +182,7 @@ class LlamaCppBackend:
                 temp=sampling.temperature,
                 top_p=sampling.top_p,
                 repeat_penalty=sampling.repetition_penalty,
+                grammar=grammar,
             ):
                 if model.is_end(token):
                     finish = "stop"

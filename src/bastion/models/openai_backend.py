@@ -81,6 +81,8 @@ class OpenAICompatibleBackend:
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.json_format is not None:
+            body["response_format"] = params.json_format.openai()
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body

@@ -90,6 +90,12 @@ class TransformersBackend:
     def _prepare(
         self, messages: list[ChatMessage], params: GenerationParams
     ) -> tuple[Any, dict[str, Any]]:
+        if params.json_format is not None:
+            raise BadRequest(
+                f"model '{self.info.name}' (transformers backend) cannot hold its answer to "
+                "a JSON response_format; serve its GGUF with the llamacpp backend, or use a "
+                "model behind an OpenAI-compatible server"
+            )
         self.load()
         inputs = self._tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],

@@ -29,7 +29,7 @@ from bastion.apps import app_specs, execute, start_run
 from bastion.apps.runs import AppRuns, BackgroundRuns
 from bastion.config import ExperimentConfig
 from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenied
-from bastion.models import ChatMessage, GenerationParams
+from bastion.models import ChatMessage, GenerationParams, JsonFormat
 from bastion.observability import HTTP_LATENCY
 from bastion.pipeline import ChatRequest, Completion, StreamEvent
 from bastion.platform import Platform
@@ -45,6 +45,7 @@ from bastion.server.schemas import (
     ModelCard,
     ModelList,
     PromoteRequest,
+    ResponseFormat,
 )
 
 log = logging.getLogger("bastion.server")
@@ -184,6 +185,14 @@ def _json_body(model: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+def _json_format(fmt: ResponseFormat | None) -> JsonFormat | None:
+    if fmt is None or fmt.type == "text":
+        return None
+    if fmt.json_schema is None:
+        return JsonFormat()
+    return JsonFormat(fmt.json_schema.schema_, fmt.json_schema.name)
+
+
 def _to_chat_request(
     body: ChatCompletionRequest, app_header: str | None, account_header: str | None = None
 ) -> ChatRequest:
@@ -199,6 +208,7 @@ def _to_chat_request(
         max_tokens=body.max_completion_tokens or body.max_tokens,
         stop=stop,
         seed=body.seed,
+        json_format=_json_format(body.response_format),
     )
     app = body.app or app_header or "chat"
     account = body.account or account_header

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class TextPart(BaseModel):
@@ -29,6 +30,37 @@ class Message(BaseModel):
 
 class StreamOptions(BaseModel):
     include_usage: bool = False
+
+
+class JsonSchemaFormat(BaseModel):
+    name: str = Field("response", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    schema_: dict[str, Any] = Field(alias="schema", description="A JSON Schema.")
+    strict: bool | None = Field(None, description="Always enforced on local backends.")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @field_validator("schema_")
+    @classmethod
+    def _valid_schema(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            jsonschema.validators.validator_for(v).check_schema(v)
+        except jsonschema.SchemaError as exc:
+            raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        return v
+
+
+class ResponseFormat(BaseModel):
+    """`text` (the default), `json_object` (any JSON object) or `json_schema`."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JsonSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> ResponseFormat:
+        if (self.type == "json_schema") != (self.json_schema is not None):
+            raise ValueError("give json_schema exactly when type is 'json_schema'")
+        return self
 
 
 class ChatCompletionRequest(BaseModel):
@@ -58,7 +90,9 @@ class ChatCompletionRequest(BaseModel):
         "(also header X-Bastion-Account).",
     )
     tools: list[Any] | None = Field(None, description="Not supported yet; must be absent.")
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = Field(
+        None, description="JSON answers: enforced while decoding on local backends."
+    )
 
     @field_validator("stop")
     @classmethod
@@ -73,13 +107,6 @@ class ChatCompletionRequest(BaseModel):
         if v:
             raise ValueError("tool calling is not supported by this gateway yet; omit 'tools'")
         return None
-
-    @field_validator("response_format")
-    @classmethod
-    def _text_only(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
-        if v and v.get("type") not in (None, "text"):
-            raise ValueError("only response_format {'type': 'text'} is supported")
-        return v
 
 
 class ResponseMessage(BaseModel):
