@@ -111,6 +111,16 @@ def test_the_windowed_phone_recognizer_finds_what_presidios_finds() -> None:
     assert found > 100  # the texts do hold numbers
 
 
+def test_iso_dates_are_not_phone_numbers() -> None:
+    from bastion.guards.pii.phone import WindowedPhoneRecognizer
+
+    text = '{"since": "2025-10-01", "until": "2024-12-31"}, call +49 30 901820'
+    found = [
+        text[r.start : r.end] for r in WindowedPhoneRecognizer().analyze(text, ["PHONE_NUMBER"])
+    ]
+    assert found == ["+49 30 901820"]
+
+
 def test_masking_is_consistent_and_reversible() -> None:
     state: RequestState = {}
     masker = PiiMasker(DETECTOR, {}, fernet=Fernet(Fernet.generate_key()))

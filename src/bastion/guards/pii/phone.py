@@ -1,7 +1,8 @@
 """Phone numbers: Presidio's recognizer (python-phonenumbers over several regions), asked
 only about the stretches of text that can hold a number, and only for the regions whose
-numbers can be that long. Same matches; a 1 KB prompt with a few numbers cost ~4 ms
-before, mostly parsing every short number ("order 5521") once per region."""
+numbers can be that long. Same matches, except ISO dates ("2025-10-01" is a valid number
+in some regions, and a date in every structured answer); a 1 KB prompt with a few numbers
+cost ~4 ms before, mostly parsing every short number ("order 5521") once per region."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ _DIGIT_RUN = re.compile(r"\+?\d(?:(?:[^\w]|[xX]){0,4}\d)*")
 # Characters kept on each side of a run: a leading "(", an extension ("ext. 12"), and
 # the neighbours the matcher checks before accepting a candidate.
 MARGIN = 16
+_ISO_DATE = re.compile(r"(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])")
 
 
 def _shortest_number(region: str) -> int:
@@ -84,6 +86,8 @@ class WindowedPhoneRecognizer(PhoneRecognizer):
                 for match in phonenumbers.PhoneNumberMatcher(
                     window, region, leniency=cast(int, self.leniency)
                 ):
+                    if _ISO_DATE.fullmatch(match.raw_string):
+                        continue
                     try:  # Presidio's labelling: the number's own region when it parses
                         found = phonenumbers.region_code_for_number(
                             phonenumbers.parse(window[match.start : match.end])
