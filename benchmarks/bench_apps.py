@@ -5,7 +5,16 @@ service-reply: the demo's support cases labelled with the articles that answer t
 default model. Peer, in the same run: the same retrieval shown to a model that only echoes
 its prompt (what citing and support look like when the model adds nothing).
 
-Usage: python benchmarks/bench_apps.py [--cases 30] [--scale 1.0]
+segment: the 113 requests of src/bastion/apps/segment/eval/requests.jsonl, as alice (exec),
+scored on the member set (exact, Jaccard) and the specification. Peers, in the same run:
+schema linking alone (the values the request names put in their fields, no model: what
+the model adds is time windows, negation, topics and titles), and the same model with the
+same prompt but no JSON schema enforced while decoding (the share that is a valid
+specification at all). Larger models join with --segment-models when installed
+(`bastion models install`), served from their GGUF.
+
+Usage: python benchmarks/bench_apps.py [--cases 30] [--scale 1.0] [--only segment]
+    [--segment-cases N] [--segment-models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b]
 """
 
 from __future__ import annotations
@@ -13,18 +22,27 @@ from __future__ import annotations
 import argparse
 import json
 import platform as machine
+import statistics
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bastion.apps.evaluation import AppCase, evaluate_app
+from bastion.apps import AppRun
+from bastion.apps.evaluation import AppCase, evaluate_app, read_cases
+from bastion.apps.segment import EVAL_REQUESTS, INSTRUCTIONS, SegmentSettings, parse_spec
+from bastion.apps.segment.query import SegmentQuery
+from bastion.apps.segment.spec import SegmentSpec
 from bastion.apps.service_reply import demo_cases
 from bastion.config import load_config
 from bastion.demo import TEMPLATE, init_demo, prepare_demo_data
+from bastion.errors import BadRequest
 from bastion.grounding.ingest import stored_records
+from bastion.grounding.retriever import readable_by
+from bastion.models.install import CATALOGUE, is_installed
 from bastion.platform import Platform
 
 
@@ -42,16 +60,93 @@ def service_reply(platform: Platform, limit: int) -> dict[str, Any]:
     }
 
 
+def linking_only(named: dict[tuple[str, str], list[str]]) -> SegmentSpec:
+    """The peer without a model: each value the request names in its own field."""
+    parts: dict[str, dict[str, list[str]]] = {}
+    for (part, field), values in named.items():
+        if values:
+            parts.setdefault(part, {})[field] = values
+    return SegmentSpec.model_validate(parts)
+
+
+def segment(platform: Platform, models: list[str], limit: int | None) -> dict[str, Any]:
+    cases = read_cases(EVAL_REQUESTS)[:limit]
+    alice = platform.access.principal("acme/alice")
+    query = SegmentQuery(platform.db, SegmentSettings().sources, "acme", readable_by(alice))
+    catalogue = query.catalogue()
+    # The cases' member sets were computed on a demo of this scale: check they still hold.
+    drift = sum(
+        sorted(
+            m.contact_id
+            for m in query.members(
+                SegmentSpec.model_validate(c.expected["spec"]), date.fromisoformat(c.input["as_of"])
+            )
+        )
+        != c.expected["members"]
+        for c in cases
+    )
+    result: dict[str, Any] = {"cases": len(cases), "expected_members_drifted": drift}
+    scores = []
+    for case in cases:
+        spec = linking_only(catalogue.named_in(case.input["query"]))
+        got = {m.contact_id for m in query.members(spec, date.fromisoformat(case.input["as_of"]))}
+        wanted = set(case.expected["members"])
+        union = got | wanted
+        scores.append((got == wanted, len(got & wanted) / len(union) if union else 1.0))
+    result["peer_linking_only"] = {
+        "exact_match": round(statistics.fmean(s[0] for s in scores), 4),
+        "jaccard": round(statistics.fmean(s[1] for s in scores), 4),
+    }
+    for model in models:
+        result[model] = evaluate_app(platform, "segment", cases, alice, model=model)
+    default = platform.config.resolved_default_model
+    valid = 0
+    for case in cases:  # the peer without the decoding schema: is it a specification at all?
+        run = AppRun(platform, alice, "segment", SegmentSettings(), default)
+        answer = run.ask(
+            case.input["query"],
+            instructions=INSTRUCTIONS.format(today=case.input["as_of"]),
+            max_tokens=360,
+        )
+        try:
+            parse_spec(answer.text)
+            valid += 1
+        except BadRequest:
+            pass
+    result[f"peer_{default}_unconstrained"] = {"valid_specifications": round(valid / len(cases), 4)}
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=30)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--only", choices=["service-reply", "segment"])
+    parser.add_argument("--segment-cases", type=int, default=None)
+    parser.add_argument("--segment-models", default="", help="installed larger models")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         config = yaml.safe_load(TEMPLATE.read_text())
         config["models"].append({"name": "echo", "backend": "echo"})
         config["access"]["policies"]["user"]["models"].append("echo")
+        models_root = Path(__file__).resolve().parents[1] / ".cache" / "models-install"
+        larger = [m for m in CATALOGUE if m.name in args.segment_models.split(",")]
+        for model in larger:
+            if not is_installed(model, models_root):
+                raise SystemExit(
+                    f"{model.name} is not in {models_root}: "
+                    f"`bastion models install {model.name} --dir {models_root}`"
+                )
+            config["models"].append(
+                {
+                    "name": model.name,
+                    "backend": "llamacpp",
+                    "threads": 2,
+                    "context_length": 8192,
+                    "path": str(models_root / model.file_name),
+                }
+            )
         (home / "bastion.yaml").write_text(yaml.safe_dump(config))
         platform = Platform.open(home, load_config(home / "bastion.yaml", environ={}))
         init_demo(home, platform.access)
@@ -62,8 +157,12 @@ def main() -> None:
             "benchmark": "apps",
             "machine": f"{machine.machine()}, {machine.python_version()}",
             "demo_setup_s": round(setup_s, 1),
-            "service_reply": service_reply(platform, args.cases),
         }
+        if args.only in (None, "service-reply"):
+            result["service_reply"] = service_reply(platform, args.cases)
+        if args.only in (None, "segment"):
+            models = [platform.config.resolved_default_model, *(m.name for m in larger)]
+            result["segment"] = segment(platform, models, args.segment_cases)
         platform.close()
     print(json.dumps(result, indent=2))
 

@@ -21,7 +21,7 @@ from bastion.apps.runs import AppRuns
 from bastion.errors import BadRequest, BastionError, NotFound, PermissionDenied
 from bastion.grounding.retriever import Hit
 from bastion.grounding.stores import Chunk
-from bastion.models import ChatMessage, GenerationParams
+from bastion.models import ChatMessage, GenerationParams, JsonFormat
 from bastion.pipeline import ChatRequest, Completion
 from bastion.platform import Platform
 from bastion.plugins import Part, registry
@@ -56,16 +56,20 @@ class AppRun:
         max_tokens: int = 256,
         temperature: float = 0.0,
         stop: tuple[str, ...] = (),
+        json_format: JsonFormat | None = None,
     ) -> Completion:
         """One model call through the whole pipeline (guards, audit), linked to this run.
         `instructions` are the app's own (trusted like an app's system prompt); `messages`
         what the person said (checked by the input guards); `sources` material for the
         model (messages, records, `material(...)`): the input guards check it as retrieved
         text (a poisoned one is withheld) and it is shown numbered and marked as data;
-        `score_support` has the answer's support by them scored (`bastion.support`)."""
+        `score_support` has the answer's support by them scored (`bastion.support`);
+        `json_format` holds the answer to JSON (of a schema), enforced while decoding."""
         if isinstance(messages, str):
             messages = [ChatMessage("user", messages)]
-        params = GenerationParams(temperature=temperature, max_tokens=max_tokens, stop=stop)
+        params = GenerationParams(
+            temperature=temperature, max_tokens=max_tokens, stop=stop, json_format=json_format
+        )
         request = ChatRequest(
             messages,
             params,

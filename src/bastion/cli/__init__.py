@@ -18,6 +18,7 @@ from bastion.cli.guards import guards_app
 from bastion.cli.keys import keys_app
 from bastion.cli.models import models_app
 from bastion.cli.protect import protect_app
+from bastion.cli.segment import segment_app
 from bastion.cli.server import chat, feedback, serve
 from bastion.cli.tune import tune_app
 
@@ -30,6 +31,7 @@ for command in (serve, chat, ingest, index, search, ask, feedback):
     app.command()(command)
 
 app.add_typer(app_app, name="app")
+app.add_typer(segment_app, name="segment")
 app.add_typer(protect_app, name="protect")
 app.add_typer(tune_app, name="tune")
 app.add_typer(ab_app, name="ab")

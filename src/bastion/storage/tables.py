@@ -181,3 +181,25 @@ class AppRunRow(Base):
     calls: Mapped[list[str]] = mapped_column(JSON, default=list)  # trace ids of model calls
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SavedSegment(Base):
+    """One version of a saved segment: the request, its specification and explanation.
+    A name's versions are numbered from 1; a run that gives the same specification again
+    reuses the latest version rather than adding one."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    query: Mapped[str] = mapped_column(Text)  # the request in plain words
+    spec: Mapped[dict[str, object]] = mapped_column(JSON)
+    explanation: Mapped[str] = mapped_column(Text)
+    as_of: Mapped[str] = mapped_column(String(10))  # the date its time windows count from
+    count: Mapped[int] = mapped_column(Integer)  # members its author could see then
+    created_by: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[str] = mapped_column(String(32))  # the app run that made it
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
