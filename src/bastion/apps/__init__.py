@@ -120,6 +120,9 @@ class AppSpec(Part):
     #: (an output, the case's `expected`) -> named scores in 0-1 (None: not applicable), for
     #: `bastion eval app`; None: the app has no evaluation yet.
     score: Callable[[Any, dict[str, Any]], dict[str, float | None]] | None = None
+    #: An output as records, one JSON line each, for `bastion app run --out FILE.jsonl`;
+    #: None: the whole output is one line.
+    jsonl: Callable[[Any], list[dict[str, Any]]] | None = None
 
 
 @dataclass(frozen=True)

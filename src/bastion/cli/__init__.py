@@ -10,6 +10,7 @@ import typer
 from bastion.cli.ab import ab_app
 from bastion.cli.app import app_app
 from bastion.cli.audit import audit_app
+from bastion.cli.campaign import campaign_app
 from bastion.cli.config import config_app
 from bastion.cli.demo import demo_app
 from bastion.cli.eval import eval_app
@@ -32,6 +33,7 @@ for command in (serve, chat, ingest, index, search, ask, feedback):
 
 app.add_typer(app_app, name="app")
 app.add_typer(segment_app, name="segment")
+app.add_typer(campaign_app, name="campaign")
 app.add_typer(protect_app, name="protect")
 app.add_typer(tune_app, name="tune")
 app.add_typer(ab_app, name="ab")

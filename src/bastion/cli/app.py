@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -79,6 +80,10 @@ def app_run(
     input_json: Annotated[
         str | None, typer.Option("--input", help="The whole input as JSON (or use --options).")
     ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Also write the output as JSON Lines (an email a line...)."),
+    ] = None,
 ) -> None:
     """Run an app as a person: every model call goes through the guards and the audit.
     The app's input comes as --options (e.g. --channel general --since 2026-01-05) or
@@ -105,11 +110,23 @@ def app_run(
         pending = start_run(platform, name, data, principal, model=model, on_progress=show)
         result = execute(pending)
     spec = app_specs()[name]
+    if out is not None:
+        rows = spec.jsonl(result.output) if spec.jsonl else [result.output.model_dump(mode="json")]
+        write_jsonl(out, rows)
+        err.print(f"{len(rows)} line(s) written to {out}", highlight=False)
     if output_format == "json":
         print(result.output.model_dump_json(indent=2))
     else:
         console.print((spec.markdown or markdown)(result.output), highlight=False, markup=False)
     err.print(f"run {result.run_id}: {len(result.calls)} model call(s)", highlight=False)
+
+
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """All the lines or none: written beside the target, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    partial.replace(path)
 
 
 def markdown(output: Any) -> str:

@@ -203,3 +203,44 @@ class SavedSegment(Base):
     created_by: Mapped[str] = mapped_column(String(128))
     run_id: Mapped[str] = mapped_column(String(32))  # the app run that made it
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Campaign(Base):
+    """A campaign: a brief sent to a saved segment's members, one email each."""
+
+    __tablename__ = "campaigns"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    segment: Mapped[str] = mapped_column(String(64))
+    segment_version: Mapped[int] = mapped_column(Integer)
+    brief: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class CampaignEmail(Base):
+    """One member's email of a campaign: drafted (or skipped, and why), then reviewed.
+    A run that stops half-way resumes after the last email it recorded."""
+
+    __tablename__ = "campaign_emails"
+    __table_args__ = (UniqueConstraint("campaign_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id"), index=True)
+    contact_id: Mapped[str] = mapped_column(String(32))
+    address: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    status: Mapped[str] = mapped_column(String(16))  # draft, skipped, approved, rejected, edited
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)  # why skipped
+    subject: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    facts: Mapped[list[dict[str, object]]] = mapped_column(JSON, default=list)
+    checks: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    trace_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # its model call
+    run_id: Mapped[str] = mapped_column(String(32))
+    reviewer: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -231,6 +231,44 @@ class SegmentQuery:
             members.setdefault(contact_id, Member(contact_id, title, address or None))
         return list(members.values())
 
+    def person_records(self, contact_id: str) -> dict[str, list[dict[str, Any]]]:
+        """What the person may read about one person, by entity: their contact records,
+        the accounts those name, the orders they placed and the support cases they opened
+        (each as source, source_id, title and fields)."""
+        s = self.sources
+        contact = RECORDS.alias("contact")
+        mine = select(contact).where(
+            self._visible(contact, s.contacts, s.case_contacts), contact.c.contact_id == contact_id
+        )
+        found: dict[str, list[dict[str, Any]]] = {}
+        with self.db.engine.connect() as connection:
+            contacts = [dict(r._mapping) for r in connection.execute(mine)]
+            crm = [c["source_id"] for c in contacts if c["source"] == s.contacts]
+            customers = [c["source_id"] for c in contacts if c["source"] == s.case_contacts]
+            accounts = [
+                str(c["fields"].get("account")) for c in contacts if c["source"] == s.contacts
+            ]
+            r = RECORDS.alias("linked")
+            linked = {
+                "account": (s.accounts, r.c.source_id.in_(accounts)),
+                "order": (s.orders, self._text(r, "contact_id").in_(crm)),
+                "case": (s.cases, self._text(r, "customer_id").in_(customers)),
+            }
+            found["contact"] = contacts
+            for entity, (source, link) in linked.items():
+                query = select(r).where(self._visible(r, source), link)
+                found[entity] = [dict(r._mapping) for r in connection.execute(query)]
+        return found
+
+    def contacts(self) -> list[dict[str, Any]]:
+        """Every contact record the person may read (contact_id, title, fields)."""
+        c = RECORDS.alias("c")
+        query = select(c.c.contact_id, c.c.title, c.c.fields).where(
+            self._visible(c, self.sources.contacts, self.sources.case_contacts)
+        )
+        with self.db.engine.connect() as connection:
+            return [dict(r._mapping) for r in connection.execute(query)]
+
     def catalogue(self) -> Catalogue:
         """The values of each categorical field in the records the person may read."""
         s = self.sources
