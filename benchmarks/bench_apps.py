@@ -13,6 +13,13 @@ same prompt but no JSON schema enforced while decoding (the share that is a vali
 specification at all). Larger models join with --segment-models when installed
 (`bastion models install`), served from their GGUF.
 
+campaign-email: one brief to the first --emails members of a saved segment (US West contacts
+who ordered in the 365 days before the demo's last day), written as olivia (marketing),
+scored by the app's checks. Peer, in the same run: the same model asked plainly ("Write a
+marketing email about: BRIEF") with no voice, facts or rules, scored by the same checks
+(banned words, exclamation marks, voice similarity to past campaigns): the seed's claim
+that stock output is bland, measured.
+
 Usage: python benchmarks/bench_apps.py [--cases 30] [--scale 1.0] [--only segment]
     [--segment-cases N] [--segment-models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b]
 """
@@ -27,7 +34,7 @@ import tempfile
 import time
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -117,11 +124,77 @@ def segment(platform: Platform, models: list[str], limit: int | None) -> dict[st
     return result
 
 
+BRIEF = (
+    "Firmware 4.2 lets you update 10 % of your gateways first and the rest a day later, so "
+    "a bad update never takes a whole site offline. Invite them to the 30-minute webinar on "
+    "January 20."
+)
+
+
+def campaign(platform: Platform, emails: int) -> dict[str, Any]:
+    from bastion.apps import run_app
+    from bastion.apps.campaign_email import (
+        CampaignResult,
+        CampaignSettings,
+        score,
+        unit_vector,
+        voice_documents,
+    )
+    from bastion.apps.campaign_email.voice import check_rules, read_profile
+    from bastion.apps.segment.store import Segments
+
+    olivia = platform.access.principal("acme/olivia")
+    spec = {"account": {"region": ["US West"]}, "orders": {"within_days": 365}}
+    Segments(platform.db, "acme").save(
+        "bench-west", query="US West buyers", spec=spec, explanation="", as_of="2026-01-05",
+        count=0, created_by="olivia", run_id="bench",
+    )  # fmt: skip
+    started = time.perf_counter()
+    result = run_app(
+        platform, "campaign-email",
+        {"segment": "bench-west", "brief": BRIEF, "campaign": "bench", "limit": emails}, olivia,
+    )  # fmt: skip
+    seconds = time.perf_counter() - started
+    output = cast(CampaignResult, result.output)
+    ours = {k: round(v, 4) if v is not None else None for k, v in score(output, {}).items()}
+    ours["seconds_per_email"] = round(seconds / max(1, len(output.emails)), 1)
+    run = AppRun(platform, olivia, "campaign-email", CampaignSettings())
+    guide, past = voice_documents(run, CampaignSettings())
+    profile = read_profile(guide, past)
+    embedder = platform.grounding.embedder
+    centroid = unit_vector(embedder.embed(past).mean(axis=0))
+    stock = []
+    for _ in output.emails:
+        text = run.ask(f"Write a marketing email about: {BRIEF}", max_tokens=320).text
+        rules = check_rules(text.split("\n", 1)[0], text, "(footer)", profile)
+        stock.append(
+            (
+                not rules.banned_terms and rules.exclamations_ok,
+                float(unit_vector(embedder.embed_one(text)) @ centroid),
+            )
+        )
+    ours_rules = statistics.fmean(
+        not e.checks["brand_rules"]["banned_terms"] and e.checks["brand_rules"]["exclamations_ok"]
+        for e in output.emails
+    )
+    return {
+        "emails": len(output.emails),
+        "model": platform.config.resolved_default_model,
+        "brand_grounded": {**ours, "no_banned_words_or_exclamations": round(ours_rules, 4)},
+        "peer_stock_prompt": {
+            "no_banned_words_or_exclamations": round(statistics.fmean(s[0] for s in stock), 4),
+            "voice_similarity": round(statistics.fmean(s[1] for s in stock), 4),
+            "footer_and_sign_off": 0.0,  # nothing adds them
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=30)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--only", choices=["service-reply", "segment"])
+    parser.add_argument("--only", choices=["service-reply", "segment", "campaign-email"])
+    parser.add_argument("--emails", type=int, default=10)
     parser.add_argument("--segment-cases", type=int, default=None)
     parser.add_argument("--segment-models", default="", help="installed larger models")
     args = parser.parse_args()
@@ -163,6 +236,8 @@ def main() -> None:
         if args.only in (None, "segment"):
             models = [platform.config.resolved_default_model, *(m.name for m in larger)]
             result["segment"] = segment(platform, models, args.segment_cases)
+        if args.only in (None, "campaign-email"):
+            result["campaign_email"] = campaign(platform, args.emails)
         platform.close()
     print(json.dumps(result, indent=2))
 

@@ -128,7 +128,7 @@ def _parse_draft(text: str, brief: str, profile: VoiceProfile) -> _Draft:
     return _Draft(subject.strip(), body.strip())
 
 
-def _voice_documents(run: AppRun, settings: CampaignSettings) -> tuple[str, list[str]]:
+def voice_documents(run: AppRun, settings: CampaignSettings) -> tuple[str, list[str]]:
     """The guide and past campaigns, as the author may read them."""
     groups = set(readable_by(run.principal))
     with run.platform.db.session() as s:
@@ -165,7 +165,7 @@ def _others(contacts: list[dict[str, Any]], recipient_id: str) -> list[str]:
     return found
 
 
-def _unit(vector: np.ndarray) -> np.ndarray:
+def unit_vector(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return vector / norm if norm else vector
 
@@ -220,7 +220,7 @@ def write(run: AppRun, request: CampaignRequest) -> CampaignResult:
             f"segment '{segment.name}' version {segment.version} has no members you may see "
             "today: there is no one to write to"
         )
-    guide, past = _voice_documents(run, settings)
+    guide, past = voice_documents(run, settings)
     profile = read_profile(guide, past)
     name = request.campaign or _campaign_name(request, segment.version)
     campaigns = Campaigns(platform.db, principal.tenant)
@@ -230,7 +230,7 @@ def write(run: AppRun, request: CampaignRequest) -> CampaignResult:
     query = _query(platform, principal)
     contacts = query.contacts()
     embedder = platform.grounding.embedder
-    centroid = _unit(embedder.embed(past).mean(axis=0)) if past else None
+    centroid = unit_vector(embedder.embed(past).mean(axis=0)) if past else None
     instructions = INSTRUCTIONS.format(voice=profile.instructions())
     for n, member in enumerate(todo):
         run.progress(n, len(todo), f"email {n + 1} of {len(todo)}")
@@ -253,7 +253,9 @@ def write(run: AppRun, request: CampaignRequest) -> CampaignResult:
         footer = settings.footer.format(contact_id=member.contact_id)
         body = assemble(person.first_name, draft.body, footer, profile)
         similarity = (
-            float(_unit(embedder.embed_one(draft.body)) @ centroid) if centroid is not None else 0.0
+            float(unit_vector(embedder.embed_one(draft.body)) @ centroid)
+            if centroid is not None
+            else 0.0
         )
         checks = _checks(
             subject,
