@@ -35,6 +35,30 @@ def test_openai_client_chat(server: LiveServer) -> None:
     assert record["user"] == "alice" and record["model"] == "echo"
 
 
+def test_openai_client_embeddings(server: LiveServer) -> None:
+    """The embedding model Bastion retrieves with, for RAG clients: the official client
+    asks for base64 by default and decodes it."""
+    import numpy as np
+
+    api = client(server, server.key())
+    texts = ["The gateway went offline.", "Our gateway is disconnected.", "Invoice overdue."]
+    answer = api.embeddings.create(input=texts, model="all-minilm-l6-v2")
+    vectors = np.array([d.embedding for d in answer.data])
+    assert vectors.shape == (3, 384) and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-3)
+    assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2]  # meaning, not just words
+    assert answer.usage.prompt_tokens > 10 and answer.model == "all-minilm-l6-v2"
+    floats = api.embeddings.create(
+        input="The gateway went offline.", model="all-minilm-l6-v2", encoding_format="float"
+    )
+    assert np.allclose(floats.data[0].embedding, vectors[0], atol=1e-5)
+    for bad in ({"input": []}, {"input": "x", "model": "text-embedding-3-small"},
+                {"input": "x", "dimensions": 1536}):  # fmt: skip
+        with pytest.raises(openai.BadRequestError):
+            api.embeddings.create(**{"model": "all-minilm-l6-v2", **bad})
+    with pytest.raises(openai.AuthenticationError):
+        client(server, "bst_nope").embeddings.create(input="x", model="all-minilm-l6-v2")
+
+
 def test_openai_client_streaming(server: LiveServer) -> None:
     stream = client(server, server.key()).chat.completions.create(
         model="echo",
@@ -175,6 +199,7 @@ def test_missing_and_revoked_keys_get_401(server: LiveServer) -> None:
             400,
             "json_schema",
         ),
+        (b'{"messages": [{"role": "user", "content": "x"}], "logprobs": true}', 400, "logprobs"),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(
@@ -338,3 +363,28 @@ def test_no_client_input_produces_a_500(server: LiveServer, body: object) -> Non
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert response.json()["error"]["message"]
+
+
+def test_a_langchain_client_chats_structures_and_embeds(server: LiveServer) -> None:
+    """LangChain's OpenAI integration against Bastion: plain chat, a structured answer
+    through response_format json_schema, and embeddings for its vector stores."""
+    from langchain_openai import ChatOpenAI, OpenAIEmbeddings
+    from pydantic import BaseModel
+
+    key = server.key()
+    llm = ChatOpenAI(base_url=server.url + "/v1", api_key=key, model="echo", max_retries=0)
+    assert llm.invoke("hello from langchain").content == "hello from langchain"
+
+    class Count(BaseModel):
+        n: int
+
+    structured = llm.with_structured_output(Count, method="json_schema")
+    assert structured.invoke('{"n": 3}') == Count(n=3)
+    embeddings = OpenAIEmbeddings(
+        base_url=server.url + "/v1",
+        api_key=key,
+        model="all-minilm-l6-v2",
+        check_embedding_ctx_length=False,  # it would count tokens with OpenAI's tokenizer
+    )
+    vectors = embeddings.embed_documents(["gateway offline", "sensor pairing"])
+    assert len(vectors) == 2 and len(vectors[0]) == 384

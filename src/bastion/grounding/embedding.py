@@ -52,6 +52,11 @@ class Embedder:
                 on_batch(len(batch))
         return out
 
+    def count_tokens(self, texts: Sequence[str]) -> int:
+        """Word pieces the model reads (truncated at its 256-token window, as it embeds)."""
+        tokenizer = _load().tokenizer
+        return sum(min(len(ids), 256) for ids in tokenizer(list(texts))["input_ids"])
+
     def embed_one(self, text: str) -> np.ndarray:
         vector: np.ndarray = self.embed([text])[0]
         return vector

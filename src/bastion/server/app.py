@@ -6,6 +6,7 @@ The server is thin: it turns HTTP into a ChatRequest, runs the pipeline in worke
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -34,12 +35,17 @@ from bastion.observability import HTTP_LATENCY
 from bastion.pipeline import ChatRequest, Completion, StreamEvent
 from bastion.platform import Platform
 from bastion.server.schemas import (
+    EMBEDDING_MODEL,
     AppInfo,
     AppList,
     AppRunRequest,
     AppRunResponse,
     ChatCompletionRequest,
     ChatCompletionResponse,
+    Embedding,
+    EmbeddingRequest,
+    EmbeddingResponse,
+    EmbeddingUsage,
     ErrorResponse,
     FeedbackRequest,
     ModelCard,
@@ -438,6 +444,41 @@ def create_app(platform: Platform) -> FastAPI:
             _sse_stream(events, ctx.trace_id, ctx.model, include_usage),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Bastion-Trace-Id": ctx.trace_id},
+        )
+
+    @app.post(
+        "/v1/embeddings",
+        response_model=EmbeddingResponse,
+        responses=_ERRORS,
+        tags=["openai"],
+        openapi_extra=_json_body(EmbeddingRequest),
+    )
+    async def embeddings(
+        http_request: Request, authorization: str | None = Header(None)
+    ) -> EmbeddingResponse:
+        """The embedding model Bastion retrieves with (all-MiniLM-L6-v2, 384 dimensions,
+        unit length), for RAG clients; any key may use it. Texts are not audited: they
+        are not sent to a generative model."""
+        body = _parse_body(await http_request.body(), EmbeddingRequest)
+        await run_in_threadpool(principal_of, authorization)
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        embedder = platform.grounding.embedder
+        vectors, tokens = await run_in_threadpool(
+            lambda: (embedder.embed(texts), embedder.count_tokens(texts))
+        )
+        data = [
+            Embedding(
+                index=i,
+                embedding=base64.b64encode(v.astype("<f4").tobytes()).decode("ascii")
+                if body.encoding_format == "base64"
+                else [float(x) for x in v],
+            )
+            for i, v in enumerate(vectors)
+        ]
+        return EmbeddingResponse(
+            data=data,
+            model=EMBEDDING_MODEL,
+            usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens),
         )
 
     @app.get("/v1/audit", responses=_ERRORS, tags=["admin"])

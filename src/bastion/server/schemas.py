@@ -90,6 +90,8 @@ class ChatCompletionRequest(BaseModel):
         "(also header X-Bastion-Account).",
     )
     tools: list[Any] | None = Field(None, description="Not supported yet; must be absent.")
+    logprobs: bool | None = Field(None, description="Not supported yet; must be absent.")
+    top_logprobs: int | None = Field(None, description="Not supported yet; must be absent.")
     response_format: ResponseFormat | None = Field(
         None, description="JSON answers: enforced while decoding on local backends."
     )
@@ -100,6 +102,13 @@ class ChatCompletionRequest(BaseModel):
         if isinstance(v, list) and len(v) > 4:
             raise ValueError("at most 4 stop sequences")
         return v
+
+    @field_validator("logprobs", "top_logprobs")
+    @classmethod
+    def _no_logprobs(cls, v: bool | int | None) -> None:
+        if v:
+            raise ValueError("logprobs are not supported by this gateway yet; omit them")
+        return None
 
     @field_validator("tools")
     @classmethod
@@ -228,3 +237,63 @@ class AppInfo(BaseModel):
 class AppList(BaseModel):
     object: Literal["list"] = "list"
     data: list[AppInfo]
+
+
+EMBEDDING_MODEL = "all-minilm-l6-v2"
+
+
+class EmbeddingRequest(BaseModel):
+    """OpenAI's embeddings body: text in, the embedded model's unit vectors out."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str] = Field(
+        description="A text or up to 256 texts (token arrays are not supported)."
+    )
+    model: str | None = Field(None, description=f"'{EMBEDDING_MODEL}' (the only one).")
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, description="384, the model's; others are refused.")
+
+    @field_validator("input")
+    @classmethod
+    def _texts(cls, v: str | list[str]) -> str | list[str]:
+        texts = [v] if isinstance(v, str) else v
+        if not 1 <= len(texts) <= 256:
+            raise ValueError("give 1 to 256 texts")
+        if any(not t.strip() for t in texts):
+            raise ValueError("texts must not be empty")
+        if any(len(t) > 20_000 for t in texts):
+            raise ValueError("a text is over 20,000 characters; split it")
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str | None) -> str | None:
+        if v not in (None, EMBEDDING_MODEL):
+            raise ValueError(f"the embedding model is '{EMBEDDING_MODEL}'; got '{v}'")
+        return v
+
+    @field_validator("dimensions")
+    @classmethod
+    def _dimensions(cls, v: int | None) -> int | None:
+        if v not in (None, 384):
+            raise ValueError(f"{EMBEDDING_MODEL} gives 384 dimensions; got {v}")
+        return v
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"] = "embedding"
+    index: int
+    embedding: list[float] | str = Field(description="Floats, or base64 of float32 (LE).")
+
+
+class EmbeddingUsage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingResponse(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[Embedding]
+    model: str
+    usage: EmbeddingUsage
