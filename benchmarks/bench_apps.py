@@ -21,7 +21,7 @@ marketing email about: BRIEF") with no voice, facts or rules, scored by the same
 that stock output is bland, measured.
 
 Usage: python benchmarks/bench_apps.py [--cases 30] [--scale 1.0] [--only segment]
-    [--segment-cases N] [--segment-models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b]
+    [--segment-every N] [--segment-models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b] [--emails 10]
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ def linking_only(named: dict[tuple[str, str], list[str]]) -> SegmentSpec:
     return SegmentSpec.model_validate(parts)
 
 
-def segment(platform: Platform, models: list[str], limit: int | None) -> dict[str, Any]:
-    cases = read_cases(EVAL_REQUESTS)[:limit]
+def segment(platform: Platform, models: list[str], every: int) -> dict[str, Any]:
+    cases = read_cases(EVAL_REQUESTS)[::every]
     alice = platform.access.principal("acme/alice")
     query = SegmentQuery(platform.db, SegmentSettings().sources, "acme", readable_by(alice))
     catalogue = query.catalogue()
@@ -195,7 +195,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--only", choices=["service-reply", "segment", "campaign-email"])
     parser.add_argument("--emails", type=int, default=10)
-    parser.add_argument("--segment-cases", type=int, default=None)
+    parser.add_argument("--segment-every", type=int, default=1, help="every Nth request")
     parser.add_argument("--segment-models", default="", help="installed larger models")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -235,7 +235,7 @@ def main() -> None:
             result["service_reply"] = service_reply(platform, args.cases)
         if args.only in (None, "segment"):
             models = [platform.config.resolved_default_model, *(m.name for m in larger)]
-            result["segment"] = segment(platform, models, args.segment_cases)
+            result["segment"] = segment(platform, models, args.segment_every)
         if args.only in (None, "campaign-email"):
             result["campaign_email"] = campaign(platform, args.emails)
         platform.close()
