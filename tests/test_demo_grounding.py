@@ -172,3 +172,26 @@ def test_unsupported_answers_are_blocked_when_the_app_says_so(
     assert verdict["action"] == "block" and verdict["findings"][0]["kind"] == "unsupported_sentence"
     # Streaming holds the whole answer for such an app: the unsupported text never goes out.
     assert "Question:" not in streamed and "content_filter" in streamed
+
+
+def test_bastion_ask_uses_a_running_server_and_says_when_it_cannot(
+    demo: tuple[Platform, dict[str, Any]],
+) -> None:
+    from typer.testing import CliRunner
+
+    from bastion.cli import app as cli
+
+    platform, info = demo
+    env = {"BASTION_HOME": str(info["home"]), "BASTION_API_KEY": ""}
+    question = ["ask", "How do I pair a new sensor?", "--as", "acme/dave"]
+    before = platform.audit.verify().records
+    with LiveServer(platform) as server:
+        served = CliRunner().invoke(cli, question, env={**env, "BASTION_URL": server.url})
+        assert served.exit_code == 0, served.output
+        assert "No server" not in served.output and "[1] kb:" in served.output
+        assert platform.audit.verify().records == before + 1  # the server's record
+    alone = CliRunner().invoke(cli, question, env={**env, "BASTION_URL": "http://127.0.0.1:9"})
+    assert alone.exit_code == 0, alone.output
+    assert "No server at http://127.0.0.1:9" in alone.output and "[1] kb:" in alone.output
+    nobody = CliRunner().invoke(cli, question[:2], env={**env, "BASTION_URL": "http://127.0.0.1:9"})
+    assert nobody.exit_code != 0 and "bastion serve" in nobody.output

@@ -116,26 +116,113 @@ def search(
 @reports_errors
 def ask(
     question: Annotated[str, typer.Argument(help="The question.")],
-    as_user: Annotated[str, typer.Option("--as", help="Ask as TENANT/USER (their ACL).")],
+    as_user: Annotated[
+        str | None, typer.Option("--as", help="Ask as TENANT/USER (their ACL).")
+    ] = None,
     app_name: Annotated[str, typer.Option("--app", help="A grounded app.")] = "ask",
     max_tokens: Annotated[int, typer.Option(min=1)] = 200,
+    url: Annotated[
+        str | None,
+        typer.Option(envvar="BASTION_URL", help="A running server (default: bastion.yaml's)."),
+    ] = None,
+    key: Annotated[
+        str | None,
+        typer.Option(envvar="BASTION_API_KEY", help="An API key, to ask through the server."),
+    ] = None,
 ) -> None:
-    """Answer from the company's data through the full pipeline, with citations."""
+    """Answer from the company's data through the full pipeline, with citations.
+
+    Through a running server (`bastion serve`, models already loaded) when one answers and
+    there is a key for the person: --key or BASTION_API_KEY without --as, or the demo's
+    key for --as. Otherwise in this process, which loads the models first."""
+    from bastion.config import bastion_home, load_config
+
+    config = load_config()
+    server = url or f"http://{config.server.host}:{config.server.port}"
+    if as_user is not None:
+        key = _demo_key(bastion_home(), as_user)  # never another person's key
+    if key and _answers(server):
+        answer, trace = _ask_server(server, key, question, app_name, max_tokens)
+    elif as_user is None:
+        raise BastionError(
+            f"no server answers at {server} (start one with `bastion serve`), or give "
+            "--as TENANT/USER to ask in this process"
+        )
+    else:
+        err.print(
+            f"No server at {server} (or no key for {as_user}): loading the models in this "
+            "process, which takes a while; `bastion serve` keeps them loaded.",
+            highlight=False,
+        )
+        answer, trace = _ask_here(as_user, question, app_name, max_tokens)
+    console.print(answer["text"], highlight=False)
+    for c in answer.get("citations", []):
+        err.print(f"[{c['n']}] {c['source']}:{c['record_id']}  {c['title']}", highlight=False)
+    if answer.get("support") is not None:
+        err.print(f"support: {answer['support']:.2f}  trace: {trace}")
+
+
+def _demo_key(home: Any, handle: str) -> str | None:
+    """The demo's key for TENANT/USER, when this home is the demo's."""
+    from bastion.demo import DEMO_KEYS_FILE
+
+    try:
+        keys = json.loads((home / DEMO_KEYS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    found = keys.get(handle) if isinstance(keys, dict) else None
+    return found if isinstance(found, str) else None
+
+
+def _answers(server: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(server.rstrip("/") + "/healthz", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _ask_server(
+    server: str, key: str, question: str, app: str, max_tokens: int
+) -> tuple[dict[str, Any], str]:
+    import httpx
+
+    body = {
+        "messages": [{"role": "user", "content": question}],
+        "app": app,
+        "max_tokens": max_tokens,
+        "temperature": 0,
+    }
+    try:
+        response = httpx.post(
+            server.rstrip("/") + "/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=300,
+        )
+    except httpx.HTTPError as exc:
+        raise BastionError(f"the server at {server} failed: {exc}") from exc
+    data = response.json()
+    if response.status_code >= 400:
+        raise BastionError(f"{response.status_code}: {data.get('error', {}).get('message')}")
+    trust = data.get("bastion") or {}
+    answer = {"text": data["choices"][0]["message"]["content"], **trust}
+    return answer, str(trust.get("trace_id"))
+
+
+def _ask_here(handle: str, question: str, app: str, max_tokens: int) -> tuple[dict[str, Any], str]:
     from bastion.models import ChatMessage, GenerationParams
     from bastion.pipeline import ChatRequest
 
     platform = _platform()
-    principal = _as(platform, as_user)
+    principal = _as(platform, handle)
     request = ChatRequest(
         [ChatMessage("user", question)],
         GenerationParams(max_tokens=max_tokens, temperature=0.0),
-        app=app_name,
+        app=app,
     )
     with err.status("Retrieving and generating ..."):
         ctx = platform.pipeline.prepare(request, None, principal)
         completion = platform.pipeline.complete(ctx)
-    console.print(completion.text, highlight=False)
-    for c in completion.bastion.get("citations", []):
-        err.print(f"[{c['n']}] {c['source']}:{c['record_id']}  {c['title']}", highlight=False)
-    if completion.bastion.get("support") is not None:
-        err.print(f"support: {completion.bastion['support']:.2f}  trace: {completion.trace_id}")
+    return {"text": completion.text, **completion.bastion}, completion.trace_id
