@@ -7,8 +7,12 @@ per-model sampling defaults.
 
 Tokens/s are completion tokens over the whole call (prompt included), from non-streamed
 calls (exact usage on both sides); time to first token from streamed calls. Prints one
-JSON object.  Usage: python benchmarks/bench_serving.py [--rounds 7] [--tokens 128]
-[--threads 1,2]
+JSON object. The prefix cache: time to first token of the segment app's requests (the same
+~700-token instructions, a new request each time) with llama.cpp reusing the KV cache of the
+shared start, against the same backend evaluating every prompt whole, alternating.
+
+Usage: python benchmarks/bench_serving.py [--rounds 7] [--tokens 128] [--threads 1,2]
+    [--only prefix-cache]
 """
 
 from __future__ import annotations
@@ -203,13 +207,58 @@ def sales_hello(cache: Path, samples: int) -> dict[str, list[str]]:
     return {"before": before, "after": after}
 
 
+def prefix_cache(threads: int, requests: int) -> dict[str, Any]:
+    from bastion.apps.segment import EVAL_REQUESTS, INSTRUCTIONS
+    from bastion.models.llamacpp_backend import LlamaCppBackend
+
+    info = ModelInfo(EMBEDDED_MODEL_NAME, "llamacpp", None, 4096)
+    sides = {
+        on: LlamaCppBackend(info, embedded_gguf_path(), threads=threads, prefix_cache=on)
+        for on in (True, False)
+    }
+    system = ChatMessage("system", INSTRUCTIONS.format(today="2026-01-05"))
+    asks = [json.loads(line)["input"]["query"] for line in EVAL_REQUESTS.read_text().splitlines()]
+    params = GenerationParams(temperature=0, max_tokens=8)
+    ttft: dict[bool, list[float]] = {True: [], False: []}
+    for side in sides.values():  # load, and put the instructions in the cache once
+        list(side.stream([system, ChatMessage("user", "warm up")], params))
+    for n in range(requests):
+        for on, side in sides.items():
+            messages = [system, ChatMessage("user", asks[n % len(asks)])]
+            ttft[on].append(first_text(d.text for d in side.stream(messages, params)))
+    prompt = sides[True].generate([system, ChatMessage("user", asks[0])], params).prompt_tokens
+
+    def stats(values: list[float]) -> dict[str, float]:
+        ordered = sorted(values)
+        return {
+            "ttft_p50_ms": round(statistics.median(ordered) * 1000, 1),
+            "ttft_p95_ms": round(
+                ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))] * 1000, 1
+            ),
+        }
+
+    on, off = stats(ttft[True]), stats(ttft[False])
+    return {
+        "prompt_tokens": prompt,
+        "requests": requests,
+        "threads": threads,
+        "prefix_cache": on,
+        "whole_prompt": off,
+        "speedup_p50": round(off["ttft_p50_ms"] / on["ttft_p50_ms"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--threads", default="1,2", help="llama.cpp and torch threads to try")
     parser.add_argument("--samples", type=int, default=3, help="answers before/after")
+    parser.add_argument("--only", choices=["prefix-cache"])
     args = parser.parse_args()
+    if args.only == "prefix-cache":
+        print(json.dumps({"benchmark": "prefix_cache", **prefix_cache(2, 20)}, indent=2))
+        return
     from bastion.config import bastion_home
 
     cache = model_cache_root(bastion_home())
@@ -235,6 +284,7 @@ def main() -> None:
                 llama[name] = summary([measure(reference, r, args.tokens) for r in rounds])
             result[f"threads_{threads}"] = llama
     result["say_hello_to_the_sales_team"] = sales_hello(cache, args.samples)
+    result["prefix_cache"] = prefix_cache(2, 20)
     print(json.dumps(result, indent=2))
 
 

@@ -127,8 +127,11 @@ def test_openai_client_against_the_real_model(embedded_server: LiveServer) -> No
 
 @pytest.fixture(scope="module")
 def gguf_backend() -> LlamaCppBackend:
+    """Without the prefix cache, so that a repeated greedy request repeats its answer."""
     b = LlamaCppBackend(
-        ModelInfo("smollm2-135m-instruct", "llamacpp", 134.5e6, 2048), embedded_gguf_path()
+        ModelInfo("smollm2-135m-instruct", "llamacpp", 134.5e6, 2048),
+        embedded_gguf_path(),
+        prefix_cache=False,
     )
     b.load()
     return b
@@ -199,6 +202,35 @@ def test_llamacpp_holds_answers_to_a_json_schema(gguf_backend: LlamaCppBackend) 
     assert streamed == gguf_backend.generate(ask, params).text
     free = gguf_backend.generate(SUM, GenerationParams(temperature=0, max_tokens=40))
     assert "4" in free.text  # and the next plain request is free text again
+
+
+def test_llamacpp_prefix_cache_evaluates_only_what_is_new(gguf_backend: LlamaCppBackend) -> None:
+    """An app's long instructions are evaluated once: the next request of the app has only
+    its own tokens evaluated. Without the cache, every prompt is evaluated whole."""
+    cached = LlamaCppBackend(gguf_backend.info, embedded_gguf_path(), prefix_cache=True)
+    system = ChatMessage("system", "You answer questions about Acme Corp's sensors. " * 20)
+    for backend, reuses in ((cached, True), (gguf_backend, False)):
+        llm = backend.load().llm
+        evaluated: list[int] = []
+        original = llm.eval
+
+        def counting(tokens: Any, seen: list[int] = evaluated, run: Any = original) -> Any:
+            seen.append(len(tokens))
+            return run(tokens)
+
+        llm.eval = counting
+        try:
+            backend.generate([system, ChatMessage("user", "What is VibeSense?")], GREEDY)
+            evaluated.clear()
+            second = backend.generate([system, ChatMessage("user", "What is AirGuard?")], GREEDY)
+        finally:
+            llm.eval = original
+        prompt = evaluated[0]  # the prompt goes in one eval, each new token in its own
+        if reuses:
+            assert prompt < second.prompt_tokens // 4
+        else:
+            assert prompt == second.prompt_tokens
+        assert second.text
 
 
 def test_llamacpp_takes_turns_and_a_closed_stream_frees_the_model(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import BaseModel, Field
+
 from bastion.config import ModelConfig
 from bastion.models.base import BackendSetup, BackendSpec, ModelBackend
 from bastion.plugins import hookimpl
@@ -31,12 +33,24 @@ def _openai(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
     )
 
 
+class LlamaCppSettings(BaseModel):
+    prefix_cache: bool = Field(
+        True,
+        description="Reuse the KV cache of the prompt's start that the last request shared "
+        "(an app's instructions): faster first tokens; a repeated greedy request may then "
+        "differ in a token from its first answer.",
+    )
+
+
 def _llamacpp(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
     from bastion.models.embedded import embedded_gguf_path
     from bastion.models.llamacpp_backend import LlamaCppBackend
 
     path = Path(config.path).expanduser() if config.path else embedded_gguf_path()
-    return LlamaCppBackend(setup.info, path, threads=config.threads)
+    settings = config.settings or LlamaCppSettings()
+    return LlamaCppBackend(
+        setup.info, path, threads=config.threads, prefix_cache=settings.prefix_cache
+    )
 
 
 def _transformers(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
@@ -84,6 +98,7 @@ def register_backends(register: Register) -> None:
             name="llamacpp",
             description="a GGUF file through llama.cpp (`path`; default: the embedded "
             "SmolLM2-135M-Instruct, the default model)",
+            settings=LlamaCppSettings,
             build=_llamacpp,
         )
     )

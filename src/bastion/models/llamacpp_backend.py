@@ -85,8 +85,16 @@ class LlamaCppBackend:
     take turns under a lock (the admission gate bounds who waits for it); the lock is held
     while a stream is read and released when the stream ends or is closed."""
 
-    def __init__(self, info: ModelInfo, gguf_path: Path, *, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        info: ModelInfo,
+        gguf_path: Path,
+        *,
+        threads: int | None = None,
+        prefix_cache: bool = True,
+    ) -> None:
         self.info = info
+        self.prefix_cache = prefix_cache
         self.gguf_path = gguf_path
         # None: llama.cpp's choice (half the CPUs to generate, all of them for prompts).
         # Set, it caps both: llama.cpp's threads spin while they wait for one another, so
@@ -167,11 +175,13 @@ class LlamaCppBackend:
                     f"({self.info.context_length}); shorten the conversation or lower max_tokens"
                 )
             llm.set_seed(RANDOM_SEED if params.seed is None else params.seed)
-            # Evaluate the whole prompt every time: reusing the previous request's KV cache
-            # for a shared prefix changes the logits slightly (the last prompt token is then
-            # computed alone, not in a batch), so the same greedy request would not always
-            # give the same answer.
-            llm.reset()
+            # With the prefix cache, `generate` evaluates only what follows the longest
+            # start this prompt shares with the tokens in the KV cache (an app's
+            # instructions and sources header). That changes the logits slightly (the
+            # tokens after it are computed in another batch), so a repeated greedy request
+            # may differ in a token; without it, the whole prompt is evaluated every time.
+            if not self.prefix_cache:
+                llm.reset()
             # The end-of-turn text is a stop too, should the model spell it out in pieces.
             scanner = StopScanner((*params.stop, model.end_text))
             text = codecs.getincrementaldecoder("utf-8")(errors="replace")
