@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,48 @@ import yaml
 
 from bastion.config import BastionConfig, load_config
 from bastion.demo import TEMPLATE, init_demo, prepare_demo_data
+from bastion.models.base import BackendSpec, Generation, StreamDelta
 from bastion.platform import Platform
+from bastion.plugins import hookimpl, registry
 from bastion.server import create_app
+
+#: What the `scripted` model answers next, in order: a test queues the exact answers an
+#: app's model calls should get (a segment specification, ...), whatever the prompt.
+SCRIPT: deque[str] = deque()
+
+
+class ScriptedBackend:
+    """A deterministic test double for apps whose model must answer in a given shape."""
+
+    def __init__(self, info: Any) -> None:
+        self.info = info
+
+    def generate(self, messages: Any, params: Any) -> Generation:
+        if not SCRIPT:
+            raise AssertionError("the scripted model was asked more than the test queued")
+        text = SCRIPT.popleft()
+        return Generation(text, 10, len(text.split()))
+
+    def stream(self, messages: Any, params: Any) -> Iterator[StreamDelta]:
+        answer = self.generate(messages, params)
+        yield StreamDelta(answer.text)
+        yield StreamDelta("", "stop", answer.prompt_tokens, answer.completion_tokens)
+
+
+class _ScriptedPlugin:
+    @hookimpl
+    def register_backends(self, register: Any) -> None:
+        register(
+            BackendSpec(
+                name="scripted",
+                description="a test double answering what the test queued",
+                build=lambda config, setup: ScriptedBackend(setup.info),
+            )
+        )
+
+
+SCRIPTED_PLUGIN = _ScriptedPlugin()
+registry.register(SCRIPTED_PLUGIN, "tests-scripted-backend")
 
 REPO = Path(__file__).resolve().parents[1]
 # The embedded model is converted once per checkout and shared by every test run.
@@ -185,7 +226,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, d
     with the echo model: the demo users' keys, the setup summary and BASTION_HOME."""
     home = tmp_path_factory.mktemp("demo")
     config = yaml.safe_load(TEMPLATE.read_text())
-    config["models"] = [{"name": "echo", "backend": "echo"}]  # the model is not under test
+    config["models"] = [  # the model is not under test
+        {"name": "echo", "backend": "echo"},
+        {"name": "scripted", "backend": "scripted"},
+    ]
     config["access"]["policies"]["user"]["models"] = ["*"]
     config["apps"].append(
         {"name": "strict", "sources": ["kb"], "min_support": 0.6, "support_action": "block"}

@@ -21,6 +21,7 @@ from bastion.apps.segment import EVAL_REQUESTS, SegmentSettings, score
 from bastion.apps.segment.query import SegmentQuery
 from bastion.apps.segment.spec import (
     Catalogue,
+    RequestTerms,
     SegmentSpec,
     decoding_schema,
     explain,
@@ -32,7 +33,7 @@ from bastion.errors import BadRequest, NotFound, PermissionDenied
 from bastion.grounding.retriever import readable_by
 from bastion.platform import Platform
 from bastion.storage.tables import GroundingRecord
-from conftest import LiveServer
+from conftest import SCRIPT, LiveServer
 
 TODAY = date(2026, 1, 5)
 CATALOGUE = Catalogue(
@@ -73,8 +74,26 @@ def test_schema_linking_finds_the_values_a_request_names() -> None:
     assert named("aerospace companies in Scandinavia") == {}
 
 
-def test_the_decoding_schema_allows_only_named_values() -> None:
-    schema = decoding_schema(CATALOGUE.named_in("strategic manufacturers with an urgent case"))
+def test_a_request_bounds_what_free_fields_may_hold() -> None:
+    request = (
+        "Plant managers with an open case about pairing sensors, who did not buy in the last "
+        "2 months or since 2025-10-01, with orders over $10k in 2024"
+    )
+    terms = RequestTerms.of(request, CATALOGUE.named_in(request))
+    assert {"plant manager", "pair", "pair sensor"} <= set(terms.phrases)
+    # neither the segment's own words nor the data values it names ("open": a case status)
+    assert not {"open", "case", "buy", "last"} & set(terms.phrases)
+    assert terms.days == [60] and 10_000 in terms.amounts
+    assert {"2025-10-01", "2025-09-30", "2024-01-01", "2024-12-31"} <= set(terms.dates)
+    assert terms.negates and not terms.email
+    plain = RequestTerms.of("Contacts at mining accounts", {("account", "industry"): ["Mining"]})
+    assert plain == RequestTerms([], [], [], [], False, False)
+
+
+def test_the_decoding_schema_allows_only_what_the_request_states() -> None:
+    request = "strategic manufacturers with an urgent case about calibration"
+    named = CATALOGUE.named_in(request)
+    schema = decoding_schema(named, RequestTerms.of(request, named))
     jsonschema.Draft202012Validator.check_schema(schema)
     empty = {
         "industry": [],
@@ -91,7 +110,7 @@ def test_the_decoding_schema_allows_only_named_values() -> None:
             "has": True,
             "status": [],
             "priority": ["urgent"],
-            "about": [],
+            "about": ["calibration"],
             "within_days": None,
             "since": None,
             "until": None,
@@ -99,13 +118,50 @@ def test_the_decoding_schema_allows_only_named_values() -> None:
     }
     jsonschema.validate(spec, schema)
     SegmentSpec.model_validate(spec)  # what the model writes is a specification
+    cases = spec["cases"]
     for wrong in (
         {**spec, "account": {**spec["account"], "region": ["US West"]}},  # not named
         {**spec, "account": {**spec["account"], "industry": ["Mining"]}},  # not in the data
+        {**spec, "cases": {**cases, "about": ["firmware"]}},  # a topic it does not state
+        {**spec, "cases": {**cases, "within_days": 90}},  # a window it does not state
+        {**spec, "cases": {**cases, "has": False}},  # it negates nothing
+        {**spec, "contact": {"job_title": [], "has_email": True}},  # it says nothing of email
         {k: v for k, v in spec.items() if k != "orders"},  # every key is written
     ):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(wrong, schema)
+
+
+def test_every_labelled_request_can_be_written_under_its_schema(
+    demo: tuple[Platform, dict[str, Any]],
+) -> None:
+    """The schema never rules out the right answer: each of the 113 labelled requests'
+    specification (in the stemmed form filters match by) decodes under its own schema."""
+    platform, _ = demo
+    alice = platform.access.principal("acme/alice")
+    catalogue = SegmentQuery(
+        platform.db, SegmentSettings().sources, "acme", readable_by(alice)
+    ).catalogue()
+    for line in EVAL_REQUESTS.read_text().splitlines():
+        case = json.loads(line)
+        request = case["input"]["query"]
+        gold = SegmentSpec.model_validate(case["expected"]["spec"])
+        for part in (gold.contact, gold.cases):
+            for field in ("job_title", "about"):
+                if part is not None and hasattr(part, field):
+                    setattr(part, field, [stem(w) for w in getattr(part, field)])
+        # (a value the scale-0.3 demo lacks is not offered: compare with what it has)
+        named = {
+            key: sorted(set(values) | _gold_values(gold, key))
+            for key, values in catalogue.named_in(request).items()
+        }
+        schema = decoding_schema(named, RequestTerms.of(request, named))
+        jsonschema.validate(gold.model_dump(mode="json"), schema)
+
+
+def _gold_values(spec: SegmentSpec, key: tuple[str, str]) -> set[str]:
+    part = getattr(spec, key[0])
+    return set(getattr(part, key[1])) if part is not None else set()
 
 
 def test_specifications_are_checked_explained_and_compared() -> None:
@@ -303,25 +359,29 @@ ORDERS = {
 }
 
 
+def segment(platform: Platform, who: str, request: str, answer: str, **given: Any) -> Any:
+    """Run the app with the scripted model answering `answer` (the specification)."""
+    SCRIPT.append(answer)
+    principal = platform.access.principal(who)
+    data = {"query": request, **given}
+    return run_app(platform, "segment", data, principal, model="scripted").output
+
+
 def test_a_run_saves_a_version_and_explains_it(demo: tuple[Platform, dict[str, Any]]) -> None:
     platform, _ = demo
-    olivia = platform.access.principal("acme/olivia")  # marketing
-    request = spec_json(account={"region": ["US West"]}, orders=ORDERS)
-    first = run_app(
-        platform, "segment", {"query": request, "name": "west-recent"}, olivia, model="echo"
-    ).output
+    olivia = "acme/olivia"  # marketing
+    request = "US West contacts who ordered in the last 365 days"
+    answer = spec_json(account={"region": ["US West"]}, orders=ORDERS)
+    first = segment(platform, olivia, request, answer, name="west-recent")
     assert (first.name, first.version) == ("west-recent", 1)
     assert first.explanation.startswith("Contacts at accounts in the US West region; who placed")
     assert "2026-01-05" in first.explanation  # the demo's `today`
     assert first.count == len(first.members) > 0 and first.understood == ["US West"]
-    again = run_app(
-        platform, "segment", {"query": request, "name": "west-recent"}, olivia, model="echo"
-    ).output
+    assert first.not_understood == []
+    again = segment(platform, olivia, request, answer, name="west-recent")
     assert again.version == 1  # the same specification: the same version
     wider = spec_json(account={"region": ["US West"]}, orders={**ORDERS, "within_days": None})
-    second = run_app(
-        platform, "segment", {"query": wider, "name": "west-recent"}, olivia, model="echo"
-    ).output
+    second = segment(platform, olivia, "US West contacts who ordered", wider, name="west-recent")
     assert second.version == 2 and second.count >= first.count
     # A filter on records marketing may not read matches no one, and says so.
     cases = spec_json(  # (no case status may be named: she sees none)
@@ -335,37 +395,46 @@ def test_a_run_saves_a_version_and_explains_it(demo: tuple[Platform, dict[str, A
             "until": None,
         }
     )
-    blind = run_app(platform, "segment", {"query": cases, "save": False}, olivia, model="echo")
-    assert blind.output.count == 0 and blind.output.name is None
-    assert any("support-cases" in n for n in blind.output.not_understood)
+    blind = segment(platform, olivia, "Contacts with a support case", cases, save=False)
+    assert blind.count == 0 and blind.name is None
+    assert any("support-cases" in n for n in blind.not_understood)
 
 
 def test_a_request_that_maps_to_nothing_says_so(demo: tuple[Platform, dict[str, Any]]) -> None:
     platform, _ = demo
-    alice = platform.access.principal("acme/alice")
-    nothing = spec_json()
-    output = run_app(platform, "segment", {"query": nothing}, alice, model="echo").output
+    output = segment(
+        platform, "acme/alice", "Contacts at aerospace firms in the Nordics", spec_json()
+    )
     assert output.count == 0 and output.members == [] and output.name is None
     assert "named nothing" in output.explanation
+    assert {"aerospace", "firms", "Nordics"} <= set(output.not_understood)
 
 
-def test_values_the_model_was_not_held_to(demo: tuple[Platform, dict[str, Any]]) -> None:
-    """A model behind an OpenAI-compatible server is not held to the decoding schema;
-    the echo model answers whatever JSON it is given, so that case is a clear error."""
+def test_what_a_model_not_held_to_the_schema_writes_is_checked(
+    demo: tuple[Platform, dict[str, Any]],
+) -> None:
+    """A model behind an OpenAI-compatible server is not held to the decoding schema: an
+    answer that is not a specification, or that goes beyond the request, is refused."""
     platform, _ = demo
+    with pytest.raises(BadRequest, match="not valid"):
+        segment(platform, "acme/alice", "Contacts in Canada", "not a specification")
+    invented = spec_json(account={"region": ["Canada"], "industry": ["Mining"]})
+    with pytest.raises(BadRequest, match="beyond the request"):
+        segment(platform, "acme/alice", "Contacts in Canada", invented)
+    window = spec_json(account={"region": ["Canada"]}, orders=ORDERS)
+    with pytest.raises(BadRequest, match="beyond the request"):
+        segment(platform, "acme/alice", "Contacts in Canada who ordered", window)
     alice = platform.access.principal("acme/alice")
-    with pytest.raises(BadRequest, match="JSON"):
-        run_app(platform, "segment", {"query": "not a specification"}, alice, model="echo")
     with pytest.raises(BadRequest, match="invalid input"):
-        run_app(platform, "segment", {"query": "x", "name": "Bad Name!"}, alice, model="echo")
+        run_app(platform, "segment", {"query": "x", "name": "Bad Name!"}, alice, model="scripted")
 
 
 def test_segment_cli_and_http(demo: tuple[Platform, dict[str, Any]]) -> None:
     platform, info = demo
-    request = spec_json(account={"region": ["US West"]})
+    SCRIPT.append(spec_json(account={"region": ["US West"]}))
     with LiveServer(platform) as server:
         headers = {"Authorization": f"Bearer {info['keys']['acme/olivia']}"}
-        body = {"input": {"query": request, "name": "west"}, "model": "echo"}
+        body = {"input": {"query": "Contacts in US West", "name": "west"}, "model": "scripted"}
         response = httpx.post(server.url + "/v1/apps/segment/runs", json=body, headers=headers)
     assert response.status_code == 200, response.text
     output = response.json()["output"]
@@ -451,7 +520,9 @@ def test_the_embedded_model_writes_valid_specifications_under_the_schema() -> No
         params = GenerationParams(
             temperature=0,
             max_tokens=360,
-            json_format=JsonFormat(decoding_schema(linked), "segment"),
+            json_format=JsonFormat(
+                decoding_schema(linked, RequestTerms.of(request, linked)), "segment"
+            ),
         )
         messages = [
             ChatMessage("system", INSTRUCTIONS.format(today="2026-01-05")),

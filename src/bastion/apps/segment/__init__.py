@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 from pydantic import BaseModel, Field, ValidationError
 
 from bastion.access import Principal
@@ -21,13 +22,14 @@ from bastion.apps import AppRun, AppSpec
 from bastion.apps.segment.query import SegmentQuery, SegmentSources
 from bastion.apps.segment.spec import (
     CATEGORIES,
+    VOCABULARY,
     Catalogue,
+    RequestTerms,
     SegmentSpec,
     decoding_schema,
     explain,
     normalized,
     unbounded_to_null,
-    unknown_values,
 )
 from bastion.apps.segment.store import Segments
 from bastion.errors import BadRequest, PermissionDenied
@@ -113,18 +115,6 @@ manager"], "has_email": null}}, "orders": null, "cases": {{"has": true, "status"
 "priority": ["urgent"], "about": ["calibration"], "within_days": null, "since": null, \
 "until": null}}}}"""
 
-# Words of a request that say what a segment is rather than name a value: what is left
-# once these, the values found and the specification's own words are taken out is
-# reported as not understood.
-_VOCABULARY = """a about account accounts all an and any are at based bought buy buyers by
-case cases client clients company companies contact contacts customer customers day days did
-do does email emails for from had has have in is it last least less month months more most
-never no not of on one or order ordered orders our over past people person persons placed
-priority purchased recent recently region revenue since status support than that the their
-them they this ticket tickets tier to under until us usd week weeks were which who whose with
-within without year years"""
-_SEGMENT_WORDS = frozenset(_VOCABULARY.split())
-
 
 def _unmatched(request: str, understood: list[str], spec: SegmentSpec) -> list[str]:
     covered = {w for text in understood for w in re.findall(r"[a-z0-9]+", text.lower())}
@@ -132,7 +122,7 @@ def _unmatched(request: str, understood: list[str], spec: SegmentSpec) -> list[s
     left = []
     for word in re.findall(r"[A-Za-z][A-Za-z0-9'&-]+", request):
         low = word.lower()
-        if low in _SEGMENT_WORDS or low in covered or low[:5] in {c[:5] for c in covered}:
+        if low in VOCABULARY or low in covered or low[:5] in {c[:5] for c in covered}:
             continue
         if low in spec_words:
             continue
@@ -140,9 +130,21 @@ def _unmatched(request: str, understood: list[str], spec: SegmentSpec) -> list[s
     return list(dict.fromkeys(left))
 
 
-def parse_spec(text: str) -> SegmentSpec:
+def parse_spec(text: str, schema: dict[str, Any] | None = None) -> SegmentSpec:
+    """The model's specification, validated; held to `schema` (what the request states)
+    too, for models not held to it while decoding (behind an OpenAI-compatible server)."""
     try:
-        return SegmentSpec.model_validate(unbounded_to_null(json.loads(text)))
+        data = unbounded_to_null(json.loads(text))
+        if schema is not None:
+            jsonschema.validate(data, schema)
+        return SegmentSpec.model_validate(data)
+    except jsonschema.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.absolute_path) or "(the whole)"
+        raise BadRequest(
+            f"the model's segment specification goes beyond the request at {where} "
+            f"({exc.message[:200]}); rephrase the request, or use a model that is held to the "
+            "schema while decoding (the llamacpp backend)"
+        ) from None
     except (json.JSONDecodeError, ValidationError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else exc.errors()[0]["msg"]
         raise BadRequest(
@@ -156,7 +158,7 @@ def _name_for(request: SegmentRequest) -> str:
     if request.name:
         return request.name
     words = re.findall(r"[a-z0-9]+", request.query.lower())
-    kept = [w for w in words if w not in _SEGMENT_WORDS][:6] or words[:6]
+    kept = [w for w in words if w not in VOCABULARY][:6] or words[:6]
     return "-".join(kept)[:64].strip("-") or "segment"
 
 
@@ -171,19 +173,14 @@ def build(run: AppRun, request: SegmentRequest) -> SegmentResult:
     catalogue = segments.catalogue()
     named = catalogue.named_in(request.query)
     run.progress(1, 3, "writing the specification")
+    schema = decoding_schema(named, RequestTerms.of(request.query, named))
     answer = run.ask(
         request.query,
         instructions=INSTRUCTIONS.format(today=today.isoformat()),
         max_tokens=settings.max_tokens,
-        json_format=JsonFormat(decoding_schema(named), "segment"),
+        json_format=JsonFormat(schema, "segment"),
     )
-    spec = parse_spec(answer.text)
-    unknown = unknown_values(spec, catalogue)
-    if unknown:
-        raise BadRequest(
-            f"the model named values the data does not have ({', '.join(unknown)}); "
-            "rephrase the request with values from the data"
-        )
+    spec = parse_spec(answer.text, schema)
     understood = [
         v for (f, field), values in named.items() for v in values if _used(spec, f, field, v)
     ]

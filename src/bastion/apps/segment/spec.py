@@ -9,6 +9,7 @@ exists; the schema a request is decoded under allows only the values the request
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -177,30 +178,120 @@ def _same_word(value_word: str, request_word: str) -> bool:
     return request_word.rstrip("s") == value_word.rstrip("s")
 
 
-def decoding_schema(named: dict[tuple[str, str], list[str]]) -> dict[str, Any]:
+# Words of a request that say what a segment is rather than name a value; what is left
+# of a request without them is what a free-text filter (a topic, a job title) may use.
+_VOCABULARY_WORDS = """a about account accounts all an and any are as at based bought buy by
+case cases client
+clients company companies contact contacts customer customers day days did do does email
+emails for from had has have in is last least less month months more most never no not
+of on one or order ordered orders our over past people person persons placed priority
+purchased recent recently region revenue since status support than that the their them
+they this ticket tickets tier to under until us usd week weeks were which who whose with
+within without year years every everyone opened asked"""
+VOCABULARY = frozenset(_VOCABULARY_WORDS.split())
+_NEGATIONS = {"no", "never", "not", "without", "didn", "don", "hasn", "haven", "none"}
+_UNITS = {"day": 1, "week": 7, "month": 30, "quarter": 90, "year": 365}
+_NUMBERS_IN_WORDS = "zero one two three four five six seven eight nine ten eleven twelve"
+_NUMBER_WORDS = {word: n for n, word in enumerate(_NUMBERS_IN_WORDS.split())}
+
+
+@dataclass(frozen=True)
+class RequestTerms:
+    """What a request allows the free fields of its specification to hold: its own words
+    and phrases, the day counts, amounts and dates it states, and whether it negates or
+    mentions email at all. The model may choose among these, never add to them."""
+
+    phrases: list[str]  # its words and two-word phrases (stemmed), segment vocabulary out
+    days: list[int]
+    amounts: list[float]
+    dates: list[str]
+    negates: bool
+    email: bool
+
+    @classmethod
+    def of(
+        cls, request: str, named: dict[tuple[str, str], list[str]] | None = None
+    ) -> RequestTerms:
+        """`named`: the data values the request names; their words are not free text,
+        except products' (a case may be about a product)."""
+        low = request.lower()
+        words = re.findall(r"[a-z0-9]+", low)
+        valued = {
+            w
+            for key, values in (named or {}).items()
+            if key != ("orders", "product")
+            for v in values
+            for w in _words(v)
+        }
+
+        def free(word: str) -> bool:
+            return not (
+                word in VOCABULARY
+                or word in _FILLER
+                or word.isdigit()
+                or any(_same_word(v, word) for v in valued)
+            )
+
+        plain = [w if free(w) else "" for w in words]
+        phrases = [w for w in plain if w] + [
+            f"{a} {b}" for a, b in itertools.pairwise(plain) if a and b
+        ]
+        days = set()
+        for count, unit in re.findall(r"\b(\d+|[a-z]+)[ -](day|week|month|quarter|year)s?\b", low):
+            n = int(count) if count.isdigit() else _NUMBER_WORDS.get(count, 1)
+            days.add(n * _UNITS[unit])
+        amounts = set()
+        for number, scale in re.findall(r"\$?(\d[\d,]*(?:\.\d+)?) ?(k|m|million|thousand)?\b", low):
+            value = float(number.replace(",", ""))
+            value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}.get(scale, 1)
+            if value >= 1:
+                amounts.add(value)
+        dates = set()
+        for iso in re.findall(r"\b(\d{4}-\d{2}-\d{2})\b", low):
+            try:
+                day = date.fromisoformat(iso)
+            except ValueError:
+                continue
+            dates |= {day.isoformat(), (day - timedelta(days=1)).isoformat()}
+        for year in re.findall(r"(?<![\d-])((?:19|20)\d\d)(?![\d-])", low):
+            dates |= {f"{year}-01-01", f"{year}-12-31"}
+        return cls(
+            phrases=list(dict.fromkeys(stem(p) for p in phrases)),  # as filters match
+            days=sorted(days),
+            amounts=sorted(amounts),
+            dates=sorted(dates),
+            negates=bool(_NEGATIONS & set(words)) or "n't" in low,
+            email=bool({"email", "emails", "mail"} & set(words)),
+        )
+
+
+def decoding_schema(named: dict[tuple[str, str], list[str]], terms: RequestTerms) -> dict[str, Any]:
     """The JSON schema a request's specification is decoded under: every key present, in
-    a fixed order (easier for a small model than optional ones), and each categorical list
-    limited to the values the request names (empty when it names none)."""
+    a fixed order (easier for a small model than optional ones), each categorical list
+    limited to the values the request names, and each free field to what the request
+    states (`RequestTerms`): a filter the request does not mention cannot be written."""
 
     def pick(filter_name: str, field: str) -> dict[str, Any]:
-        values = named.get((filter_name, field), [])
+        return choose(named.get((filter_name, field), []))
+
+    def choose(values: list[Any], most: int | None = None) -> dict[str, Any]:
         if not values:
             return {"const": []}
-        return {"type": "array", "items": {"enum": values}, "maxItems": len(values)}
+        return {"type": "array", "items": {"enum": values}, "maxItems": most or len(values)}
 
-    # (llama.cpp's grammars do not bound numbers: `unbounded_to_null` handles those)
-    number = {"type": ["number", "null"]}
-    days = {"type": ["integer", "null"]}
-    day = {"anyOf": [{"type": "string", "format": "date"}, {"type": "null"}]}
-    words = {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 4}
+    def one_of(values: list[Any]) -> dict[str, Any]:
+        return {"enum": [*values, None]} if values else {"const": None}
+
+    number = one_of(terms.amounts)
+    words = choose(terms.phrases, 3)
 
     def window(name: str, extra: dict[str, Any]) -> dict[str, Any]:
         properties = {
-            "has": {"type": "boolean"},
+            "has": {"type": "boolean"} if terms.negates else {"const": True},
             **extra,
-            "within_days": days,
-            "since": day,
-            "until": day,
+            "within_days": one_of(terms.days),
+            "since": one_of(terms.dates),
+            "until": one_of(terms.dates),
         }
         body = {
             "type": "object",
@@ -229,7 +320,12 @@ def decoding_schema(named: dict[tuple[str, str], list[str]]) -> dict[str, Any]:
                     "max_revenue_usd": number,
                 }
             ),
-            "contact": obj({"job_title": words, "has_email": {"type": ["boolean", "null"]}}),
+            "contact": obj(
+                {
+                    "job_title": words,
+                    "has_email": {"type": ["boolean", "null"]} if terms.email else {"const": None},
+                }
+            ),
             "orders": window(
                 "orders",
                 {
@@ -290,19 +386,6 @@ def unbounded_to_null(data: Any) -> Any:
             if isinstance(value, int | float) and value < floor:
                 part[key] = None
     return data
-
-
-def unknown_values(spec: SegmentSpec, catalogue: Catalogue) -> list[str]:
-    """Categorical values the specification names that the data does not have (a model
-    behind an OpenAI-compatible server is not held to the decoding schema)."""
-    problems = []
-    for (filter_name, field), label in CATEGORIES.items():
-        part = getattr(spec, filter_name)
-        known = set(catalogue.values.get((filter_name, field), ()))
-        for value in getattr(part, field, []) if part is not None else []:
-            if value not in known:
-                problems.append(f"{label} '{value}'")
-    return problems
 
 
 def _any(values: Iterable[str]) -> str:
