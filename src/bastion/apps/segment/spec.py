@@ -241,7 +241,14 @@ class RequestTerms:
             n = int(count) if count.isdigit() else _NUMBER_WORDS.get(count, 1)
             days.add(n * _UNITS[unit])
         amounts = set()
-        for number, scale in re.findall(r"\$?(\d[\d,]*(?:\.\d+)?) ?(k|m|million|thousand)?\b", low):
+        # An amount: a number that is not a count of days, weeks... and not a year or date.
+        money = (
+            r"(?<![\w.-])(\$?)(\d[\d,]*(?:\.\d+)?) ?(k|m|million|thousand)?\b"
+            r"(?! ?-?\d)(?! ?(?:day|week|month|quarter|year))"
+        )
+        for dollar, number, scale in re.findall(money, low):
+            if not dollar and re.fullmatch(r"(?:19|20)\d\d", number):
+                continue
             value = float(number.replace(",", ""))
             value *= {"k": 1e3, "thousand": 1e3, "m": 1e6, "million": 1e6}.get(scale, 1)
             if value >= 1:
