@@ -145,6 +145,15 @@ class PendingRun:
     run: AppRun
 
 
+def require_app(platform: Platform, principal: Principal, name: str) -> None:
+    """PermissionDenied unless the person's role may use app `name`."""
+    if not platform.policy.allows_app(principal, name):
+        raise PermissionDenied(
+            f"role '{principal.role}' may not use app '{name}'; ask an admin to extend "
+            f"access.policies.{principal.role}.apps"
+        )
+
+
 def start_run(
     platform: Platform,
     name: str,
@@ -160,11 +169,7 @@ def start_run(
     if spec is None:
         known = ", ".join(sorted(app_specs())) or "none"
         raise NotFound(f"no app named '{name}' is registered; registered: {known}")
-    if not platform.policy.allows_app(principal, name):
-        raise PermissionDenied(
-            f"role '{principal.role}' may not use app '{name}'; ask an admin to extend "
-            f"access.policies.{principal.role}.apps"
-        )
+    require_app(platform, principal, name)
     try:
         given = spec.input.model_validate(data)
     except ValidationError as exc:
@@ -225,6 +230,7 @@ __all__ = [
     "PendingRun",
     "app_specs",
     "execute",
+    "require_app",
     "run_app",
     "start_run",
 ]

@@ -11,6 +11,7 @@ a draft in the campaign's review queue. A run that stops resumes where it stoppe
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +31,7 @@ from bastion.apps.campaign_email.voice import (
     check_rules,
     read_profile,
 )
-from bastion.apps.segment import NAME_PATTERN, SegmentSettings, members_now, saved
-from bastion.apps.segment.query import SegmentQuery
+from bastion.apps.segment import NAME_PATTERN, members_now, saved, segment_query
 from bastion.errors import BadRequest, PermissionDenied
 from bastion.grounding.retriever import readable_by
 from bastion.platform import Platform
@@ -227,7 +227,7 @@ def write(run: AppRun, request: CampaignRequest) -> CampaignResult:
     campaign = campaigns.open(name, segment.name, segment.version, request.brief, principal.user)
     done = campaigns.recorded(campaign)
     todo = [m for m in members if m.contact_id not in done][: request.limit]
-    query = _query(platform, principal)
+    query = segment_query(platform, principal)
     contacts = query.contacts()
     embedder = platform.grounding.embedder
     centroid = unit_vector(embedder.embed(past).mean(axis=0)) if past else None
@@ -329,16 +329,8 @@ def _draft(
 
 
 def _campaign_name(request: CampaignRequest, version: int) -> str:
-    import hashlib
-
     digest = hashlib.sha256(request.brief.encode("utf-8")).hexdigest()[:8]
     return f"{request.segment[:46]}-v{version}-{digest}"
-
-
-def _query(platform: Platform, principal: Principal) -> SegmentQuery:
-    entry = platform.config.app("segment")
-    sources = entry.settings.sources if entry is not None else SegmentSettings().sources
-    return SegmentQuery(platform.db, sources, principal.tenant, readable_by(principal))
 
 
 def _email(row: CampaignEmail) -> Email:

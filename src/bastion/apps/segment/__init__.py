@@ -18,7 +18,7 @@ import jsonschema
 from pydantic import BaseModel, Field, ValidationError
 
 from bastion.access import Principal
-from bastion.apps import AppRun, AppSpec
+from bastion.apps import AppRun, AppSpec, require_app
 from bastion.apps.segment.query import SegmentQuery, SegmentSources
 from bastion.apps.segment.spec import (
     CATEGORIES,
@@ -32,7 +32,7 @@ from bastion.apps.segment.spec import (
     unbounded_to_null,
 )
 from bastion.apps.segment.store import Segments
-from bastion.errors import BadRequest, PermissionDenied
+from bastion.errors import BadRequest
 from bastion.grounding.retriever import readable_by
 from bastion.models import JsonFormat
 from bastion.platform import Platform
@@ -216,12 +216,21 @@ def build(run: AppRun, request: SegmentRequest) -> SegmentResult:
 
 def saved(platform: Platform, principal: Principal) -> Segments:
     """The person's tenant's saved segments, for one whose role may use the app."""
-    if not platform.policy.allows_app(principal, "segment"):
-        raise PermissionDenied(
-            f"role '{principal.role}' may not use app 'segment'; ask an admin to extend "
-            f"access.policies.{principal.role}.apps"
-        )
+    require_app(platform, principal, "segment")
     return Segments(platform.db, principal.tenant)
+
+
+def _settings(platform: Platform) -> SegmentSettings:
+    entry = platform.config.app("segment")
+    assert entry is not None  # registered apps are always configured
+    settings: SegmentSettings = entry.settings
+    return settings
+
+
+def segment_query(platform: Platform, principal: Principal) -> SegmentQuery:
+    """Segments over the person's tenant as they may see them, with the app's sources."""
+    sources = _settings(platform).sources
+    return SegmentQuery(platform.db, sources, principal.tenant, readable_by(principal))
 
 
 def members_now(
@@ -229,12 +238,9 @@ def members_now(
 ) -> tuple[date, list[SegmentMember]]:
     """A saved segment's members in today's data (its time windows counted back from
     `as_of`, the app's `today` or the real date), as far as the person may see them."""
-    entry = platform.config.app("segment")
-    assert entry is not None  # registered apps are always configured
-    settings: SegmentSettings = entry.settings
+    settings = _settings(platform)
     today = as_of or settings.today or date.today()
-    query = SegmentQuery(platform.db, settings.sources, principal.tenant, readable_by(principal))
-    found = query.members(SegmentSpec.model_validate(row.spec), today)
+    found = segment_query(platform, principal).members(SegmentSpec.model_validate(row.spec), today)
     return today, [SegmentMember(**vars(m)) for m in found]
 
 
