@@ -50,6 +50,14 @@ def read_cases(path: Path) -> list[AppCase]:
     return cases
 
 
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """All the lines or none: written beside the target, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    partial.replace(path)
+
+
 def evaluate_app(
     platform: Platform,
     name: str,
@@ -89,10 +97,7 @@ def evaluate_app(
         if on_case is not None:
             on_case()
     if predictions is not None:
-        predictions.parent.mkdir(parents=True, exist_ok=True)
-        tmp = predictions.with_suffix(predictions.suffix + ".tmp")
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-        tmp.replace(predictions)  # all or nothing
+        write_jsonl(predictions, rows)
     ordered = sorted(latencies)
     return {
         "app": name,

@@ -112,6 +112,8 @@ def app_run(
     spec = app_specs()[name]
     if out is not None:
         rows = spec.jsonl(result.output) if spec.jsonl else [result.output.model_dump(mode="json")]
+        from bastion.apps.evaluation import write_jsonl
+
         write_jsonl(out, rows)
         err.print(f"{len(rows)} line(s) written to {out}", highlight=False)
     if output_format == "json":
@@ -119,14 +121,6 @@ def app_run(
     else:
         console.print((spec.markdown or markdown)(result.output), highlight=False, markup=False)
     err.print(f"run {result.run_id}: {len(result.calls)} model call(s)", highlight=False)
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """All the lines or none: written beside the target, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    partial.replace(path)
 
 
 def markdown(output: Any) -> str:

@@ -10,7 +10,6 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from bastion.cli.app import write_jsonl
 from bastion.cli.common import _as, _platform, console, err, reports_errors
 
 campaign_app = typer.Typer(
@@ -169,6 +168,7 @@ def campaign_export(
 ) -> None:
     """Write a campaign's emails (by default the approved and edited ones) as JSON Lines
     and/or .eml files ready for a mail tool."""
+    from bastion.apps.evaluation import write_jsonl
     from bastion.errors import BadRequest
 
     if jsonl is None and eml is None:
