@@ -10,7 +10,7 @@ scored on the member set (exact, Jaccard) and the specification. Peers, in the s
 schema linking alone (the values the request names put in their fields, no model: what
 the model adds is time windows, negation, topics and titles), and the same model with the
 same prompt but no JSON schema enforced while decoding (on every 4th request: the share
-that is a valid specification at all). Larger models join with --segment-models when installed
+that is a valid specification at all). Larger models join with --models when installed
 (`bastion models install`), served from their GGUF.
 
 campaign-email: one brief to the first --emails members of a saved segment (US West contacts
@@ -20,8 +20,17 @@ marketing email about: BRIEF") with no voice, facts or rules, scored by the same
 (banned words, exclamation marks, voice similarity to past campaigns): the seed's claim
 that stock output is bland, measured.
 
+slack-digest: the first --dialogues dialogues of DialogSum (dev) and the first --meetings
+meetings of QMSum (test), from ../shared/eval/summarization, turned into Slack exports (one
+turn one message) and digested as alice through `bastion eval app`'s harness; the summary
+scored with ROUGE-1/2/L F1 against the reference. Peers, in the same run: lead (the first
+messages, up to the median reference's length in words) and each model's plain prompt
+("Summarize this conversation." and the transcript, cut to the model's context, straight to
+the backend: no batching, guards or combining).
+
 Usage: python benchmarks/bench_apps.py [--cases 30] [--scale 1.0] [--only segment]
-    [--segment-every N] [--segment-models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b] [--emails 10]
+    [--segment-every N] [--models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b] [--emails 10]
+    [--dialogues 100] [--meetings 5]
 """
 
 from __future__ import annotations
@@ -44,13 +53,28 @@ from bastion.apps.segment import EVAL_REQUESTS, INSTRUCTIONS, SegmentSettings, p
 from bastion.apps.segment.query import SegmentQuery
 from bastion.apps.segment.spec import SegmentSpec
 from bastion.apps.service_reply import demo_cases
+from bastion.apps.slack_digest.schemas import DigestSettings
+from bastion.apps.slack_digest.scoring import ROUGE_KINDS, LabelledChannel, rouge
+from bastion.apps.slack_digest.summaries import (
+    lead,
+    median_words,
+    read_summaries,
+    summary_cases,
+    transcript,
+)
+from bastion.apps.slack_digest.summarizing import CHARS_PER_TOKEN
 from bastion.config import load_config
 from bastion.demo import TEMPLATE, init_demo, prepare_demo_data
 from bastion.errors import BadRequest
 from bastion.grounding.ingest import stored_records
 from bastion.grounding.retriever import readable_by
+from bastion.models.base import ChatMessage, GenerationParams
 from bastion.models.install import CATALOGUE, is_installed
 from bastion.platform import Platform
+
+SUMMARIZATION = Path(__file__).resolve().parents[2] / "shared" / "eval" / "summarization"
+DIALOGSUM = SUMMARIZATION / "dialogsum_dev.jsonl"
+QMSUM = SUMMARIZATION / "qmsum_test.jsonl"
 
 
 def service_reply(platform: Platform, limit: int) -> dict[str, Any]:
@@ -192,14 +216,59 @@ def campaign(platform: Platform, emails: int) -> dict[str, Any]:
     }
 
 
+def plain_prompt(platform: Platform, model: str, channel: LabelledChannel) -> str:
+    """The model asked straight, the transcript cut to what its context holds."""
+    backend = platform.registry.backend(model)
+    room = (backend.info.context_length - DigestSettings().summary_tokens - 40) * CHARS_PER_TOKEN
+    text = "\n".join(transcript(channel))[:room]
+    prompt = f"Summarize this conversation.\n\n{text}"
+    params = GenerationParams(temperature=0.0, max_tokens=DigestSettings().summary_tokens)
+    return backend.generate([ChatMessage("user", prompt)], params).text
+
+
+def mean_rouge(pairs: list[tuple[str, str]]) -> dict[str, float]:
+    found = [rouge(summary, reference) for summary, reference in pairs]
+    return {k: round(statistics.fmean(f[k] for f in found), 4) for k in ROUGE_KINDS}
+
+
+def digest(platform: Platform, models: list[str], data: Path, limit: int) -> dict[str, Any]:
+    cases = read_summaries(data, limit)
+    rows = summary_cases(cases, platform.home / "exports" / "summaries" / data.stem, "alice")
+    app_cases = [AppCase(r["id"], r["input"], r["expected"]) for r in rows]
+    alice = platform.access.principal("acme/alice")
+    words = median_words(cases)
+    result: dict[str, Any] = {
+        "cases": len(cases),
+        "peer_lead": {
+            "words": words,
+            **mean_rouge([(lead(c.channel, words), c.reference) for c in cases]),
+        },
+    }
+    for model in models:
+        started = time.perf_counter()
+        plain = [(plain_prompt(platform, model, c.channel), c.reference) for c in cases]
+        result[model] = {
+            "slack_digest": evaluate_app(platform, "slack-digest", app_cases, alice, model=model),
+            "peer_plain_prompt": {
+                **mean_rouge(plain),
+                "seconds_per_case": round((time.perf_counter() - started) / len(cases), 1),
+            },
+        }
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=30)
     parser.add_argument("--scale", type=float, default=1.0)
-    parser.add_argument("--only", choices=["service-reply", "segment", "campaign-email"])
+    parser.add_argument(
+        "--only", choices=["service-reply", "segment", "campaign-email", "slack-digest"]
+    )
     parser.add_argument("--emails", type=int, default=10)
     parser.add_argument("--segment-every", type=int, default=1, help="every Nth request")
-    parser.add_argument("--segment-models", default="", help="installed larger models")
+    parser.add_argument("--models", default="", help="installed larger models (segment, digest)")
+    parser.add_argument("--dialogues", type=int, default=100, help="DialogSum dialogues")
+    parser.add_argument("--meetings", type=int, default=5, help="QMSum meetings")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -207,7 +276,7 @@ def main() -> None:
         config["models"].append({"name": "echo", "backend": "echo"})
         config["access"]["policies"]["user"]["models"].append("echo")
         models_root = Path(__file__).resolve().parents[1] / ".cache" / "models-install"
-        larger = [m for m in CATALOGUE if m.name in args.segment_models.split(",")]
+        larger = [m for m in CATALOGUE if m.name in args.models.split(",")]
         for model in larger:
             if not is_installed(model, models_root):
                 raise SystemExit(
@@ -241,6 +310,13 @@ def main() -> None:
             result["segment"] = segment(platform, models, args.segment_every)
         if args.only in (None, "campaign-email"):
             result["campaign_email"] = campaign(platform, args.emails)
+        if args.only in (None, "slack-digest"):
+            models = [platform.config.resolved_default_model, *(m.name for m in larger)]
+            result["slack_digest"] = {
+                data.stem: digest(platform, models, data, limit)
+                for data, limit in ((DIALOGSUM, args.dialogues), (QMSUM, args.meetings))
+                if limit > 0
+            }
         platform.close()
     print(json.dumps(result, indent=2))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tracemalloc
 import zipfile
 from collections.abc import Iterator
@@ -27,7 +28,21 @@ from bastion.apps.slack_digest.dates import due_date
 from bastion.apps.slack_digest.finding import find_items
 from bastion.apps.slack_digest.reading import StoredSlack, Thread, threads_of
 from bastion.apps.slack_digest.schemas import ActionItem, Cited, Digest, Item, Owner
-from bastion.apps.slack_digest.scoring import expected, load_channels, score, total, write_cases
+from bastion.apps.slack_digest.scoring import (
+    expected,
+    load_channels,
+    rouge,
+    score,
+    total,
+    write_cases,
+)
+from bastion.apps.slack_digest.summaries import (
+    lead,
+    median_words,
+    read_summaries,
+    summary_cases,
+    transcript,
+)
 from bastion.config import SourceConfig, load_config
 from bastion.demo import TEMPLATE, init_demo
 from bastion.demo.company import generate_company
@@ -605,6 +620,85 @@ def test_the_labelled_channels_through_bastion_eval_app(home: Path) -> None:
         score(p["output"], c["expected"]) for p, c in zip(predictions, cases, strict=True)
     )
     assert summed.items.gold == 11 and summed.items.matched >= 9
+
+
+DIALOGUE = {
+    "fname": "dev_7",
+    "dialogue": "#Person1#: Could you check the pump order today?\n"
+    "#Person2#: Yes. It ships on Monday,\nthe warehouse says.\n#Person1#: Thanks, Ana.",
+    "summary": "#Person2# tells #Person1# that the pump order ships on Monday.",
+}
+MEETING = {
+    "meeting_transcripts": [
+        {"speaker": "Chair Rhys", "content": "Welcome. Today we review the budget."},
+        {"speaker": "Dr Mina Ode", "content": "The budget grew by four percent."},
+    ],
+    "general_query_list": [
+        {"query": "Summarize the whole meeting.", "answer": "The committee reviewed the budget."}
+    ],
+}
+
+
+def _jsonl(path: Path, *rows: Any) -> Path:
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return path
+
+
+def test_dialogues_and_meetings_become_channels_with_a_reference(tmp_path: Path) -> None:
+    dialogue, meeting = read_summaries(_jsonl(tmp_path / "d.jsonl", DIALOGUE, MEETING))
+    assert dialogue.channel.name == "dialogsum-dev-7"
+    assert dialogue.reference == DIALOGUE["summary"]
+    assert [u["real_name"] for u in dialogue.channel.users] == ["Person1", "Person2"]
+    assert transcript(dialogue.channel) == [
+        "Person1: Could you check the pump order today?",
+        "Person2: Yes. It ships on Monday, the warehouse says.",  # a turn over two lines
+        "Person1: Thanks, Ana.",
+    ]
+    stamps = [float(m["ts"]) for m in dialogue.channel.messages]
+    assert stamps == sorted(stamps) and stamps[1] - stamps[0] == pytest.approx(10, abs=0.01)
+    assert meeting.reference == "The committee reviewed the budget."
+    assert [u["name"] for u in meeting.channel.users] == ["chair-rhys", "dr-mina-ode"]
+    assert lead(dialogue.channel, 8) == (
+        "Person1: Could you check the pump order today? "
+        "Person2: Yes. It ships on Monday, the warehouse says."
+    )
+    assert median_words([dialogue, meeting]) == 8
+
+
+@pytest.mark.parametrize(
+    ("row", "says"),
+    [
+        ("{not json", "d.jsonl:1 is not JSON"),
+        ({"text": "hello"}, "neither DialogSum"),
+        ({**MEETING, "general_query_list": []}, "no 'Summarize the whole meeting.'"),
+    ],
+)
+def test_summary_data_of_another_shape_is_refused_by_line(
+    tmp_path: Path, row: Any, says: str
+) -> None:
+    with pytest.raises(BadRequest, match=re.escape(says)):
+        read_summaries(_jsonl(tmp_path / "d.jsonl", row))
+
+
+def test_rouge_of_the_summary_through_bastion_eval_app(home: Path) -> None:
+    """A dialogue as an export, digested through the harness with the echo model (which
+    repeats its prompt: the transcript): the case scores ROUGE and no items."""
+    platform = Platform.open(home, write_config(home, ECHO_CONFIG))
+    try:
+        cases = read_summaries(_jsonl(home / "d.jsonl", DIALOGUE))
+        rows = summary_cases(cases, home / "exports" / "summaries", reader="alice")
+        alice = Principal("acme", "alice", "admin")
+        result = evaluate_app(
+            platform, "slack-digest", [AppCase(r["id"], r["input"], r["expected"]) for r in rows],
+            alice,
+        )  # fmt: skip
+    finally:
+        platform.close()
+    assert result["errors"] == 0
+    assert set(result["scores"]) == {"rouge1", "rouge2", "rougeL"}
+    assert 0.2 < result["scores"]["rouge1"] < 1.0  # the transcript shares words with it
+    same = rouge(DIALOGUE["summary"], DIALOGUE["summary"])
+    assert same == {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
 
 
 def test_input_schema_takes_a_channel_with_or_without_hash() -> None:

@@ -1,5 +1,5 @@
 """The labelled channels the digest is measured on (eval/channels.jsonl), and the score of
-a digest's items against them.
+a digest's items against them (and of its summary against a reference, `summaries.py`).
 
 Each line of channels.jsonl is one small channel written for this project: its people,
 its messages (`id`, `at` in UTC, `user`, `text` in Slack's markup, `reply_to` for thread
@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from pydantic import BaseModel
 
 CHANNELS = Path(__file__).with_name("eval") / "channels.jsonl"
 KINDS = ("decisions", "action_items", "open_questions")
+ROUGE_KINDS = ("rouge1", "rouge2", "rougeL")
 
 
 @dataclass(frozen=True)
@@ -69,11 +70,12 @@ def load_channels(path: Path = CHANNELS) -> list[LabelledChannel]:
     channels = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
-            channels.append(_channel(json.loads(line)))
+            channels.append(channel_from_json(json.loads(line)))
     return channels
 
 
-def _channel(raw: dict[str, Any]) -> LabelledChannel:
+def channel_from_json(raw: dict[str, Any]) -> LabelledChannel:
+    """A channel as channels.jsonl writes it (people, messages with `at`, gold items)."""
     ts: dict[str, str] = {}
     messages = []
     for n, m in enumerate(raw["messages"], 1):
@@ -254,8 +256,28 @@ def score(output: Mapping[str, Any], gold: Mapping[str, Any]) -> Scores:
     return scores
 
 
+def rouge(summary: str, reference: str) -> dict[str, float]:
+    """ROUGE-1, -2 and -L F1 (0-1) of a summary against the reference."""
+    from rouge_score import rouge_scorer  # 2 s to import (nltk): only when a summary is scored
+
+    scorer = rouge_scorer.RougeScorer(list(ROUGE_KINDS), use_stemmer=True)
+    found = scorer.score(reference, summary)
+    return {kind: found[kind].fmeasure for kind in ROUGE_KINDS}
+
+
 def case_scores(output: BaseModel, gold: dict[str, Any]) -> dict[str, float | None]:
-    """One case's scores for `bastion eval app` (None where the gold has nothing to score)."""
+    """One case's scores for `bastion eval app` (None where the gold has nothing to score):
+    the summary's ROUGE where the case has a reference summary, the items' precision and
+    recall where it has gold items."""
+    named: dict[str, float | None] = {}
+    if "summary" in gold:
+        named.update(rouge(output.model_dump()["summary"], gold["summary"]))
+    if all(kind in gold for kind in KINDS):
+        named.update(_item_scores(output, gold))
+    return named
+
+
+def _item_scores(output: BaseModel, gold: dict[str, Any]) -> dict[str, float | None]:
     found = score(output.model_dump(mode="json"), gold)
     counts = {"items": found.items, **found.kinds}
     named: dict[str, float | None] = {}
@@ -268,11 +290,15 @@ def case_scores(output: BaseModel, gold: dict[str, Any]) -> dict[str, float | No
 
 
 def write_cases(
-    channels: Iterable[LabelledChannel], folder: Path, reader: str
+    channels: Iterable[LabelledChannel],
+    folder: Path,
+    reader: str,
+    expect: Callable[[LabelledChannel], dict[str, Any]] = expected,
 ) -> list[dict[str, Any]]:
-    """Each channel written as an export under `folder`, and its evaluation case (input and
-    expected items). `reader` (the username the cases run as) is made a member of the
-    private channels, so that they are read at all."""
+    """Each channel written as an export under `folder`, and its evaluation case (the whole
+    channel as the window; `expect` gives what it is scored against, by default its gold
+    items). `reader` (the username the cases run as) is made a member of the private
+    channels, so that they are read at all."""
     cases = []
     for channel in channels:
         export = folder / channel.name
@@ -283,7 +309,7 @@ def write_cases(
             "since": channel.first_day.isoformat(),
             "until": channel.last_day.isoformat(),
         }
-        cases.append({"id": channel.name, "input": given, "expected": expected(channel)})
+        cases.append({"id": channel.name, "input": given, "expected": expect(channel)})
     return cases
 
 
