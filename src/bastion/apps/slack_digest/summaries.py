@@ -2,7 +2,8 @@
 
 A dialogue of DialogSum (`{"fname", "dialogue", "summary"}`, turns as `#Person1#: ...`) or a
 meeting of QMSum (`{"meeting_transcripts": [{"speaker", "content"}], "general_query_list":
-[{"query", "answer"}]}`, the reference being the answer to "Summarize the whole meeting.")
+[{"query", "answer"}]}`, the reference being the answer to its general query, which asks for
+the whole meeting)
 becomes a channel whose messages are its turns, one speaker one Slack user, written as an
 export that `slack-digest --export` reads. Its case expects `{"summary": reference}`, which
 `scoring.case_scores` scores with ROUGE-1, ROUGE-2 and ROUGE-L (F1, Porter-stemmed, as the
@@ -87,10 +88,12 @@ def _dialogsum_turns(dialogue: str) -> list[tuple[str, str]]:
 
 
 def _whole_meeting_answer(row: dict[str, Any], path: Path, n: int) -> str:
-    for query in row.get("general_query_list", []):
-        if "whole meeting" in query["query"].lower():
-            return str(query["answer"])
-    raise BadRequest(f"{path}:{n} has no 'Summarize the whole meeting.' query to compare with")
+    """QMSum's general query asks for the whole meeting ("Summarize the whole meeting.",
+    "Summarize the meeting", "What were the topics talked about?"): its answer."""
+    general = row.get("general_query_list") or []
+    if not general:
+        raise BadRequest(f"{path}:{n} has no general query (a summary of the whole meeting)")
+    return str(general[0]["answer"])
 
 
 def _as_channel(name: str, turns: Sequence[tuple[str, str]]) -> LabelledChannel:
