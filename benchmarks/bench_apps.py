@@ -1,8 +1,8 @@
 """The applications on the demo company, scored by `bastion eval app`'s harness.
 
 service-reply: the demo's support cases labelled with the articles that answer them
-(src/bastion/apps/service_reply/relevant_articles.yaml), drafted as dave (support) with the
-default model. Peer, in the same run: the same retrieval shown to a model that only echoes
+(src/bastion/apps/service_reply/relevant_articles.yaml), drafted as dave (support) with each
+model. Peer, in the same run: the same retrieval shown to a model that only echoes
 its prompt (what citing and support look like when the model adds nothing).
 
 segment: the 113 requests of src/bastion/apps/segment/eval/requests.jsonl, as alice (exec),
@@ -10,8 +10,7 @@ scored on the member set (exact, Jaccard) and the specification. Peers, in the s
 schema linking alone (the values the request names put in their fields, no model: what
 the model adds is time windows, negation, topics and titles), and the same model with the
 same prompt but no JSON schema enforced while decoding (on every 4th request: the share
-that is a valid specification at all). Larger models join with --models when installed
-(`bastion models install`), served from their GGUF.
+that is a valid specification at all).
 
 campaign-email: one brief to the first --emails members of a saved segment (US West contacts
 who ordered in the 365 days before the demo's last day), written as olivia (marketing),
@@ -27,6 +26,10 @@ scored with ROUGE-1/2/L F1 against the reference. Peers, in the same run: lead (
 messages, up to the median reference's length in words) and each model's plain prompt
 ("Summarize this conversation." and the transcript, cut to the model's context, straight to
 the backend: no batching, guards or combining).
+
+Larger models (--models, installed by `bastion models install`, served from their GGUF) join
+the default model in every app's figures, run as the same people (the bench lets the user
+role use them).
 
 Usage: python benchmarks/bench_apps.py [--cases 30] [--scale 1.0] [--only segment]
     [--segment-every N] [--models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b] [--emails 10]
@@ -77,17 +80,16 @@ DIALOGSUM = SUMMARIZATION / "dialogsum_dev.jsonl"
 QMSUM = SUMMARIZATION / "qmsum_test.jsonl"
 
 
-def service_reply(platform: Platform, limit: int) -> dict[str, Any]:
+def service_reply(platform: Platform, models: list[str], limit: int) -> dict[str, Any]:
     records = stored_records(platform.db, "acme", "interaction")
     rows = demo_cases(
         [(r.source_id, str(r.fields["subject"])) for r in records if r.source == "support-cases"]
     )[:limit]
     cases = [AppCase(r["id"], r["input"], r["expected"]) for r in rows]
     dave = platform.access.principal("acme/dave")
-    default = platform.config.resolved_default_model
     return {
         model: evaluate_app(platform, "service-reply", cases, dave, model=model)
-        for model in (default, "echo")
+        for model in (*models, "echo")
     }
 
 
@@ -158,16 +160,9 @@ BRIEF = (
 )
 
 
-def campaign(platform: Platform, emails: int) -> dict[str, Any]:
-    from bastion.apps import run_app
-    from bastion.apps.campaign_email import (
-        CampaignResult,
-        CampaignSettings,
-        score,
-        unit_vector,
-        voice_documents,
-    )
-    from bastion.apps.campaign_email.voice import check_rules, read_profile
+def campaign(platform: Platform, models: list[str], emails: int) -> dict[str, Any]:
+    from bastion.apps.campaign_email import CampaignSettings, unit_vector, voice_documents
+    from bastion.apps.campaign_email.voice import read_profile
     from bastion.apps.segment.store import Segments
 
     olivia = platform.access.principal("acme/olivia")
@@ -176,20 +171,38 @@ def campaign(platform: Platform, emails: int) -> dict[str, Any]:
         "bench-west", query="US West buyers", spec=spec, explanation="", as_of="2026-01-05",
         count=0, created_by="olivia", run_id="bench",
     )  # fmt: skip
+    guide, past = voice_documents(
+        AppRun(platform, olivia, "campaign-email", CampaignSettings()), CampaignSettings()
+    )
+    profile = read_profile(guide, past)
+    centroid = unit_vector(platform.grounding.embedder.embed(past).mean(axis=0))
+    return {
+        "emails": emails,
+        **{m: campaign_by(platform, m, emails, profile, centroid) for m in models},
+    }
+
+
+def campaign_by(
+    platform: Platform, model: str, emails: int, profile: Any, centroid: Any
+) -> dict[str, Any]:
+    """One model's emails to the segment, scored, and the same model's stock emails."""
+    from bastion.apps import run_app
+    from bastion.apps.campaign_email import CampaignResult, CampaignSettings, score, unit_vector
+    from bastion.apps.campaign_email.voice import check_rules
+
+    olivia = platform.access.principal("acme/olivia")
     started = time.perf_counter()
     result = run_app(
         platform, "campaign-email",
-        {"segment": "bench-west", "brief": BRIEF, "campaign": "bench", "limit": emails}, olivia,
+        {"segment": "bench-west", "brief": BRIEF, "campaign": f"bench-{model}", "limit": emails},
+        olivia, model=model,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     output = cast(CampaignResult, result.output)
     ours = {k: round(v, 4) if v is not None else None for k, v in score(output, {}).items()}
     ours["seconds_per_email"] = round(seconds / max(1, len(output.emails)), 1)
-    run = AppRun(platform, olivia, "campaign-email", CampaignSettings())
-    guide, past = voice_documents(run, CampaignSettings())
-    profile = read_profile(guide, past)
+    run = AppRun(platform, olivia, "campaign-email", CampaignSettings(), model)
     embedder = platform.grounding.embedder
-    centroid = unit_vector(embedder.embed(past).mean(axis=0))
     stock = []
     for _ in output.emails:
         text = run.ask(f"Write a marketing email about: {BRIEF}", max_tokens=320).text
@@ -205,8 +218,6 @@ def campaign(platform: Platform, emails: int) -> dict[str, Any]:
         for e in output.emails
     )
     return {
-        "emails": len(output.emails),
-        "model": platform.config.resolved_default_model,
         "brand_grounded": {**ours, "no_banned_words_or_exclamations": round(ours_rules, 4)},
         "peer_stock_prompt": {
             "no_banned_words_or_exclamations": round(statistics.fmean(s[0] for s in stock), 4),
@@ -266,7 +277,7 @@ def main() -> None:
     )
     parser.add_argument("--emails", type=int, default=10)
     parser.add_argument("--segment-every", type=int, default=1, help="every Nth request")
-    parser.add_argument("--models", default="", help="installed larger models (segment, digest)")
+    parser.add_argument("--models", default="", help="installed larger models, beside the default")
     parser.add_argument("--dialogues", type=int, default=100, help="DialogSum dialogues")
     parser.add_argument("--meetings", type=int, default=5, help="QMSum meetings")
     args = parser.parse_args()
@@ -277,6 +288,7 @@ def main() -> None:
         config["access"]["policies"]["user"]["models"].append("echo")
         models_root = Path(__file__).resolve().parents[1] / ".cache" / "models-install"
         larger = [m for m in CATALOGUE if m.name in args.models.split(",")]
+        config["access"]["policies"]["user"]["models"] += [m.name for m in larger]
         for model in larger:
             if not is_installed(model, models_root):
                 raise SystemExit(
@@ -303,15 +315,14 @@ def main() -> None:
             "machine": f"{machine.machine()}, {machine.python_version()}",
             "demo_setup_s": round(setup_s, 1),
         }
+        models = [platform.config.resolved_default_model, *(m.name for m in larger)]
         if args.only in (None, "service-reply"):
-            result["service_reply"] = service_reply(platform, args.cases)
+            result["service_reply"] = service_reply(platform, models, args.cases)
         if args.only in (None, "segment"):
-            models = [platform.config.resolved_default_model, *(m.name for m in larger)]
             result["segment"] = segment(platform, models, args.segment_every)
         if args.only in (None, "campaign-email"):
-            result["campaign_email"] = campaign(platform, args.emails)
+            result["campaign_email"] = campaign(platform, models, args.emails)
         if args.only in (None, "slack-digest"):
-            models = [platform.config.resolved_default_model, *(m.name for m in larger)]
             result["slack_digest"] = {
                 data.stem: digest(platform, models, data, limit)
                 for data, limit in ((DIALOGSUM, args.dialogues), (QMSUM, args.meetings))
