@@ -18,6 +18,7 @@ from bastion.cli.grounding import ask, index, ingest, search
 from bastion.cli.guards import guards_app
 from bastion.cli.keys import keys_app
 from bastion.cli.models import models_app
+from bastion.cli.plan import plan
 from bastion.cli.protect import protect_app
 from bastion.cli.segment import segment_app
 from bastion.cli.server import chat, feedback, serve
@@ -28,7 +29,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 # Registered here in the order `bastion --help` lists them.
-for command in (serve, chat, ingest, index, search, ask, feedback):
+for command in (serve, chat, ingest, index, search, ask, feedback, plan):
     app.command()(command)
 
 app.add_typer(app_app, name="app")

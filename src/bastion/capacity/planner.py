@@ -1,0 +1,161 @@
+"""How much hardware a model needs for a traffic target, from first principles.
+
+Decoding is bound by memory: each step reads every weight once for the whole batch, plus
+each sequence's KV cache, so one step takes (weights + batch x cache) / bandwidth, unless
+the batch's arithmetic (2 x parameters FLOPs a token) takes longer. Reading the prompt
+(prefill) is bound by compute. Memory bounds the batch: what the weights leave, divided by
+one sequence's KV cache at the traffic's prompt and answer lengths. A replica then serves
+the largest batch whose request latency (prefill, then the answer's decode steps) meets
+the p95 target; replicas = the target rate / one replica's rate. A model too large for one
+device is split over 2, 4 or 8 (tensor parallel), which multiplies bandwidth, compute and
+memory; the split needing the fewest devices in all is chosen.
+
+Simplifications, named so a reader can judge them: every request has the traffic's p95
+prompt and answer lengths (so latencies are upper bounds), prefill does not overlap
+decoding, attention's own arithmetic and the activations are left out beside the weights,
+and devices in a split add up perfectly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from bastion.capacity.architecture import Architecture
+from bastion.capacity.hardware import Hardware
+from bastion.errors import BadRequest
+
+HOURS_PER_MONTH = 730
+MEMORY_UTILIZATION = 0.9  # vLLM's default share of device memory it plans with
+RESERVED_GB = 1.0  # runtime, CUDA graphs, activations
+SPLITS = (1, 2, 4, 8)  # devices per replica (tensor parallel)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    prompt_tokens: int
+    answer_tokens: int
+    qps: float
+    p95_ms: float
+
+    def __post_init__(self) -> None:
+        if self.prompt_tokens < 1 or self.answer_tokens < 1:
+            raise BadRequest("prompt and answer lengths must be at least one token")
+        if self.qps <= 0 or self.p95_ms <= 0:
+            raise BadRequest("--qps and --p95-ms must be positive")
+
+
+@dataclass(frozen=True)
+class Estimate:
+    name: str
+    weights_gb: float
+    kv_cache_gb_per_sequence: float
+    devices_per_replica: int = 0  # 0: the model does not fit
+    max_concurrent_sequences: int = 0
+    decode_tokens_per_s: float = 0.0  # one sequence alone
+    prefill_tokens_per_s: float = 0.0
+    batch: int = 0  # sequences a replica serves at once within the latency target
+    request_latency_ms: float | None = None  # at that batch (or alone, when none meets it)
+    replica_requests_per_s: float = 0.0
+    replicas: int | None = None  # None: the target cannot be met on this hardware
+    monthly_cost: float | None = None
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plan(
+    arch: Architecture,
+    hardware: Hardware,
+    traffic: Traffic,
+    precision: str,
+    kv_bytes_per_value: float = 2.0,
+) -> Estimate:
+    """The cheapest way to meet the target on `hardware`: of the splits the model fits
+    (1, 2, 4 or 8 devices a replica), the one needing the fewest devices in all; a split
+    with room for more sequences may need fewer replicas."""
+    weights = arch.weight_bytes(precision)
+    kv_per_token = arch.kv_bytes_per_token(kv_bytes_per_value)
+    per_sequence = kv_per_token * (traffic.prompt_tokens + traffic.answer_tokens)
+    fits = Estimate(hardware.name, round(weights / 1e9, 3), round(per_sequence / 1e9, 4))
+    splits = [n for n in SPLITS if _free_bytes(hardware, n) - weights >= per_sequence]
+    if not splits:
+        return replace(fits, note=f"weights and one sequence do not fit {max(SPLITS)} devices")
+    options = [_on(fits, arch, hardware, traffic, weights, kv_per_token, n) for n in splits]
+    met = [o for o in options if o.replicas is not None]
+    if not met:
+        return options[-1]  # the fastest split, with why it is not enough
+    return min(met, key=lambda o: (o.replicas or 0) * o.devices_per_replica)
+
+
+def _on(
+    fits: Estimate,
+    arch: Architecture,
+    hardware: Hardware,
+    traffic: Traffic,
+    weights: float,
+    kv_per_token: float,
+    devices: int,
+) -> Estimate:
+    """The estimate with `devices` per replica."""
+    bandwidth = hardware.bandwidth_gb_s * 1e9 * hardware.bandwidth_efficiency * devices
+    flops = hardware.tflops * 1e12 * hardware.compute_efficiency * devices
+    prefill = flops / (2 * arch.parameters)
+    # The cache a decoding sequence holds on average: its prompt and half its answer.
+    mean_cache = kv_per_token * (traffic.prompt_tokens + traffic.answer_tokens / 2)
+
+    def step_seconds(batch: int) -> float:
+        reading = (weights + batch * mean_cache) / bandwidth
+        return max(reading, batch * 2 * arch.parameters / flops)
+
+    def latency_ms(batch: int) -> float:
+        # The batch's prompts are read before its answers are decoded together.
+        reading = batch * traffic.prompt_tokens / prefill
+        return 1000 * (reading + traffic.answer_tokens * step_seconds(batch))
+
+    per_sequence = kv_per_token * (traffic.prompt_tokens + traffic.answer_tokens)
+    most = int((_free_bytes(hardware, devices) - weights) // per_sequence)
+    batch = _largest(lambda b: latency_ms(b) <= traffic.p95_ms, most)
+    sized = replace(
+        fits,
+        devices_per_replica=devices,
+        max_concurrent_sequences=most,
+        decode_tokens_per_s=round(1 / step_seconds(1), 1),
+        prefill_tokens_per_s=round(prefill, 1),
+        request_latency_ms=round(latency_ms(max(batch, 1)), 1),
+    )
+    if not batch:
+        return replace(sized, note=f"one request alone is over the {traffic.p95_ms:.0f} ms target")
+    rate = batch / (latency_ms(batch) / 1000)
+    replicas = math.ceil(traffic.qps / rate)
+    price = hardware.price_per_hour
+    memory_bound = (weights + batch * mean_cache) / bandwidth >= batch * 2 * arch.parameters / flops
+    return replace(
+        sized,
+        batch=batch,
+        replica_requests_per_s=round(rate, 3),
+        replicas=replicas,
+        monthly_cost=None
+        if price is None
+        else round(replicas * devices * price * HOURS_PER_MONTH, 2),
+        note="decode bound by memory bandwidth" if memory_bound else "decode bound by compute",
+    )
+
+
+def _free_bytes(hardware: Hardware, devices: int) -> float:
+    usable = hardware.memory_gb * 1e9 * (MEMORY_UTILIZATION if hardware.kind == "gpu" else 1.0)
+    return devices * (usable - RESERVED_GB * 1e9)
+
+
+def _largest(ok: Any, most: int) -> int:
+    """The largest batch in 1..most that `ok` accepts (latency grows with the batch)."""
+    low, high = 0, most
+    while low < high:
+        middle = (low + high + 1) // 2
+        if ok(middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low

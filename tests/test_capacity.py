@@ -1,0 +1,201 @@
+"""The sizing planner: model shapes read from the shipped GGUF and from a Hugging Face
+folder, the planner's arithmetic against hand-worked figures, traffic from a real audit
+trail, this machine's probe, and `bastion plan` end to end."""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from bastion.capacity import weights_path
+from bastion.capacity.architecture import read_architecture
+from bastion.capacity.hardware import hardware_table, probe_this_machine, select
+from bastion.capacity.planner import Traffic, plan
+from bastion.capacity.traffic import observed_traffic
+from bastion.cli import app
+from bastion.config import ModelConfig
+from bastion.errors import BadRequest
+from bastion.models.base import ChatMessage, GenerationParams
+from bastion.models.embedded import embedded_gguf_path
+from bastion.pipeline import ChatRequest
+from bastion.platform import Platform
+from conftest import ECHO_CONFIG, write_config
+
+runner = CliRunner()
+TABLE = {h.name: h for h in hardware_table()}
+H100 = TABLE["nvidia-h100-sxm-80gb"]
+
+
+def _llama_70b_folder(folder: Path) -> Path:
+    """A Llama-3-70B-shaped folder: its config.json and a safetensors header (the planner
+    reads only the header, so no weights are written)."""
+    folder.mkdir()
+    layers, hidden, ffn, vocab, kv = 80, 8192, 28672, 128256, 1024
+    config = {
+        "model_type": "llama", "num_hidden_layers": layers, "hidden_size": hidden,
+        "num_attention_heads": 64, "num_key_value_heads": 8, "intermediate_size": ffn,
+        "max_position_embeddings": 8192, "vocab_size": vocab,
+    }  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))
+    shapes = {"embed": [vocab, hidden], "head": [vocab, hidden]}
+    for n in range(layers):
+        shapes |= {
+            f"{n}.q": [hidden, hidden], f"{n}.k": [kv, hidden], f"{n}.v": [kv, hidden],
+            f"{n}.o": [hidden, hidden], f"{n}.gate": [ffn, hidden], f"{n}.up": [ffn, hidden],
+            f"{n}.down": [hidden, ffn],
+        }  # fmt: skip
+    header = {
+        name: {"dtype": "BF16", "shape": s, "data_offsets": [0, 0]} for name, s in shapes.items()
+    }
+    raw = json.dumps(header).encode()
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
+    return folder
+
+
+def test_the_embedded_gguf_is_read_for_its_shape() -> None:
+    arch = read_architecture(embedded_gguf_path())
+    assert (arch.family, arch.layers, arch.heads, arch.kv_heads, arch.head_dim) == (
+        "llama", 30, 9, 3, 64,
+    )  # fmt: skip
+    assert arch.parameters == 134_515_008 and arch.stored_as == "GGUF Q4_1"
+    assert 90e6 < arch.stored_bytes < 100e6  # 4.5 bits a weight, plus the f32 norms
+    assert arch.kv_bytes_per_token() == 2 * 30 * 3 * 64 * 2
+    assert arch.weight_bytes("bf16") == 2 * arch.parameters
+    assert weights_path(ModelConfig(name="m", backend="llamacpp")) == embedded_gguf_path()
+
+
+def test_a_hugging_face_folder_is_read_from_its_config_and_headers(tmp_path: Path) -> None:
+    arch = read_architecture(_llama_70b_folder(tmp_path / "llama"))
+    assert 70.5e9 < arch.parameters < 70.6e9  # Llama 3 70B: 70.55B
+    assert arch.stored_as == "safetensors bf16" and arch.stored_bytes == 2 * arch.parameters
+    assert arch.kv_bytes_per_token() == 2 * 80 * 8 * 128 * 2  # 320 KiB a token
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda p: p, "not a .gguf file or a folder with config.json"),
+        (lambda p: (p / "x.gguf").write_bytes(b"nope") and p / "x.gguf", "not a readable GGUF"),
+        (lambda p: (p / "config.json").write_text("{}") and p, "no 'num_attention_heads'"),
+    ],
+)
+def test_what_is_not_a_model_is_refused_with_what_to_give(
+    tmp_path: Path, make: Any, says: str
+) -> None:
+    with pytest.raises(BadRequest, match=says):
+        read_architecture(make(tmp_path))
+    with pytest.raises(BadRequest, match="give --weights"):
+        weights_path(ModelConfig(name="api", backend="openai", base_url="http://x/v1"))
+
+
+def test_decode_speed_and_memory_match_the_hand_worked_figures() -> None:
+    arch = read_architecture(embedded_gguf_path())
+    traffic = Traffic(prompt_tokens=512, answer_tokens=256, qps=1, p95_ms=10_000)
+    found = plan(arch, H100, traffic, "bf16")
+    weights = 2 * arch.parameters
+    cache = arch.kv_bytes_per_token() * (512 + 128)  # prompt and half the answer, on average
+    bandwidth = 3350e9 * 0.75
+    assert found.decode_tokens_per_s == pytest.approx(bandwidth / (weights + cache), rel=1e-3)
+    assert found.prefill_tokens_per_s == pytest.approx(
+        989e12 * 0.5 / (2 * arch.parameters), rel=1e-3
+    )
+    assert found.kv_cache_gb_per_sequence == pytest.approx(23040 * 768 / 1e9, abs=1e-4)
+    assert found.max_concurrent_sequences == int((80e9 * 0.9 - 1e9 - weights) // (23040 * 768))
+    assert found.request_latency_ms is not None and found.request_latency_ms <= 10_000
+    assert found.replicas == 1 and found.monthly_cost == pytest.approx(3.00 * 730)
+
+
+def test_a_model_too_large_for_one_gpu_is_split_and_costed(tmp_path: Path) -> None:
+    arch = read_architecture(_llama_70b_folder(tmp_path / "llama"))
+    traffic = Traffic(prompt_tokens=1000, answer_tokens=300, qps=1, p95_ms=20_000)
+    bf16 = plan(arch, H100, traffic, "bf16")
+    # 141 GB fits two H100s with room for two sequences (five replicas of two); four hold
+    # hundreds, and one replica of four serves the rate.
+    assert bf16.weights_gb == pytest.approx(141.1, abs=0.1) and bf16.devices_per_replica == 4
+    assert bf16.replicas == 1
+    busy = plan(arch, H100, replace(traffic, qps=20), "bf16")
+    assert (busy.devices_per_replica, busy.replicas) == (8, 1)  # fewer in all than 4 x 3
+    int4 = plan(arch, H100, traffic, "int4")
+    assert int4.devices_per_replica == 1  # 40 GB of weights fit one
+    assert bf16.replicas is not None and bf16.monthly_cost is not None
+    assert bf16.monthly_cost == pytest.approx(bf16.replicas * 4 * 3.00 * 730)
+    assert "memory bandwidth" in bf16.note
+    t4 = plan(arch, TABLE["nvidia-t4-16gb"], traffic, "bf16")
+    assert t4.devices_per_replica == 0 and t4.replicas is None and "do not fit" in t4.note
+    more = plan(arch, H100, replace(traffic, qps=200), "bf16")
+    assert more.replicas is not None and more.replicas > busy.replicas
+    hurried = plan(arch, TABLE["nvidia-l4-24gb"], replace(traffic, p95_ms=500), "int4")
+    assert hurried.replicas is None and "over the 500 ms target" in hurried.note
+
+
+def test_bad_targets_and_names_are_refused() -> None:
+    with pytest.raises(BadRequest, match="positive"):
+        Traffic(512, 256, qps=0, p95_ms=1000)
+    with pytest.raises(BadRequest, match="no hardware named 'tpu'"):
+        select(["tpu"], hardware_table())
+    with pytest.raises(BadRequest, match="unknown precision 'fp2'"):
+        read_architecture(embedded_gguf_path()).weight_bytes("fp2")
+
+
+def test_this_machine_is_probed() -> None:
+    here = probe_this_machine()
+    assert here.kind == "cpu" and here.memory_gb > 0.5
+    assert 0.5 < here.bandwidth_gb_s < 2000 and 0.001 < here.tflops < 100
+
+
+def test_traffic_is_read_from_the_audit_trail(home: Path) -> None:
+    platform = Platform.open(home, write_config(home, ECHO_CONFIG))
+    try:
+        key = platform.access.create_key(tenant="acme", user="a", role="admin").secret
+        for words in (3, 5, 40):
+            text = " ".join(["word"] * words)
+            request = ChatRequest([ChatMessage("user", text)], GenerationParams(), "echo", "chat")
+            platform.pipeline.complete(platform.pipeline.prepare(request, key))
+        seen = observed_traffic(platform.audit, "echo", since=_day_ago())
+        with pytest.raises(BadRequest, match="no answered request to 'echo-premium'"):
+            observed_traffic(platform.audit, "echo-premium", since=_day_ago())
+    finally:
+        platform.close()
+    assert seen.requests == 3
+    assert seen.prompt_tokens_p50 < seen.prompt_tokens_p95  # the 40-word prompt
+    assert seen.answer_tokens_p95 >= 40
+    assert round(seen.busiest_hour_qps * 3600) in (2, 3)  # 3, unless an hour turned meanwhile
+
+
+def _day_ago() -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) - timedelta(days=1)
+
+
+def test_bastion_plan_prints_the_issue_json(home: Path) -> None:
+    models = [*ECHO_CONFIG["models"], {"name": "small", "backend": "llamacpp"}]
+    write_config(home, {**ECHO_CONFIG, "models": models})
+    result = runner.invoke(
+        app,
+        ["plan", "--model", "small", "--qps", "5", "--p95-ms", "4000", "--format", "json",
+         "--hardware", "nvidia-l4-24gb,this-machine", "--price", "nvidia-l4-24gb=0.4"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    found = json.loads(result.output)
+    assert found["model"] == "small" and found["architecture"]["layers"] == 30
+    l4, here = found["hardware"]
+    for row in (l4, here):
+        assert {
+            "name", "decode_tokens_per_s", "prefill_tokens_per_s", "weights_gb",
+            "kv_cache_gb_per_sequence", "max_concurrent_sequences", "replicas", "monthly_cost",
+        } <= set(row)  # fmt: skip
+    assert l4["spec"]["price_per_hour"] == 0.4 and l4["monthly_cost"] == pytest.approx(0.4 * 730)
+    assert here["name"] == "this-machine" and here["weights_gb"] < 0.1  # the GGUF as stored
+    table = runner.invoke(app, ["plan", "--model", "small", "--qps", "1", "--p95-ms", "2000"])
+    assert table.exit_code == 0 and "nvidia-h100-sxm-80gb" in table.output
+    both = runner.invoke(
+        app, ["plan", "--model", "small", "--weights", "x", "--qps", "1", "--p95-ms", "9"]
+    )
+    assert both.exit_code != 0 and "one of them" in both.output
