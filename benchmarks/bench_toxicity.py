@@ -5,7 +5,11 @@
   rate on Davidson's "offensive" tweets (profanity that is not hate);
 - held out from training altogether: HatemojiBuild test (adversarial, emoji), the
   Stormfront test split (another domain) and the project's functional cases
-  (`functional_hate_cases.py`: hate against its contrasts), scored by the shipped model.
+  (`functional_hate_cases.py`: hate against its contrasts), scored by the shipped model;
+- ordinary conversation, never trained on: every turn of DialogSum dev (everyday
+  dialogues) and of QMSum test (meeting transcripts), one message each as the slack-digest
+  reads them; no turn is hateful, so every flag is a false positive that withholds a
+  message from a digest.
 alt-profanity-check gives a probability of offensive language (threshold 0.5); Bastion's
 figures are at its shipped threshold (guards.toxicity.threshold). The development CV folds
 also train on the project's business prompts, as the shipped model does.
@@ -24,6 +28,7 @@ from typing import Any
 from functional_hate_cases import cases
 from profanity_check import predict_prob
 
+from bastion.apps.slack_digest.summaries import read_summaries
 from bastion.guards.data import BENIGN_EDGY
 from bastion.guards.injection.train import read_unlabelled
 from bastion.guards.text_classifier import Example, out_of_fold_scores
@@ -96,6 +101,20 @@ def functional_cases(detector: ToxicityDetector) -> dict[str, Any]:
     return out
 
 
+def conversation_false_positives(detector: ToxicityDetector, data: Path) -> dict[str, Any]:
+    turns = [m["text"] for case in read_summaries(data) for m in case.channel.messages]
+    ours = [detector.score(t) >= SHIPPED_THRESHOLD for t in turns]
+    flagged = sorted((t for t, hit in zip(turns, ours, strict=True) if hit), key=len)
+    return {
+        "turns": len(turns),
+        "bastion_false_positive_rate": round(sum(ours) / len(turns), 4),
+        "peer_false_positive_rate": round(
+            float(sum(p >= 0.5 for p in predict_prob(turns))) / len(turns), 4
+        ),
+        "bastion_flagged_shortest": flagged[:8],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
@@ -125,6 +144,10 @@ def main() -> None:
         "rows": len(edgy),
         "bastion_false_positives": sum(detector.score(t) >= SHIPPED_THRESHOLD for t in edgy),
         "peer_false_positives": int(sum(p >= 0.5 for p in predict_prob(edgy))),
+    }
+    result["ordinary_conversation_held_out"] = {
+        data.stem: conversation_false_positives(detector, data)
+        for data in (args.eval_dir / "summarization").glob("*.jsonl")
     }
     sample = "You people are all the same, go back to where you came from. " * 4
     detector.score(sample)
