@@ -1,6 +1,6 @@
 """The sizing planner: model shapes read from the shipped GGUF and from a Hugging Face
 folder, the planner's arithmetic against hand-worked figures, traffic from a real audit
-trail, this machine's probe, and `bastion plan` end to end."""
+trail, this machine's probe, and `bastion plan` and `GET /v1/admin/plan` end to end."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -25,7 +26,7 @@ from bastion.models.base import ChatMessage, GenerationParams
 from bastion.models.embedded import embedded_gguf_path
 from bastion.pipeline import ChatRequest
 from bastion.platform import Platform
-from conftest import ECHO_CONFIG, write_config
+from conftest import ECHO_CONFIG, LiveServer, write_config
 
 runner = CliRunner()
 TABLE = {h.name: h for h in hardware_table()}
@@ -199,3 +200,38 @@ def test_bastion_plan_prints_the_issue_json(home: Path) -> None:
         app, ["plan", "--model", "small", "--weights", "x", "--qps", "1", "--p95-ms", "9"]
     )
     assert both.exit_code != 0 and "one of them" in both.output
+
+
+def test_the_plan_over_http_is_for_admins_and_reads_their_tenant(home: Path) -> None:
+    models = [*ECHO_CONFIG["models"], {"name": "small", "backend": "llamacpp"}]
+    platform = Platform.open(home, write_config(home, {**ECHO_CONFIG, "models": models}))
+    admin = platform.access.create_key(tenant="acme", user="a", role="admin").secret
+    user = platform.access.create_key(tenant="acme", user="u", role="user").secret
+    query = {"model": "small", "qps": 2, "p95_ms": 5000, "hardware": "nvidia-l4-24gb"}
+    try:
+        with LiveServer(platform) as server:
+
+            def get(key: str, **params: Any) -> httpx.Response:
+                return httpx.get(
+                    f"{server.url}/v1/admin/plan",
+                    params={**query, **params},
+                    headers={"Authorization": f"Bearer {key}"},
+                    timeout=60,
+                )
+
+            found = get(admin)
+            refused = get(user)
+            unknown = get(admin, model="gpt-9")
+            negative = get(admin, qps=-1)
+            garbled = get(admin, qps="fast")
+            no_traffic = get(admin, since="2026-01-01")
+    finally:
+        platform.close()
+    assert found.status_code == 200, found.text
+    (row,) = found.json()["hardware"]
+    assert row["name"] == "nvidia-l4-24gb" and row["precision"] == "bf16" and row["replicas"] == 1
+    assert refused.status_code == 403 and "admins only" in refused.text
+    assert unknown.status_code == 404
+    assert negative.status_code == 400 and "positive" in negative.text
+    assert garbled.status_code == 400
+    assert no_traffic.status_code == 400 and "no answered request to 'small'" in no_traffic.text

@@ -1,4 +1,4 @@
-"""Capacity: what serving a model takes (`bastion plan`).
+"""Capacity: what serving a model takes (`bastion plan`, `GET /v1/admin/plan`).
 
 architecture.py  the model's shape, read from its GGUF or Hugging Face files
 hardware.py      the GPU table (hardware.yaml) and a probe of this machine
@@ -8,10 +8,33 @@ planner.py       memory, speed, replicas and monthly cost for a traffic target
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from bastion.audit.log import AuditLog
+from bastion.capacity.architecture import read_architecture
+from bastion.capacity.hardware import hardware_table, select
+from bastion.capacity.planner import Traffic, plan
+from bastion.capacity.traffic import observed_traffic
 from bastion.config import ModelConfig
 from bastion.errors import BadRequest
+
+DEFAULT_PROMPT_TOKENS = 512
+DEFAULT_ANSWER_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    qps: float
+    p95_ms: float
+    hardware: list[str] | None = None  # names from the table, or this-machine; None: all
+    precision: str | None = None  # None: bf16 on GPUs, the file as stored on a CPU
+    prompt_tokens: int | None = None
+    answer_tokens: int | None = None
+    audit_since: datetime | None = None  # take the lengths the request leaves out from here
+    prices: dict[str, float] = field(default_factory=dict)  # per device-hour, by name
 
 
 def weights_path(model: ModelConfig) -> Path:
@@ -26,3 +49,51 @@ def weights_path(model: ModelConfig) -> Path:
         f"model '{model.name}' ({model.backend}) has no local weights to read its shape from; "
         "give --weights PATH (a .gguf file or a Hugging Face folder)"
     )
+
+
+def capacity_plan(
+    name: str,
+    weights: Path,
+    request: PlanRequest,
+    audit: AuditLog | None = None,
+    tenant: str | None = None,
+) -> dict[str, Any]:
+    """The plan for the model at `weights` on each chosen hardware, as JSON. With
+    `request.audit_since`, the prompt and answer lengths not given are the p95 of the
+    model's answered requests in `audit` (of `tenant`) since then."""
+    observed = None
+    prompt, answer = request.prompt_tokens, request.answer_tokens
+    if request.audit_since is not None:
+        if audit is None:
+            raise BadRequest("reading the traffic from the audit trail needs a registered model")
+        observed = observed_traffic(audit, name, request.audit_since, tenant)
+        prompt = prompt or observed.prompt_tokens_p95
+        answer = answer or observed.answer_tokens_p95
+    traffic = Traffic(
+        prompt or DEFAULT_PROMPT_TOKENS,
+        answer or DEFAULT_ANSWER_TOKENS,
+        request.qps,
+        request.p95_ms,
+    )
+    arch = read_architecture(weights)
+    chosen = [
+        replace(h, price_per_hour=request.prices.get(h.name, h.price_per_hour))
+        for h in select(request.hardware, hardware_table())
+    ]
+    rows = []
+    for hardware in chosen:
+        precision = request.precision or ("stored" if hardware.kind == "cpu" else "bf16")
+        found = plan(arch, hardware, traffic, precision)
+        rows.append({**found.to_dict(), "precision": precision, "spec": hardware.to_dict()})
+    return {
+        "model": name,
+        "architecture": arch.to_dict(),
+        "traffic": {
+            "prompt_tokens": traffic.prompt_tokens,
+            "answer_tokens": traffic.answer_tokens,
+            "qps": traffic.qps,
+            "p95_ms": traffic.p95_ms,
+            "observed": observed.to_dict() if observed else None,
+        },
+        "hardware": rows,
+    }

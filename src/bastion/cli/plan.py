@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,9 +12,6 @@ from rich.table import Table
 
 from bastion.cli.common import _platform, console, reports_errors
 from bastion.errors import BadRequest
-
-DEFAULT_PROMPT_TOKENS = 512
-DEFAULT_ANSWER_TOKENS = 256
 
 
 @reports_errors
@@ -54,12 +50,7 @@ def plan(
 ) -> None:
     """Estimate, per GPU type (or this machine), the weights' and KV cache's memory, decode
     and prefill speed, the sequences that fit, replicas and monthly cost for the target."""
-    from bastion.capacity import weights_path
-    from bastion.capacity.architecture import read_architecture
-    from bastion.capacity.hardware import hardware_table, select
-    from bastion.capacity.planner import Traffic
-    from bastion.capacity.planner import plan as estimate
-    from bastion.capacity.traffic import observed_traffic
+    from bastion.capacity import PlanRequest, capacity_plan, weights_path
 
     if (model is None) == (weights is None):
         raise BadRequest("give --model NAME (registered) or --weights PATH, one of them")
@@ -67,47 +58,26 @@ def plan(
         raise BadRequest("--format must be table or json")
     if from_audit and model is None:
         raise BadRequest("--from-audit reads a registered model's traffic: give --model")
-    observed = None
+    request = PlanRequest(
+        qps=qps,
+        p95_ms=p95_ms,
+        hardware=hardware.split(",") if hardware else None,
+        precision=precision,
+        prompt_tokens=prompt_tokens,
+        answer_tokens=answer_tokens,
+        audit_since=_since(since) if from_audit else None,
+        prices=_prices(price or []),
+    )
     if model is not None:
         platform = _platform()
         try:
             path = weights_path(platform.registry.config(model))
-            if from_audit:
-                observed = observed_traffic(platform.audit, model, _since(since))
-                prompt_tokens = prompt_tokens or observed.prompt_tokens_p95
-                answer_tokens = answer_tokens or observed.answer_tokens_p95
+            result = capacity_plan(model, path, request, platform.audit)
         finally:
             platform.close()
     else:
         assert weights is not None
-        path = weights
-    traffic = Traffic(
-        prompt_tokens or DEFAULT_PROMPT_TOKENS, answer_tokens or DEFAULT_ANSWER_TOKENS, qps, p95_ms
-    )
-    arch = read_architecture(path)
-    prices = _prices(price or [])
-    chosen = [
-        replace(h, price_per_hour=prices.get(h.name, h.price_per_hour))
-        for h in select(hardware.split(",") if hardware else None, hardware_table())
-    ]
-    estimates = [
-        estimate(arch, h, traffic, precision or ("stored" if h.kind == "cpu" else "bf16"))
-        for h in chosen
-    ]
-    result: dict[str, Any] = {
-        "model": model or str(weights),
-        "architecture": arch.to_dict(),
-        "traffic": {
-            "prompt_tokens": traffic.prompt_tokens,
-            "answer_tokens": traffic.answer_tokens,
-            "qps": qps,
-            "p95_ms": p95_ms,
-            "observed": observed.to_dict() if observed else None,
-        },
-        "hardware": [
-            {**e.to_dict(), "spec": h.to_dict()} for e, h in zip(estimates, chosen, strict=True)
-        ],
-    }
+        result = capacity_plan(str(weights), weights, request)
     if output == "json":
         print(json.dumps(result, indent=2))
         return

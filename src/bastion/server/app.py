@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Header, Request
@@ -28,6 +29,7 @@ from bastion import __version__
 from bastion.access import Principal
 from bastion.apps import app_specs, execute, start_run
 from bastion.apps.runs import AppRuns, BackgroundRuns
+from bastion.capacity import PlanRequest, capacity_plan, weights_path
 from bastion.config import ExperimentConfig
 from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenied
 from bastion.models import ChatMessage, GenerationParams, JsonFormat
@@ -493,6 +495,35 @@ def create_app(platform: Platform) -> FastAPI:
         """One audit record of the caller's tenant (admins only)."""
         principal = _admin(principal_of(authorization))
         return platform.audit.get(trace_id, principal.tenant)
+
+    @app.get("/v1/admin/plan", responses=_ERRORS, tags=["admin"])
+    def admin_plan(
+        model: str,
+        qps: float,
+        p95_ms: float,
+        hardware: str | None = None,
+        precision: str | None = None,
+        prompt_tokens: int | None = None,
+        answer_tokens: int | None = None,
+        since: date | None = None,
+        authorization: str | None = Header(None),
+    ) -> dict[str, Any]:
+        """What serving a registered model takes for a request rate and a p95 latency, per
+        GPU type or `hardware=this-machine` (admins only; `bastion plan` in JSON). With
+        `since`, the prompt and answer lengths not given are the p95 of the tenant's
+        audited requests to the model since that day."""
+        principal = _admin(principal_of(authorization), "capacity planning")
+        request = PlanRequest(
+            qps=qps,
+            p95_ms=p95_ms,
+            hardware=hardware.split(",") if hardware else None,
+            precision=precision,
+            prompt_tokens=prompt_tokens,
+            answer_tokens=answer_tokens,
+            audit_since=datetime.combine(since, datetime.min.time(), UTC) if since else None,
+        )
+        weights = weights_path(platform.registry.config(model, principal.tenant))
+        return capacity_plan(model, weights, request, platform.audit, principal.tenant)
 
     @app.post(
         "/v1/feedback",
