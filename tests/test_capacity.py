@@ -110,6 +110,9 @@ def test_decode_speed_and_memory_match_the_hand_worked_figures() -> None:
     assert found.max_concurrent_sequences == int((80e9 * 0.9 - 1e9 - weights) // (23040 * 768))
     assert found.request_latency_ms is not None and found.request_latency_ms <= 10_000
     assert found.replicas == 1 and found.monthly_cost == pytest.approx(3.00 * 730)
+    per_hour = found.replica_requests_per_s * 3600
+    assert found.cost_per_1k_requests == pytest.approx(1000 * 3.00 / per_hour, rel=1e-3)
+    assert found.cost_per_1m_tokens == pytest.approx(1e6 * 3.00 / (per_hour * 768), rel=1e-3)
 
 
 def test_a_model_too_large_for_one_gpu_is_split_and_costed(tmp_path: Path) -> None:
@@ -176,8 +179,14 @@ def _day_ago() -> Any:
 
 
 def test_bastion_plan_prints_the_issue_json(home: Path) -> None:
-    models = [*ECHO_CONFIG["models"], {"name": "small", "backend": "llamacpp"}]
-    write_config(home, {**ECHO_CONFIG, "models": models})
+    small = {
+        "name": "small",
+        "backend": "llamacpp",
+        "price": {"input_per_1m": 0.5, "output_per_1m": 1.5},
+    }
+    prices = {"prices": {"nvidia-l4-24gb": 0.3, "nvidia-t4-16gb": 0.2}}
+    models = [*ECHO_CONFIG["models"], small]
+    write_config(home, {**ECHO_CONFIG, "models": models, "capacity": prices})
     result = runner.invoke(
         app,
         ["plan", "--model", "small", "--qps", "5", "--p95-ms", "4000", "--format", "json",
@@ -194,6 +203,12 @@ def test_bastion_plan_prints_the_issue_json(home: Path) -> None:
         } <= set(row)  # fmt: skip
     assert l4["spec"]["price_per_hour"] == 0.4 and l4["monthly_cost"] == pytest.approx(0.4 * 730)
     assert here["name"] == "this-machine" and here["weights_gb"] < 0.1  # the GGUF as stored
+    assert found["priced_per_token"]["cost_per_1k_requests"] == pytest.approx(
+        1000 * (512 * 0.5 + 256 * 1.5) / 1e6
+    )
+    t4 = runner.invoke(app, ["plan", "--model", "small", "--qps", "1", "--p95-ms", "9000",
+                             "--hardware", "nvidia-t4-16gb", "--format", "json"])  # fmt: skip
+    assert json.loads(t4.output)["hardware"][0]["spec"]["price_per_hour"] == 0.2  # configured
     table = runner.invoke(app, ["plan", "--model", "small", "--qps", "1", "--p95-ms", "2000"])
     assert table.exit_code == 0 and "nvidia-h100-sxm-80gb" in table.output
     both = runner.invoke(

@@ -511,6 +511,22 @@ class AuditConfig(Section):
     retain_text: bool = Field(True, description="False: keep metadata and hashes, no text.")
 
 
+class CapacityConfig(Section):
+    prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="USD per device-hour by hardware name (the names `bastion plan` lists, "
+        "or this-machine for this whole machine), overriding the shipped table's.",
+    )
+
+    @field_validator("prices")
+    @classmethod
+    def _not_negative(cls, value: dict[str, float]) -> dict[str, float]:
+        negative = sorted(name for name, price in value.items() if price < 0)
+        if negative:
+            raise ValueError(f"prices cannot be negative: {', '.join(negative)}")
+        return value
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     json_format: bool = Field(True, description="One JSON object per log line.")
@@ -621,6 +637,7 @@ class BastionConfig(Section):
     bias_gate: BiasGateConfig = BiasGateConfig()
     tuning: TuningConfig = TuningConfig()
     audit: AuditConfig = AuditConfig()
+    capacity: CapacityConfig = CapacityConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

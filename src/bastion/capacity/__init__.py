@@ -16,9 +16,9 @@ from typing import Any
 from bastion.audit.log import AuditLog
 from bastion.capacity.architecture import read_architecture
 from bastion.capacity.hardware import hardware_table, select
-from bastion.capacity.planner import Traffic, plan
+from bastion.capacity.planner import HOURS_PER_MONTH, Traffic, plan
 from bastion.capacity.traffic import observed_traffic
-from bastion.config import ModelConfig
+from bastion.config import ModelConfig, PriceConfig
 from bastion.errors import BadRequest
 
 DEFAULT_PROMPT_TOKENS = 512
@@ -57,10 +57,12 @@ def capacity_plan(
     request: PlanRequest,
     audit: AuditLog | None = None,
     tenant: str | None = None,
+    token_price: PriceConfig | None = None,
 ) -> dict[str, Any]:
     """The plan for the model at `weights` on each chosen hardware, as JSON. With
     `request.audit_since`, the prompt and answer lengths not given are the p95 of the
-    model's answered requests in `audit` (of `tenant`) since then."""
+    model's answered requests in `audit` (of `tenant`) since then. A `token_price` (the
+    model's, when an API also sells it per token) is costed beside, per 1,000 requests."""
     observed = None
     prompt, answer = request.prompt_tokens, request.answer_tokens
     if request.audit_since is not None:
@@ -85,6 +87,17 @@ def capacity_plan(
         precision = request.precision or ("stored" if hardware.kind == "cpu" else "bf16")
         found = plan(arch, hardware, traffic, precision)
         rows.append({**found.to_dict(), "precision": precision, "spec": hardware.to_dict()})
+    per_token = None
+    if token_price is not None and (token_price.input_per_1m or token_price.output_per_1m):
+        per_request = (
+            traffic.prompt_tokens * token_price.input_per_1m
+            + traffic.answer_tokens * token_price.output_per_1m
+        ) / 1e6
+        per_token = {
+            "cost_per_1k_requests": round(1000 * per_request, 5),
+            "cost_per_1m_tokens": round(1e6 * per_request / traffic.tokens, 5),
+            "monthly_cost": round(per_request * traffic.qps * 3600 * HOURS_PER_MONTH, 2),
+        }
     return {
         "model": name,
         "architecture": arch.to_dict(),
@@ -96,4 +109,5 @@ def capacity_plan(
             "observed": observed.to_dict() if observed else None,
         },
         "hardware": rows,
+        "priced_per_token": per_token,
     }

@@ -39,6 +39,10 @@ class Traffic:
     qps: float
     p95_ms: float
 
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.answer_tokens
+
     def __post_init__(self) -> None:
         if self.prompt_tokens < 1 or self.answer_tokens < 1:
             raise BadRequest("prompt and answer lengths must be at least one token")
@@ -60,6 +64,9 @@ class Estimate:
     replica_requests_per_s: float = 0.0
     replicas: int | None = None  # None: the target cannot be met on this hardware
     monthly_cost: float | None = None
+    # At full use: a replica busy at its batch, every device-hour paid for.
+    cost_per_1k_requests: float | None = None
+    cost_per_1m_tokens: float | None = None  # prompt and answer tokens together
     note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,16 +137,18 @@ def _on(
         return replace(sized, note=f"one request alone is over the {traffic.p95_ms:.0f} ms target")
     rate = batch / (latency_ms(batch) / 1000)
     replicas = math.ceil(traffic.qps / rate)
-    price = hardware.price_per_hour
     memory_bound = (weights + batch * mean_cache) / bandwidth >= batch * 2 * arch.parameters / flops
+    sized = replace(sized, batch=batch, replica_requests_per_s=round(rate, 3), replicas=replicas)
+    if hardware.price_per_hour is not None:
+        hourly = devices * hardware.price_per_hour  # one replica
+        sized = replace(
+            sized,
+            monthly_cost=round(replicas * hourly * HOURS_PER_MONTH, 2),
+            cost_per_1k_requests=round(1000 * hourly / (rate * 3600), 5),
+            cost_per_1m_tokens=round(1e6 * hourly / (rate * 3600 * traffic.tokens), 5),
+        )
     return replace(
         sized,
-        batch=batch,
-        replica_requests_per_s=round(rate, 3),
-        replicas=replicas,
-        monthly_cost=None
-        if price is None
-        else round(replicas * devices * price * HOURS_PER_MONTH, 2),
         note="decode bound by memory bandwidth" if memory_bound else "decode bound by compute",
     )
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from bastion.cli.common import _platform, console, reports_errors
+from bastion.config import load_config
 from bastion.errors import BadRequest
 
 
@@ -44,7 +45,8 @@ def plan(
         str | None, typer.Option(help="With --from-audit: ISO date (default: 7 days ago).")
     ] = None,
     price: Annotated[
-        list[str] | None, typer.Option(help="NAME=USD per device-hour, overriding the table.")
+        list[str] | None,
+        typer.Option(help="NAME=USD per device-hour, over capacity.prices and the table."),
     ] = None,
     output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
@@ -66,13 +68,14 @@ def plan(
         prompt_tokens=prompt_tokens,
         answer_tokens=answer_tokens,
         audit_since=_since(since) if from_audit else None,
-        prices=_prices(price or []),
+        prices={**load_config().capacity.prices, **_prices(price or [])},
     )
     if model is not None:
         platform = _platform()
         try:
-            path = weights_path(platform.registry.config(model))
-            result = capacity_plan(model, path, request, platform.audit)
+            config = platform.registry.config(model)
+            path = weights_path(config)
+            result = capacity_plan(model, path, request, platform.audit, token_price=config.price)
         finally:
             platform.close()
     else:
@@ -117,7 +120,7 @@ def _print_table(result: dict[str, Any]) -> None:
     )
     table = Table(
         "hardware", "GPUs", "weights GB", "KV MB/seq", "fit seqs", "decode tok/s", "batch",
-        "latency ms", "replicas", "per month",
+        "latency ms", "replicas", "per month", "per 1k req",
     )  # fmt: skip
     notes = []
     for row in result["hardware"]:
@@ -132,7 +135,14 @@ def _print_table(result: dict[str, Any]) -> None:
             "-" if row["request_latency_ms"] is None else f"{row['request_latency_ms']:,.0f}",
             "-" if row["replicas"] is None else str(row["replicas"]),
             "-" if row["monthly_cost"] is None else f"${row['monthly_cost']:,.0f}",
+            "-" if row["cost_per_1k_requests"] is None else f"${row['cost_per_1k_requests']:.4f}",
         )
         notes.append(f"{row['name']}: {row['note']}")
     console.print(table)
+    api = result["priced_per_token"]
+    if api:
+        notes.append(
+            f"priced per token (the model's price): ${api['cost_per_1k_requests']:.4f} per 1k "
+            f"requests, ${api['monthly_cost']:,.0f} a month at this rate"
+        )
     console.print("\n".join(notes), highlight=False)

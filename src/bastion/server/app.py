@@ -521,9 +521,12 @@ def create_app(platform: Platform) -> FastAPI:
             prompt_tokens=prompt_tokens,
             answer_tokens=answer_tokens,
             audit_since=datetime.combine(since, datetime.min.time(), UTC) if since else None,
+            prices=platform.config.capacity.prices,
         )
-        weights = weights_path(platform.registry.config(model, principal.tenant))
-        return capacity_plan(model, weights, request, platform.audit, principal.tenant)
+        config = platform.registry.config(model, principal.tenant)
+        return capacity_plan(
+            model, weights_path(config), request, platform.audit, principal.tenant, config.price
+        )
 
     @app.post(
         "/v1/feedback",
