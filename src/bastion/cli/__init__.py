@@ -22,6 +22,7 @@ from bastion.cli.plan import plan
 from bastion.cli.protect import protect_app
 from bastion.cli.segment import segment_app
 from bastion.cli.server import chat, feedback, serve
+from bastion.cli.sweep import sweep
 from bastion.cli.tune import tune_app
 
 app = typer.Typer(
@@ -29,7 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 # Registered here in the order `bastion --help` lists them.
-for command in (serve, chat, ingest, index, search, ask, feedback, plan):
+for command in (serve, chat, ingest, index, search, ask, feedback, plan, sweep):
     app.command()(command)
 
 app.add_typer(app_app, name="app")

@@ -3,9 +3,7 @@ guardrails, and a decision; as JSON, a terminal table, or an HTML page with plot
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 import statistics
 from typing import Any
@@ -15,6 +13,7 @@ import numpy as np
 from bastion.config import ExperimentConfig
 from bastion.experiments import stats
 from bastion.experiments.metrics import METRICS, ArmData
+from bastion.plots import inline_png, pyplot
 
 
 def _finite(value: float) -> float | None:
@@ -194,11 +193,7 @@ def _fmt(value: float | None) -> str:
 def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
     """A self-contained page: the decision, the table, the primary metric over time with its
     always-valid confidence band, and per-arm distributions."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     primary = report["primary_metric"]
     control = report["control"]
     figures = []
@@ -223,13 +218,13 @@ def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
     ax.set_title("Effect over time with its always-valid 95% confidence band")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
-    figures.append(_png(fig, plt))
+    figures.append(inline_png(fig))
     fig, ax = plt.subplots(figsize=(7, 3.2))
     data = [arms[a].values.get(primary, []) for a in arms]
     if any(data):
         ax.boxplot([d or [np.nan] for d in data], tick_labels=list(arms))
     ax.set_title(f"{primary} per arm")
-    figures.append(_png(fig, plt))
+    figures.append(inline_png(fig))
     fig, ax = plt.subplots(figsize=(7, 3.2))
     lat = [arms[a].values.get("latency_ms", []) for a in arms]
     for arm, values in zip(arms, lat, strict=True):
@@ -238,7 +233,7 @@ def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
     ax.set_title("latency_ms per arm")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
-    figures.append(_png(fig, plt))
+    figures.append(inline_png(fig))
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td>"
         + "".join(
@@ -254,7 +249,7 @@ def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
         f"({html.escape(d['reason'])})</li>"
         for a, d in report["decisions"].items()
     )
-    images = "".join(f'<img alt="plot" src="data:image/png;base64,{f}">' for f in figures)
+    images = "".join(figures)
     return (
         "<!doctype html><meta charset='utf-8'>"
         f"<title>{html.escape(report['experiment'])}</title>"
@@ -266,11 +261,3 @@ def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
         f"{html.escape(primary)}; control: {html.escape(control)})</p><ul>{reasons}</ul>"
         f"<table><tr><th>metric</th>{head}</tr>{rows}</table>{images}"
     )
-
-
-def _png(fig: Any, plt: Any) -> str:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    return base64.b64encode(buffer.getvalue()).decode()

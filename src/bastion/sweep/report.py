@@ -1,0 +1,199 @@
+"""A sweep's report: cost per 1,000 requests for each measured level, the Pareto front of
+quality against cost, and the recommendation: the cheapest level whose quality meets the
+bar the admin set (and its p95 latency the target, when one is given)."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from bastion.config import PriceConfig
+from bastion.plots import inline_png, pyplot
+
+
+def cost_per_1k(
+    level: dict[str, Any], machine_hour: float | None, price: PriceConfig
+) -> float | None:
+    """A model priced per token costs its tokens; one served here costs this machine's
+    hours for the time the level took (None when no price is known)."""
+    requests = int(level["requests"])
+    if price.input_per_1m or price.output_per_1m:
+        spent = (
+            level["prompt_tokens"] * price.input_per_1m
+            + level["completion_tokens"] * price.output_per_1m
+        )
+        return 1000 * float(spent) / 1e6 / requests
+    hourly = price.gpu_hour if price.gpu_hour is not None else machine_hour
+    if hourly is None:
+        return None
+    return 1000 * hourly * float(level["wall_s"]) / 3600 / requests
+
+
+def build_report(
+    suite: str,
+    levels: list[dict[str, Any]],
+    quality_bar: float | None,
+    p95_ms: float | None,
+) -> dict[str, Any]:
+    """`levels` carry their `cost_per_1k_requests`; the front and the pick among them."""
+    front = pareto_front(levels)
+    eligible = [
+        level
+        for level in levels
+        if level["quality"] is not None
+        and level["errors"] == 0
+        and (quality_bar is None or level["quality"] >= quality_bar)
+        and (p95_ms is None or (level["latency_ms"]["p95"] or 0) <= p95_ms)
+    ]
+    priced = all(level["cost_per_1k_requests"] is not None for level in eligible)
+    if not eligible:
+        pick, why = None, "no candidate meets the bar without errors; lower it or add candidates"
+    elif priced:
+        pick = min(eligible, key=lambda level: (level["cost_per_1k_requests"], -level["quality"]))
+        why = "the cheapest per 1,000 requests of those that meet the bar"
+    else:
+        pick = max(eligible, key=lambda level: (level["requests_per_s"], level["quality"]))
+        why = (
+            "the highest throughput of those that meet the bar (no price for this machine: set "
+            "capacity.prices.this-machine or --price-per-hour to rank by cost)"
+        )
+    return {
+        "suite": suite,
+        "quality_bar": quality_bar,
+        "p95_ms_target": p95_ms,
+        "levels": levels,
+        "pareto_front": [_label(level) for level in front],
+        "recommendation": None if pick is None else {**_brief(pick), "why": why},
+        "why_none": None if pick is not None else why,
+    }
+
+
+def pareto_front(levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The levels no other is both cheaper (or as cheap) and better than."""
+    scored = [
+        level
+        for level in levels
+        if level["quality"] is not None and level["cost_per_1k_requests"] is not None
+    ]
+    front = []
+    for level in scored:
+        dominated = any(
+            other is not level
+            and other["cost_per_1k_requests"] <= level["cost_per_1k_requests"]
+            and other["quality"] >= level["quality"]
+            and (
+                other["cost_per_1k_requests"] < level["cost_per_1k_requests"]
+                or other["quality"] > level["quality"]
+            )
+            for other in scored
+        )
+        if not dominated:
+            front.append(level)
+    return sorted(front, key=lambda level: level["cost_per_1k_requests"])
+
+
+def _label(level: dict[str, Any]) -> str:
+    return f"{level['candidate']} at {level['concurrency']}"
+
+
+def _brief(level: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "candidate": level["candidate"],
+        "concurrency": level["concurrency"],
+        "quality": level["quality"],
+        "cost_per_1k_requests": level["cost_per_1k_requests"],
+        "latency_p95_ms": level["latency_ms"]["p95"],
+    }
+
+
+COLUMNS = [
+    ("candidate", ("candidate",)),
+    ("in flight", ("concurrency",)),
+    ("quality", ("quality",)),
+    ("$ / 1k req", ("cost_per_1k_requests",)),
+    ("p50 ms", ("latency_ms", "p50")),
+    ("p95 ms", ("latency_ms", "p95")),
+    ("TTFT p50 ms", ("ttft_ms", "p50")),
+    ("tokens/s", ("tokens_per_s",)),
+    ("req/s", ("requests_per_s",)),
+    ("guard flags", ("guard_flag_rate",)),
+    ("errors", ("errors",)),
+    ("peak GB", ("peak_rss_gb",)),
+]
+
+
+def render_html(report: dict[str, Any]) -> str:
+    """A self-contained page: the pick, the Pareto plot, latency by concurrency, the table."""
+    plt = pyplot()
+    levels = report["levels"]
+    figures = []
+    priced = [
+        lv for lv in levels if lv["cost_per_1k_requests"] is not None and lv["quality"] is not None
+    ]
+    if priced:
+        fig, ax = plt.subplots(figsize=(7, 4))
+        for level in priced:
+            ax.scatter(level["cost_per_1k_requests"], level["quality"], s=40)
+            ax.annotate(
+                _label(level), (level["cost_per_1k_requests"], level["quality"]), fontsize=8
+            )
+        front = pareto_front(priced)
+        ax.plot(
+            [lv["cost_per_1k_requests"] for lv in front],
+            [lv["quality"] for lv in front],
+            linestyle="--",
+            color="grey",
+            label="Pareto front",
+        )
+        if report["quality_bar"] is not None:
+            ax.axhline(report["quality_bar"], color="red", linewidth=0.8, label="quality bar")
+        ax.set_xlabel("cost per 1,000 requests (USD)")
+        ax.set_ylabel("quality")
+        ax.set_title(f"{report['suite']}: quality against cost")
+        ax.legend(loc="best")
+        figures.append(inline_png(fig))
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for name in dict.fromkeys(lv["candidate"] for lv in levels):
+        mine = sorted(
+            (lv for lv in levels if lv["candidate"] == name), key=lambda lv: lv["concurrency"]
+        )
+        ax.plot(
+            [lv["concurrency"] for lv in mine],
+            [lv["latency_ms"]["p95"] for lv in mine],
+            marker="o",
+            label=name,
+        )
+    ax.set_xlabel("requests in flight")
+    ax.set_ylabel("p95 latency (ms)")
+    ax.legend(loc="best")
+    figures.append(inline_png(fig))
+    head = "".join(f"<th>{html.escape(name)}</th>" for name, _ in COLUMNS)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{_cell(lv, path)}</td>" for _, path in COLUMNS) + "</tr>"
+        for lv in levels
+    )
+    pick = report["recommendation"]
+    verdict = (
+        f"Recommended: <b>{html.escape(pick['candidate'])}</b> at {pick['concurrency']} in "
+        f"flight ({html.escape(pick['why'])})."
+        if pick
+        else html.escape(report["why_none"])
+    )
+    return (
+        "<!doctype html><meta charset='utf-8'>"
+        f"<title>Sweep: {html.escape(report['suite'])}</title>"
+        "<style>body{font-family:sans-serif;max-width:70em;margin:2em auto}"
+        "td,th{padding:.2em .6em;border-bottom:1px solid #ddd;text-align:right}"
+        "img{display:block;margin:1em 0}</style>"
+        f"<h1>Sweep: {html.escape(report['suite'])}</h1><p>{verdict}</p>"
+        f"{''.join(figures)}<table><tr>{head}</tr>{rows}</table>"
+    )
+
+
+def _cell(level: dict[str, Any], path: tuple[str, ...]) -> str:
+    value: Any = level
+    for key in path:
+        value = value[key]
+    if value is None:
+        return "-"
+    return html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
