@@ -234,3 +234,25 @@ def test_the_embedded_model_is_swept_for_real(home: Path) -> None:
     assert level["tokens_per_s"] and level["tokens_per_s"] > 1
     assert level["ttft_ms"]["p50"] is not None and level["peak_rss_gb"] > 0.1
     assert level["cost_per_1k_requests"] == pytest.approx(1000 * 0.1 * level["wall_s"] / 3600 / 2)
+
+
+def test_the_sweep_runs_on_a_ray_cluster(home: Path) -> None:
+    """The candidate as a Ray task on a local Ray instance (a real raylet and worker), which
+    opens Bastion from the same home and writes the same levels; every row audited once."""
+    config = {**ECHO_CONFIG, "sweep": {"ray_address": "local", "cpus_per_candidate": 1}}
+    platform = Platform.open(home, write_config(home, config))
+    platform.access.create_key(tenant="acme", user="ana", role="admin")
+    ana = platform.access.principal("acme/ana")
+    suite = load_suite(_suite(home / "suite"))
+    plan = SweepPlan(suite, [Candidate("echo")], [1, 2], home / "ray")
+    try:
+        report = run_sweep(platform, plan, ana)
+        audited = len(platform.audit.recent("acme", 100))
+    finally:
+        platform.close()
+    assert [(lv["candidate"], lv["concurrency"]) for lv in report["levels"]] == [
+        ("echo", 1), ("echo", 2),
+    ]  # fmt: skip
+    assert all(lv["quality"] == 1.0 and lv["errors"] == 0 for lv in report["levels"])
+    assert audited == 8 and report["recommendation"]["candidate"] == "echo"
+    assert len(list((home / "ray" / "levels").glob("*.json"))) == 2

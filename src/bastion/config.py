@@ -527,6 +527,16 @@ class CapacityConfig(Section):
         return value
 
 
+class SweepConfig(Section):
+    ray_address: str | None = Field(
+        None,
+        description="Run `bastion sweep` candidates as Ray tasks: a cluster's address, auto "
+        "(the running cluster) or local (a Ray instance on this machine); empty: in-process.",
+    )
+    cpus_per_candidate: float = Field(1.0, gt=0, description="Ray CPUs each candidate asks for.")
+    gpus_per_candidate: float = Field(0.0, ge=0, description="Ray GPUs each candidate asks for.")
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     json_format: bool = Field(True, description="One JSON object per log line.")
@@ -638,6 +648,7 @@ class BastionConfig(Section):
     tuning: TuningConfig = TuningConfig()
     audit: AuditConfig = AuditConfig()
     capacity: CapacityConfig = CapacityConfig()
+    sweep: SweepConfig = SweepConfig()
     logging: LoggingConfig = LoggingConfig()
 
     @model_validator(mode="after")

@@ -35,6 +35,10 @@ def sweep(
         float | None,
         typer.Option(help="This machine's USD per hour (default: capacity.prices.this-machine)."),
     ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(help="Run on Ray: an address, auto or local (default: sweep.ray_address)."),
+    ] = None,
 ) -> None:
     """Run every model (with every variant) through the suite at each concurrency, through
     the real pipeline; resume a folder's finished levels; print the recommendation."""
@@ -60,6 +64,7 @@ def sweep(
         quality_bar,
         p95_ms,
         price_per_hour,
+        ray,
     )
     rows = len(chosen_suite.rows())
     platform = _platform()

@@ -4,6 +4,7 @@ cost, measured on the company's own tasks through the real pipeline.
     suites.py   what is measured: an app's labelled cases, or a prompt template with a metric
     runner.py   candidates (models with decoding settings) at each concurrency, resumable
     report.py   cost per 1,000 requests, the Pareto front, the recommendation, the HTML page
+    distributed.py  the same on a Ray cluster, each candidate a task with its resources
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class SweepPlan:
     quality_bar: float | None = None
     p95_ms: float | None = None
     price_per_hour: float | None = None  # this machine's; default capacity.prices
+    ray_address: str | None = None  # default sweep.ray_address; None: in-process
 
 
 def run_sweep(
@@ -44,9 +46,20 @@ def run_sweep(
     """Run (or resume) the sweep; write report.json and report.html under `plan.out`."""
     for candidate in plan.candidates:
         platform.registry.config(candidate.model, principal.tenant)  # unknown: fail first
-    levels = sweep(
-        platform, plan.suite, plan.candidates, principal, plan.levels, plan.out, on_row, on_level
-    )
+    settings = platform.config.sweep
+    address = plan.ray_address or settings.ray_address
+    if address:
+        from bastion.sweep.distributed import sweep_on_ray
+
+        levels = sweep_on_ray(
+            address, platform.home, plan.suite, plan.candidates, principal, plan.levels,
+            plan.out, settings.cpus_per_candidate, settings.gpus_per_candidate, on_level,
+        )  # fmt: skip
+    else:
+        levels = sweep(
+            platform, plan.suite, plan.candidates, principal, plan.levels, plan.out, on_row,
+            on_level,
+        )  # fmt: skip
     hourly = plan.price_per_hour
     if hourly is None:
         hourly = platform.config.capacity.prices.get(THIS_MACHINE)
