@@ -268,6 +268,39 @@ def digest(platform: Platform, models: list[str], data: Path, limit: int) -> dic
     return result
 
 
+MODELS_ROOT = Path(__file__).resolve().parents[1] / ".cache" / "models-install"
+
+
+def open_demo(home: Path, larger: list[Any], scale: float) -> tuple[Platform, float]:
+    """The demo company at `scale` in `home`, with the echo model and the `larger` installed
+    models (served from their GGUF) that its users may use; and the seconds setting it up
+    took."""
+    config = yaml.safe_load(TEMPLATE.read_text())
+    config["models"].append({"name": "echo", "backend": "echo"})
+    config["access"]["policies"]["user"]["models"] += ["echo", *(m.name for m in larger)]
+    for model in larger:
+        if not is_installed(model, MODELS_ROOT):
+            raise SystemExit(
+                f"{model.name} is not in {MODELS_ROOT}: "
+                f"`bastion models install {model.name} --dir {MODELS_ROOT}`"
+            )
+        config["models"].append(
+            {
+                "name": model.name,
+                "backend": "llamacpp",
+                "threads": 2,
+                "context_length": 8192,
+                "path": str(MODELS_ROOT / model.file_name),
+            }
+        )
+    (home / "bastion.yaml").write_text(yaml.safe_dump(config))
+    platform = Platform.open(home, load_config(home / "bastion.yaml", environ={}))
+    init_demo(home, platform.access)
+    started = time.perf_counter()
+    prepare_demo_data(platform, scale=scale)
+    return platform, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cases", type=int, default=30)
@@ -283,33 +316,8 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        config = yaml.safe_load(TEMPLATE.read_text())
-        config["models"].append({"name": "echo", "backend": "echo"})
-        config["access"]["policies"]["user"]["models"].append("echo")
-        models_root = Path(__file__).resolve().parents[1] / ".cache" / "models-install"
         larger = [m for m in CATALOGUE if m.name in args.models.split(",")]
-        config["access"]["policies"]["user"]["models"] += [m.name for m in larger]
-        for model in larger:
-            if not is_installed(model, models_root):
-                raise SystemExit(
-                    f"{model.name} is not in {models_root}: "
-                    f"`bastion models install {model.name} --dir {models_root}`"
-                )
-            config["models"].append(
-                {
-                    "name": model.name,
-                    "backend": "llamacpp",
-                    "threads": 2,
-                    "context_length": 8192,
-                    "path": str(models_root / model.file_name),
-                }
-            )
-        (home / "bastion.yaml").write_text(yaml.safe_dump(config))
-        platform = Platform.open(home, load_config(home / "bastion.yaml", environ={}))
-        init_demo(home, platform.access)
-        started = time.perf_counter()
-        prepare_demo_data(platform, scale=args.scale)
-        setup_s = time.perf_counter() - started
+        platform, setup_s = open_demo(home, larger, args.scale)
         result = {
             "benchmark": "apps",
             "machine": f"{machine.machine()}, {machine.python_version()}",

@@ -22,6 +22,7 @@ BENCHMARKS = [
     "bench_bias_guard.py",
     "bench_apps.py",  # the demo company, then the apps over labelled cases
     "bench_plan.py",  # the sizing planner against llama.cpp on this machine
+    "bench_sweep.py",  # candidates through two app suites; writes docs/sweeps
     "bench_tuning_speed.py",  # about 12 minutes
     "bench_tuning_dialogsum.py",  # about 20 minutes
 ]

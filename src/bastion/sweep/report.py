@@ -122,36 +122,43 @@ COLUMNS = [
 ]
 
 
+def pareto_figure(report: dict[str, Any]) -> Any:
+    """Quality against cost per 1,000 requests, each level a point, the front dashed and
+    the bar red; None when no level has a price."""
+    priced = [
+        lv
+        for lv in report["levels"]
+        if lv["cost_per_1k_requests"] is not None and lv["quality"] is not None
+    ]
+    if not priced:
+        return None
+    fig, ax = pyplot().subplots(figsize=(7, 4))
+    for level in priced:
+        ax.scatter(level["cost_per_1k_requests"], level["quality"], s=40)
+        ax.annotate(_label(level), (level["cost_per_1k_requests"], level["quality"]), fontsize=8)
+    front = pareto_front(priced)
+    ax.plot(
+        [lv["cost_per_1k_requests"] for lv in front],
+        [lv["quality"] for lv in front],
+        linestyle="--",
+        color="grey",
+        label="Pareto front",
+    )
+    if report["quality_bar"] is not None:
+        ax.axhline(report["quality_bar"], color="red", linewidth=0.8, label="quality bar")
+    ax.set_xlabel("cost per 1,000 requests (USD)")
+    ax.set_ylabel("quality")
+    ax.set_title(f"{report['suite']}: quality against cost")
+    ax.legend(loc="best")
+    return fig
+
+
 def render_html(report: dict[str, Any]) -> str:
     """A self-contained page: the pick, the Pareto plot, latency by concurrency, the table."""
     plt = pyplot()
     levels = report["levels"]
-    figures = []
-    priced = [
-        lv for lv in levels if lv["cost_per_1k_requests"] is not None and lv["quality"] is not None
-    ]
-    if priced:
-        fig, ax = plt.subplots(figsize=(7, 4))
-        for level in priced:
-            ax.scatter(level["cost_per_1k_requests"], level["quality"], s=40)
-            ax.annotate(
-                _label(level), (level["cost_per_1k_requests"], level["quality"]), fontsize=8
-            )
-        front = pareto_front(priced)
-        ax.plot(
-            [lv["cost_per_1k_requests"] for lv in front],
-            [lv["quality"] for lv in front],
-            linestyle="--",
-            color="grey",
-            label="Pareto front",
-        )
-        if report["quality_bar"] is not None:
-            ax.axhline(report["quality_bar"], color="red", linewidth=0.8, label="quality bar")
-        ax.set_xlabel("cost per 1,000 requests (USD)")
-        ax.set_ylabel("quality")
-        ax.set_title(f"{report['suite']}: quality against cost")
-        ax.legend(loc="best")
-        figures.append(inline_png(fig))
+    pareto = pareto_figure(report)
+    figures = [] if pareto is None else [inline_png(pareto)]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     for name in dict.fromkeys(lv["candidate"] for lv in levels):
         mine = sorted(
