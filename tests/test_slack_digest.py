@@ -668,7 +668,7 @@ def test_dialogues_and_meetings_become_channels_with_a_reference(tmp_path: Path)
 @pytest.mark.parametrize(
     ("row", "says"),
     [
-        ("{not json", "d.jsonl:1 is not JSON"),
+        ("{not json", "d.jsonl:1 is not valid JSON"),
         ({"text": "hello"}, "neither DialogSum"),
         ({**MEETING, "general_query_list": []}, "no general query"),
     ],

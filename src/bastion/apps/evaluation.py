@@ -18,6 +18,7 @@ from typing import Any
 from bastion.access import Principal
 from bastion.apps import app_specs, run_app
 from bastion.errors import BadRequest, BastionError, NotFound
+from bastion.labelled.datasets import json_lines
 from bastion.platform import Platform
 
 
@@ -30,19 +31,9 @@ class AppCase:
 
 def read_cases(path: Path) -> list[AppCase]:
     """The cases of a JSONL file; a malformed line is an error naming it."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise BadRequest(f"cannot read the cases {path}: {exc.strerror or exc}") from None
     cases = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"{path}:{n} is not JSON ({exc.msg})") from None
-        if not isinstance(row, dict) or not isinstance(row.get("input"), dict):
+    for n, row in json_lines(path):
+        if not isinstance(row.get("input"), dict):
             raise BadRequest(f'{path}:{n} needs {{"input": {{...}}, "expected": {{...}}}}')
         cases.append(AppCase(str(row.get("id", n)), row["input"], row.get("expected") or {}))
     if not cases:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,17 +27,28 @@ class PiiExample:
     entity_types: tuple[str, ...] | None = None  # restricts detection (recognizer tests)
 
 
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file; a bad line is an error naming its line number."""
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+def json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each line of a JSON-lines file, blank lines skipped; an
+    unreadable file, or a line that is not a JSON object, is an error naming it."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BadRequest(f"{path}:{number} is not valid JSON: {exc.msg}") from None
-    return rows
+        if not isinstance(row, dict):
+            raise BadRequest(f"{path}:{number} is not a JSON object")
+        yield number, row
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """The objects of a JSON-lines file (see `json_lines`)."""
+    return [row for _, row in json_lines(path)]
 
 
 def read_pii(path: Path, fmt: str) -> list[PiiExample]:

@@ -36,8 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bastion.errors import BadRequest
-
-METRICS = ("rouge_l", "exact_match", "f1", "json_valid")
+from bastion.labelled.datasets import json_lines
 
 
 class _Suite(BaseModel):
@@ -54,20 +53,8 @@ class _Suite(BaseModel):
 
     def rows(self) -> list[dict[str, Any]]:
         """The data's JSON lines (the first `limit`); a bad line is an error naming it."""
-        try:
-            lines = self.data_path.read_text(encoding="utf-8").splitlines()
-        except OSError as exc:
-            raise BadRequest(f"suite {self.name}: cannot read {self.data_path}: {exc}") from None
         rows = []
-        for n, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BadRequest(f"{self.data_path}:{n} is not JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise BadRequest(f"{self.data_path}:{n} is not a JSON object")
+        for _, row in json_lines(self.data_path):
             rows.append(row)
             if self.limit is not None and len(rows) >= self.limit:
                 break

@@ -31,6 +31,7 @@ from typing import Any
 
 from bastion.apps.slack_digest.scoring import LabelledChannel, channel_from_json, write_cases
 from bastion.errors import BadRequest
+from bastion.labelled.datasets import json_lines
 
 START = datetime(2026, 1, 5, 9, 0)  # the first message; the rest follow TURN_GAP apart
 TURN_GAP = timedelta(seconds=10)
@@ -48,19 +49,9 @@ class SummaryCase:
 def read_summaries(path: Path, limit: int | None = None) -> list[SummaryCase]:
     """The first `limit` rows of a DialogSum or QMSum file as channels."""
     cases: list[SummaryCase] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise BadRequest(f"cannot read {path}: {exc.strerror or exc}") from None
-    for n, line in enumerate(lines, 1):
+    for n, row in json_lines(path):
         if limit is not None and len(cases) >= limit:
             break
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise BadRequest(f"{path}:{n} is not JSON ({exc.msg})") from None
         if "dialogue" in row and "summary" in row:
             turns = _dialogsum_turns(row["dialogue"])
             name, reference = f"dialogsum-{row.get('fname', n)}".replace("_", "-"), row["summary"]
