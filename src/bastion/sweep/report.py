@@ -123,8 +123,9 @@ COLUMNS = [
 
 
 def pareto_figure(report: dict[str, Any]) -> Any:
-    """Quality against cost per 1,000 requests, each level a point, the front dashed and
-    the bar red; None when no level has a price."""
+    """Quality against cost per 1,000 requests, each level a point (a colour a candidate,
+    labelled with the requests in flight), the front dashed and the bar red; None when no
+    level has a price."""
     priced = [
         lv
         for lv in report["levels"]
@@ -133,9 +134,13 @@ def pareto_figure(report: dict[str, Any]) -> Any:
     if not priced:
         return None
     fig, ax = pyplot().subplots(figsize=(7, 4))
-    for level in priced:
-        ax.scatter(level["cost_per_1k_requests"], level["quality"], s=40)
-        ax.annotate(_label(level), (level["cost_per_1k_requests"], level["quality"]), fontsize=8)
+    for name in dict.fromkeys(lv["candidate"] for lv in priced):
+        mine = [lv for lv in priced if lv["candidate"] == name]
+        ax.scatter([lv["cost_per_1k_requests"] for lv in mine], [lv["quality"] for lv in mine],
+                   s=40, label=name)  # fmt: skip
+        for level in mine:  # how many requests were in flight
+            point = (level["cost_per_1k_requests"], level["quality"])
+            ax.annotate(f" {level['concurrency']}", point, fontsize=8)
     front = pareto_front(priced)
     ax.plot(
         [lv["cost_per_1k_requests"] for lv in front],
@@ -146,7 +151,7 @@ def pareto_figure(report: dict[str, Any]) -> Any:
     )
     if report["quality_bar"] is not None:
         ax.axhline(report["quality_bar"], color="red", linewidth=0.8, label="quality bar")
-    ax.set_xlabel("cost per 1,000 requests (USD)")
+    ax.set_xlabel("cost per 1,000 requests (USD); beside each point: requests in flight")
     ax.set_ylabel("quality")
     ax.set_title(f"{report['suite']}: quality against cost")
     ax.legend(loc="best")
