@@ -537,6 +537,23 @@ class SweepConfig(Section):
     gpus_per_candidate: float = Field(0.0, ge=0, description="Ray GPUs each candidate asks for.")
 
 
+class TracingConfig(Section):
+    exporter: Literal["none", "otlp", "console"] = Field(
+        "none",
+        description="OpenTelemetry spans per request and per stage: otlp (OTLP over HTTP), "
+        "console (stdout), or none.",
+    )
+    endpoint: str | None = Field(
+        None,
+        description="OTLP traces URL, e.g. http://collector:4318/v1/traces (default: "
+        "OTEL_EXPORTER_OTLP_ENDPOINT, else localhost).",
+    )
+    service_name: str = Field("bastion", description="The service.name spans carry.")
+    sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="Share of traces kept (a parent's decision is followed)."
+    )
+
+
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     json_format: bool = Field(True, description="One JSON object per log line.")
@@ -650,6 +667,7 @@ class BastionConfig(Section):
     capacity: CapacityConfig = CapacityConfig()
     sweep: SweepConfig = SweepConfig()
     logging: LoggingConfig = LoggingConfig()
+    tracing: TracingConfig = TracingConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> BastionConfig:

@@ -1,4 +1,5 @@
-"""Prometheus metrics and structured (JSON) logs carrying the trace id."""
+"""Prometheus metrics, structured (JSON) logs carrying the trace id, and OpenTelemetry
+traces (a span per request and per stage; off unless `tracing.exporter` is set)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import logging
 import sys
 from typing import Any
 
+from opentelemetry import trace
 from prometheus_client import Counter, Histogram
+
+from bastion.config import TracingConfig
 
 REQUESTS = Counter(
     "bastion_requests_total", "Chat requests by outcome.", ["app", "model", "status"]
@@ -63,3 +67,47 @@ def configure_logging(level: str, json_format: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+TRACER = trace.get_tracer("bastion")  # the no-op tracer until a provider is installed
+
+
+def tracer_provider(settings: TracingConfig) -> Any:
+    """An OpenTelemetry SDK provider exporting Bastion's spans as configured, or None when
+    tracing is off. Spans leave in batches on a background thread."""
+    if settings.exporter == "none":
+        return None
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    from opentelemetry.sdk.trace.sampling import ParentBasedTraceIdRatio
+
+    if settings.exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        # No endpoint: the exporter reads OTEL_EXPORTER_OTLP_ENDPOINT, else localhost:4318.
+        exporter: Any = (
+            OTLPSpanExporter(endpoint=settings.endpoint)
+            if settings.endpoint
+            else OTLPSpanExporter()
+        )
+    else:
+        exporter = ConsoleSpanExporter()
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": settings.service_name}),
+        sampler=ParentBasedTraceIdRatio(settings.sample_ratio),
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider
+
+
+def configure_tracing(settings: TracingConfig) -> None:
+    """Install the provider process-wide (FastAPI's HTTP spans and Bastion's share it), once:
+    a provider the host application installed already is kept."""
+    provider = tracer_provider(settings)
+    if provider is None:
+        return
+    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+    else:
+        logging.getLogger(__name__).info("a tracer provider is installed already; keeping it")

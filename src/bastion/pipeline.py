@@ -23,6 +23,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from opentelemetry import trace
+
 from bastion.access import AccessStore, Policy, Principal
 from bastion.audit import AuditEntry, AuditLog
 from bastion.config import AppConfig, BastionConfig
@@ -48,7 +50,7 @@ from bastion.guards.base import (
 )
 from bastion.models import ChatMessage, GenerationParams, ModelRegistry
 from bastion.models.base import FinishReason, Role
-from bastion.observability import REQUESTS, TOKENS
+from bastion.observability import REQUESTS, TOKENS, TRACER
 
 log = logging.getLogger("bastion.pipeline")
 
@@ -112,6 +114,7 @@ class RequestContext:
     trusted_prefix: int = 0  # leading messages the platform itself wrote (the app's prompt)
     sources: list[RetrievedSource] = field(default_factory=list)  # grounding, in rank order
     system_prompt: str | None = None  # an experiment arm's, instead of the app's
+    span: trace.Span = trace.INVALID_SPAN  # the request's span; its stages' spans are children
 
     @property
     def shown_sources(self) -> list[RetrievedSource]:
@@ -628,11 +631,16 @@ class Pipeline:
     ) -> RequestContext:
         """Run every stage before generation; failures are audited and re-raised."""
         ctx = RequestContext(request, api_key, principal=principal)
+        ctx.span = TRACER.start_span(
+            "bastion.request",
+            attributes={"bastion.trace_id": ctx.trace_id, "bastion.stream": request.stream},
+        )
         if request.app_run:
             ctx.extra["app_run"] = request.app_run
         for stage in self.stages:
             try:
-                stage.run(ctx)
+                with _child_span(ctx, f"bastion.{stage.name}"):
+                    stage.run(ctx)
             except BastionError as exc:
                 status = "blocked" if stage.name == "input_guards" else "rejected"
                 self._record(ctx, status, error=exc.message)
@@ -643,10 +651,11 @@ class Pipeline:
         """Generate a whole answer, check it, audit it."""
         assert ctx.model is not None
         try:
-            with self.registry.gate(ctx.model).slot():
+            with self.registry.gate(ctx.model).slot(), _child_span(ctx, "bastion.generate") as span:
                 generation = self.registry.backend(ctx.model).generate(
                     ctx.messages, ctx.request.params
                 )
+                span.set_attribute("gen_ai.usage.output_tokens", generation.completion_tokens)
         except BastionError as exc:
             self._record(ctx, "error", error=exc.message)
             raise
@@ -703,6 +712,9 @@ class Pipeline:
         usage = (0, 0)
         finish: FinishReason = "stop"
         status, error = "cancelled", None
+        generating = TRACER.start_span(
+            "bastion.generate", context=trace.set_span_in_context(ctx.span)
+        )
         try:
             for delta in self.registry.backend(ctx.model).stream(ctx.messages, ctx.request.params):
                 out = checker.feed(delta.text)
@@ -739,6 +751,8 @@ class Pipeline:
             raise
         finally:
             release()
+            generating.set_attribute("gen_ai.usage.output_tokens", usage[1])
+            generating.end()
             if status != "ok":
                 self._record(ctx, status, response="".join(sent), usage=usage, error=error)
 
@@ -817,6 +831,24 @@ class Pipeline:
         """What guards add to an allowed answer (citations of protected works drawn on)."""
         return "".join(part.notice(ctx.verdicts, ctx.state) for part in self.guards.hooks)
 
+    def _trace_outcome(
+        self, ctx: RequestContext, status: str, usage: tuple[int, int], error: str | None
+    ) -> None:
+        p = ctx.principal
+        ctx.span.set_attributes(
+            {
+                "bastion.status": status,
+                "bastion.app": ctx.app.name if ctx.app else ctx.request.app or "",
+                "bastion.tenant": p.tenant if p else "",
+                "gen_ai.request.model": ctx.model or "",
+                "gen_ai.usage.input_tokens": usage[0],
+                "gen_ai.usage.output_tokens": usage[1],
+                "bastion.guard_action": ctx.trust_report()["action"],
+            }
+        )
+        if status == "error":
+            ctx.span.set_status(trace.Status(trace.StatusCode.ERROR, error or ""))
+
     def _record(
         self,
         ctx: RequestContext,
@@ -864,6 +896,9 @@ class Pipeline:
                 extra=ctx.extra,
             )
         )
+        if ctx.span.is_recording():
+            self._trace_outcome(ctx, status, usage, error)
+        ctx.span.end()
         REQUESTS.labels(ctx.app.name if ctx.app else "-", ctx.model or "-", status).inc()
         if usage != (0, 0):
             TOKENS.labels(ctx.model or "-", "prompt").inc(usage[0])
@@ -879,3 +914,8 @@ class Pipeline:
                 "latency_ms": round(latency_ms, 2),
             },
         )
+
+
+def _child_span(ctx: RequestContext, name: str) -> Any:
+    """A span under the request's, current while its block runs."""
+    return TRACER.start_as_current_span(name, context=trace.set_span_in_context(ctx.span))

@@ -15,6 +15,7 @@ from bastion.experiments.service import Experiments
 from bastion.grounding.service import Grounding
 from bastion.models import ModelRegistry
 from bastion.models.embedded import model_cache_root
+from bastion.observability import configure_tracing
 from bastion.pipeline import Pipeline
 from bastion.storage import Database
 from bastion.tuning.registry import TunedModels
@@ -42,6 +43,7 @@ class Platform:
         """Load the configuration from `home` (default BASTION_HOME) and migrate the database."""
         home = home or bastion_home()
         config = config or load_config(home / CONFIG_FILE_NAME)
+        configure_tracing(config.tracing)
         db = Database.for_home(home, config.storage.url, config.storage.sqlite_synchronous)
         db.migrate()
         access = AccessStore(db, cache_seconds=config.access.key_cache_seconds)
