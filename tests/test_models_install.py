@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from bastion.cli import app
 from bastion.config import load_config
 from bastion.errors import ConfigError, NotFound
+from bastion.models import ChatMessage, GenerationParams
 from bastion.models import install as mi
 from bastion.models.install import (
     CATALOGUE,
@@ -258,3 +259,36 @@ def test_cli_installs_with_pip_then_registers(
     assert "Already installed" in second.stderr and "Registered" in second.stderr
     names = [m.name for m in load_config(home / "bastion.yaml", environ={}).models]
     assert names == ["echo", "echo-2", "tiny-model"]
+
+
+def test_models_add_registers_a_local_gguf_with_its_shape_and_it_serves(tmp_path: Path) -> None:
+    """The embedded GGUF added under another name: llamacpp, its parameters read from the
+    file, the context bounded; the name taken twice is refused; the model then answers."""
+    from bastion.models.embedded import embedded_gguf_path
+    from bastion.platform import Platform
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "bastion.yaml").write_text("models:\n  - {name: echo, backend: echo}\n")
+    added = runner.invoke(
+        app, ["models", "add", "tiny", str(embedded_gguf_path()), "--home", str(home)]
+    )
+    assert added.exit_code == 0, added.output
+    assert "Registered 'tiny' (backend llamacpp, 0.13B parameters, context 8,192)" in added.output
+    config = load_config(home / "bastion.yaml", environ={})
+    tiny = next(m for m in config.models if m.name == "tiny")
+    assert tiny.backend == "llamacpp" and tiny.parameters == 134_515_008
+    again = runner.invoke(
+        app, ["models", "add", "tiny", str(embedded_gguf_path()), "--home", str(home)]
+    )
+    assert again.exit_code != 0 and "already in" in again.output
+    nothing = runner.invoke(app, ["models", "add", "x", str(tmp_path), "--home", str(home)])
+    assert nothing.exit_code != 0 and "folder with config.json" in " ".join(nothing.output.split())
+    platform = Platform.open(home, config)
+    try:
+        answer = platform.registry.backend("tiny").generate(
+            [ChatMessage("user", "Say hi.")], GenerationParams(max_tokens=4)
+        )
+    finally:
+        platform.close()
+    assert answer.completion_tokens > 0

@@ -14,6 +14,9 @@ from bastion.config import CONFIG_FILE_NAME, bastion_home, load_config
 from bastion.errors import BadRequest
 
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+# llama.cpp reserves the KV cache of the whole context at load: serve long-context models
+# at this length unless asked for more.
+DEFAULT_CONTEXT = 8192
 
 
 @models_app.command("list")
@@ -216,3 +219,45 @@ def models_install(
             f"A model named '{model.name}' is already in {config_path}; left it as it is",
             highlight=False,
         )
+
+
+@models_app.command("add")
+@reports_errors
+def models_add(
+    name: Annotated[str, typer.Argument(help="The name clients will ask for.")],
+    path: Annotated[Path, typer.Argument(help="A .gguf file or a Hugging Face model folder.")],
+    home: HomeOption = None,
+    context: Annotated[
+        int | None,
+        typer.Option(help="Context length to serve (default: the model's, at most 8,192)."),
+    ] = None,
+) -> None:
+    """Register a local model: a GGUF (served by llama.cpp) or a Hugging Face folder
+    (served by transformers), its shape read from its files."""
+    from bastion.capacity.architecture import read_architecture
+    from bastion.models.install import register
+
+    home = (home or bastion_home()).expanduser()
+    path = path.expanduser().resolve()
+    arch = read_architecture(path)
+    backend = "llamacpp" if path.suffix == ".gguf" else "local"
+    entry = {
+        "name": name,
+        "backend": backend,
+        "path": str(path),
+        "parameters": arch.parameters,
+        "context_length": context or min(arch.context_length or DEFAULT_CONTEXT, DEFAULT_CONTEXT),
+    }
+    comment = (
+        f"{arch.name}: {arch.parameters / 1e9:.2f}B parameters, {arch.stored_as}, "
+        f"added by `bastion models add`"
+    )
+    config_path = home / CONFIG_FILE_NAME
+    if not register(config_path, entry, comment=comment):
+        raise BadRequest(f"a model named '{name}' is already in {config_path}; pick another name")
+    err.print(
+        f"Registered '{name}' (backend {backend}, {arch.parameters / 1e9:.2f}B parameters, "
+        f"context {entry['context_length']:,}) in {config_path}; check that access.policies "
+        "lets the roles you want use it",
+        highlight=False,
+    )
