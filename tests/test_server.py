@@ -35,6 +35,20 @@ def test_openai_client_chat(server: LiveServer) -> None:
     assert record["user"] == "alice" and record["model"] == "echo"
 
 
+def test_openai_client_several_choices(server: LiveServer) -> None:
+    """n choices: each a request of its own through the pipeline, audited once."""
+    answer = client(server, server.key()).chat.completions.create(
+        model="echo", messages=[{"role": "user", "content": "two of these"}], n=2, seed=7
+    )
+    assert [c.index for c in answer.choices] == [0, 1]
+    assert all(c.message.content == "two of these" for c in answer.choices)
+    assert answer.usage is not None and answer.usage.completion_tokens == 6
+    traces = [b["trace_id"] for b in (answer.model_extra or {})["bastion"]["choices"]]
+    assert len(set(traces)) == 2
+    records = [server.platform.audit.get(t) for t in traces]
+    assert [r["params"]["seed"] for r in records] == [7, 8]
+
+
 def test_openai_client_embeddings(server: LiveServer) -> None:
     """The embedding model Bastion retrieves with, for RAG clients: the official client
     asks for base64 by default and decodes it."""
@@ -178,7 +192,8 @@ def test_missing_and_revoked_keys_get_401(server: LiveServer) -> None:
         ),
         (b'{"messages": [{"role": "user", "content": "x"}], "max_tokens": 0}', 400, "max_tokens"),
         (b'{"messages": [{"role": "user", "content": "x"}], "top_p": NaN}', 400, "top_p"),
-        (b'{"messages": [{"role": "user", "content": "x"}], "n": 3}', 400, "n"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "n": 9}', 400, "n"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "n": 2, "stream": true}', 400, "n > 1"),
         (b'{"messages": [{"role": "user", "content": "   "}]}', 400, "empty"),
         (b'{"messages": [{"role": "user", "content": "x"}], "model": "gpt-9"}', 404, "gpt-9"),
         (b'{"messages": [{"role": "user", "content": "x"}], "app": "nope"}', 404, "nope"),

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Generator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -34,7 +35,7 @@ from bastion.config import ExperimentConfig
 from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenied
 from bastion.models import ChatMessage, GenerationParams, JsonFormat
 from bastion.observability import HTTP_LATENCY
-from bastion.pipeline import ChatRequest, Completion, StreamEvent
+from bastion.pipeline import ChatRequest, Completion, Pipeline, StreamEvent
 from bastion.platform import Platform
 from bastion.server.schemas import (
     EMBEDDING_MODEL,
@@ -223,26 +224,49 @@ def _to_chat_request(
     return ChatRequest(messages, params, body.model, app, body.stream, account)
 
 
-def _completion_json(done: Completion) -> dict[str, Any]:
-    """The OpenAI response body (its schema is ChatCompletionResponse, for the docs)."""
+def _answer(pipeline: Pipeline, request: ChatRequest, key: str | None) -> Completion:
+    return pipeline.complete(pipeline.prepare(request, key))
+
+
+def _choices(request: ChatRequest, n: int) -> list[ChatRequest]:
+    """The request once per choice; a seed is advanced so that the choices can differ."""
+    seed = request.params.seed
+    return [
+        request
+        if i == 0 or seed is None
+        else replace(request, params=replace(request.params, seed=seed + i))
+        for i in range(n)
+    ]
+
+
+def _completion_json(done: list[Completion]) -> dict[str, Any]:
+    """The OpenAI response body (its schema is ChatCompletionResponse, for the docs): one
+    choice per completion; `bastion` is the first's, with every choice's under `choices`
+    when there are several (each has its own trace id and trust report)."""
+    first = done[0]
+    prompt = sum(d.prompt_tokens for d in done)
+    completion = sum(d.completion_tokens for d in done)
     return {
-        "id": f"chatcmpl-{done.trace_id}",
+        "id": f"chatcmpl-{first.trace_id}",
         "object": "chat.completion",
         "created": int(time.time()),
-        "model": done.model,
+        "model": first.model,
         "choices": [
             {
-                "index": 0,
-                "message": {"role": "assistant", "content": done.text},
-                "finish_reason": done.finish_reason,
+                "index": i,
+                "message": {"role": "assistant", "content": d.text},
+                "finish_reason": d.finish_reason,
             }
+            for i, d in enumerate(done)
         ],
         "usage": {
-            "prompt_tokens": done.prompt_tokens,
-            "completion_tokens": done.completion_tokens,
-            "total_tokens": done.prompt_tokens + done.completion_tokens,
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
         },
-        "bastion": done.bastion,
+        "bastion": first.bastion
+        if len(done) == 1
+        else {**first.bastion, "choices": [d.bastion for d in done]},
     }
 
 
@@ -434,9 +458,10 @@ def create_app(platform: Platform) -> FastAPI:
         request = _to_chat_request(body, x_bastion_app, x_bastion_account)
         key = _bearer(authorization)
         if not request.stream:
-            done = await run_in_threadpool(
-                lambda: pipeline.complete(pipeline.prepare(request, key))
-            )
+            done = [
+                await run_in_threadpool(_answer, pipeline, choice, key)
+                for choice in _choices(request, body.n)
+            ]
             return JSONResponse(_completion_json(done))
         ctx = await run_in_threadpool(pipeline.prepare, request, key)
         events = await run_in_threadpool(pipeline.open_stream, ctx)

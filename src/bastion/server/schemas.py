@@ -63,6 +63,9 @@ class ResponseFormat(BaseModel):
         return self
 
 
+MAX_CHOICES = 8
+
+
 class ChatCompletionRequest(BaseModel):
     """OpenAI's request body. Fields Bastion cannot honour are refused rather than ignored."""
 
@@ -79,7 +82,13 @@ class ChatCompletionRequest(BaseModel):
     stop: str | list[str] | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: int = Field(1, ge=1, le=1, description="Only one choice per request is supported.")
+    n: int = Field(
+        1,
+        ge=1,
+        le=MAX_CHOICES,
+        description="Choices to generate, each a request of its own through the guards and "
+        "the audit trail (a given seed is advanced by one per choice); not with stream.",
+    )
     seed: int | None = None
     user: str | None = None
     app: str | None = Field(None, description="Bastion app (also header X-Bastion-App).")
@@ -102,6 +111,12 @@ class ChatCompletionRequest(BaseModel):
         if isinstance(v, list) and len(v) > 4:
             raise ValueError("at most 4 stop sequences")
         return v
+
+    @model_validator(mode="after")
+    def _one_choice_when_streaming(self) -> ChatCompletionRequest:
+        if self.stream and self.n > 1:
+            raise ValueError("n > 1 cannot be streamed; ask for one choice or set stream false")
+        return self
 
     @field_validator("logprobs", "top_logprobs")
     @classmethod
