@@ -10,6 +10,7 @@ import openai
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from openapi_spec_validator import validate
 
 from conftest import LiveServer
 
@@ -282,6 +283,31 @@ def test_health_metrics_and_openapi(server: LiveServer) -> None:
     schema = httpx.get(server.url + "/openapi.json").json()
     post = schema["paths"]["/v1/chat/completions"]["post"]
     assert "messages" in post["requestBody"]["content"]["application/json"]["schema"]["properties"]
+
+
+def test_the_published_schema_is_valid_and_every_reference_resolves(server: LiveServer) -> None:
+    """Client generators and fuzzers read the bodies too: no `#/$defs/...` left dangling."""
+    schema = httpx.get(server.url + "/openapi.json").json()
+    validate(schema)
+    refs: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("$ref"), str):
+                refs.append(node["$ref"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    components = schema["components"]["schemas"]
+    assert refs and all(r.startswith("#/components/schemas/") for r in refs)
+    assert {r.rsplit("/", 1)[1] for r in refs} <= set(components)
+    for path in ("/v1/chat/completions", "/v1/experiments", "/v1/feedback"):
+        body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+        assert "$defs" not in body["schema"]
 
 
 def test_tenants_cannot_read_each_others_audit(server: LiveServer) -> None:

@@ -10,7 +10,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Generator
+from collections.abc import AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -184,14 +184,37 @@ def _parse_body(raw: bytes, model: type[M]) -> M:
         raise BadRequest(_describe(exc.errors())) from None
 
 
+# The models that hand-parsed bodies refer to, added to the schema's components (see
+# `_openapi`): a body's own `#/$defs/...` would not resolve inside the OpenAPI document.
+_BODY_DEFINITIONS: dict[str, Any] = {}
+
+
 def _json_body(model: type[BaseModel]) -> dict[str, Any]:
     """OpenAPI request-body entry for a body parsed by hand (see `_parse_body`)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    _BODY_DEFINITIONS.update(schema.pop("$defs", {}))
     return {
         "requestBody": {
             "required": True,
-            "content": {"application/json": {"schema": model.model_json_schema()}},
+            "content": {"application/json": {"schema": schema}},
         }
     }
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """FastAPI's schema with the hand-parsed bodies' definitions among its components."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = default()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            for name, definition in _BODY_DEFINITIONS.items():
+                components.setdefault(name, definition)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
 
 
 def _json_format(fmt: ResponseFormat | None) -> JsonFormat | None:
@@ -693,6 +716,7 @@ def create_app(platform: Platform) -> FastAPI:
         """A run's progress and, once done, its output (its starter, or an admin)."""
         return runs.get(run_id, principal_of(authorization), name)
 
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
 
 
