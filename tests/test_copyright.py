@@ -178,8 +178,8 @@ def test_bad_input_is_refused_clearly_and_nothing_is_half_registered(tmp_path: P
         json.dumps({"id": "a", "title": "A", "text": POEM}) + "\n" + '{"id": "b", "text": 3}\n'
     )
     with pytest.raises(BadRequest, match="line 2"):
-        r.add_path(works, owner="A", license_id="MIT")
-    assert [w.key for w in r.works()] == ["latin.txt"]  # the JSONL file added nothing
+        r.add_path(works, owner="A", license_id="MIT", strict=True)
+    assert [w.key for w in r.works()] == ["latin.txt"]  # strict: the JSONL file added nothing
 
 
 def test_a_jsonl_file_registers_many_works(tmp_path: Path) -> None:
@@ -195,6 +195,33 @@ def test_a_jsonl_file_registers_many_works(tmp_path: Path) -> None:
         ("keeper", "Default", "LicenseRef-Proprietary"),
         ("report", "Acme", "MIT"),
     ]
+
+
+def test_a_jsonl_file_skips_and_reports_the_rows_it_cannot_register(tmp_path: Path) -> None:
+    """A bad row, a repeated id and a text registered already are reported and left out;
+    the other works are registered, and are found afterwards."""
+    works = tmp_path / "works.jsonl"
+    rows = [
+        json.dumps({"id": "keeper", "title": "The Keeper", "text": POEM}),
+        "{not json",
+        json.dumps({"id": "keeper", "text": OTHER}),  # the id again
+        json.dumps({"id": "keeper-again", "text": POEM.upper()}),  # the same text normalised
+        json.dumps({"id": "report", "text": OTHER}),
+    ]
+    works.write_text("\n".join(rows) + "\n")
+    r = ProtectedRegistry(tmp_path / "index.sqlite")
+    done = r.add_path(works, owner="A", license_id="MIT")
+    assert [w.key for w in done.works] == ["keeper", "report"]
+    assert [(where, why.split(" ")[0]) for where, why in done.skipped] == [
+        ("works.jsonl line 2", str(works)),
+        ("works.jsonl line 3", "a"),
+        ("works.jsonl line 4", "the"),
+    ]
+    assert "already registered as work 'keeper'" in done.skipped[2][1]
+    assert [w.key for w in r.works()] == ["keeper", "report"]
+    assert Matcher(r).scan(OTHER)  # the work after the skipped rows is indexed
+    with pytest.raises(BadRequest, match=r"no works to register .* 5 rows were skipped"):
+        r.add_path(works, owner="A", license_id="MIT")  # everything is there already
 
 
 # -- the guard in the pipeline ---------------------------------------------------------------

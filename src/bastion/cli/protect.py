@@ -37,6 +37,10 @@ def protect_add(
     ] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the files.")] = "utf-8",
     max_file_mb: Annotated[float, typer.Option(help="Larger files are skipped.")] = 1024,
+    strict: Annotated[
+        bool,
+        typer.Option(help="JSONL: register no work if one row is bad (default: skip and report)."),
+    ] = False,
 ) -> None:
     """Register a protected work; answers that copy it are then caught."""
     registry = _protected_registry()
@@ -52,6 +56,7 @@ def protect_add(
             encoding=encoding,
             max_file_mb=max_file_mb,
             progress=lambda n: progress.advance(task, n),
+            strict=strict,
         )
     for skipped, why in done.skipped:
         err.print(f"[yellow]skipped[/yellow] {skipped}: {why}", highlight=False)

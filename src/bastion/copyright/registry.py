@@ -34,7 +34,7 @@ from bastion.copyright.fingerprint import (
     winnow,
 )
 from bastion.copyright.normalise import normalise, strip_comments
-from bastion.errors import BadRequest, Conflict, NotFound
+from bastion.errors import BadRequest, BastionError, Conflict, NotFound
 
 SCHEMA_VERSION = "1"
 TEXT_CHUNK = 65_536  # normalised characters per stored chunk
@@ -261,14 +261,17 @@ class ProtectedRegistry:
         encoding: str = "utf-8",
         max_file_mb: float = 1024,
         progress: Callable[[int], None] | None = None,
+        strict: bool = False,
     ) -> Registration:
         """Register a file, a folder (one work, its files the documents) or a JSONL file of
-        works (`{"id", "title", "text"}` rows, optional `owner` and `license`)."""
+        works (`{"id", "title", "text"}` rows, optional `owner` and `license`). A JSONL row
+        that cannot be registered (malformed, a duplicate id or text) is skipped and
+        reported; with `strict` it undoes the whole file."""
         license_id = check_license(license_id)
         if not path.exists():
             raise BadRequest(f"{path} does not exist.")
         if path.is_file() and path.suffix.lower() == ".jsonl":
-            return self._add_jsonl(path, owner, license_id, encoding, progress)
+            return self._add_jsonl(path, owner, license_id, encoding, progress, strict)
         files, skipped = self._files(path, max_file_mb)
         if not files:
             reasons = "; ".join(f"{p}: {why}" for p, why in skipped) or "it holds no files"
@@ -387,27 +390,40 @@ class ProtectedRegistry:
         license_id: str,
         encoding: str,
         progress: Callable[[int], None] | None,
+        strict: bool,
     ) -> Registration:
         db = self._writer()
-        works = []
+        works: list[Work] = []
+        skipped: list[tuple[str, str]] = []
         try:
             db.execute("BEGIN IMMEDIATE")
             with path.open(encoding=encoding) as f:
                 for n, line in enumerate(f, 1):
                     if not line.strip():
                         continue
-                    row = self._jsonl_row(path, n, line)
-                    works.append(
-                        self._register_texts(
-                            str(row["id"]),
-                            str(row.get("title") or row["id"]),
-                            str(row.get("owner") or owner),
-                            check_license(str(row.get("license") or license_id)),
-                            f"{path.resolve()}#{n}",
-                            [("", "text", str(row["text"]))],
-                            db,
+                    # Each row is all or nothing: a bad one is rolled back alone and
+                    # reported, unless `strict`, when it undoes the whole file.
+                    db.execute("SAVEPOINT work_row")
+                    try:
+                        row = self._jsonl_row(path, n, line)
+                        works.append(
+                            self._register_texts(
+                                str(row["id"]),
+                                str(row.get("title") or row["id"]),
+                                str(row.get("owner") or owner),
+                                check_license(str(row.get("license") or license_id)),
+                                f"{path.resolve()}#{n}",
+                                [("", "text", str(row["text"]))],
+                                db,
+                            )
                         )
-                    )
+                    except BastionError as exc:
+                        if strict:
+                            raise
+                        db.execute("ROLLBACK TO work_row")
+                        db.execute("DELETE FROM temp.staged")
+                        skipped.append((f"{path.name} line {n}", exc.message))
+                    db.execute("RELEASE work_row")
                     if progress:
                         progress(len(line.encode()))
             _commit(db)
@@ -421,21 +437,24 @@ class ProtectedRegistry:
                 db.execute("ROLLBACK")
             db.close()
         if not works:
-            raise BadRequest(f"{path} holds no works (one JSON object per line).")
-        return Registration(works, [])
+            first = (
+                f" {len(skipped)} rows were skipped, the first: {skipped[0][1]}" if skipped else ""
+            )
+            raise BadRequest(
+                f"{path} holds no works to register (one JSON object per line).{first}"
+            )
+        return Registration(works, skipped)
 
     @staticmethod
     def _jsonl_row(path: Path, n: int, line: str) -> dict[str, object]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise BadRequest(
-                f"{path} line {n} is not JSON ({exc.msg}); nothing registered."
-            ) from None
+            raise BadRequest(f"{path} line {n} is not JSON ({exc.msg}).") from None
         if not isinstance(row, dict) or not row.get("id") or not isinstance(row.get("text"), str):
             raise BadRequest(
                 f"{path} line {n} needs an 'id' and a 'text' string (and may have 'title', "
-                "'owner', 'license'); nothing registered."
+                "'owner', 'license')."
             )
         return row
 
