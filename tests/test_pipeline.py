@@ -40,6 +40,7 @@ def test_stage_order_is_declared_in_one_place(platform: Platform) -> None:
     assert names == [
         "identify",
         "authorize",
+        "limit",
         "assign_arm",
         "app_template",
         "retrieve",

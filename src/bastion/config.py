@@ -395,6 +395,20 @@ def _default_policies() -> dict[RoleName, RolePolicy]:
     }
 
 
+class LimitsConfig(Section):
+    """Spent limits answer 429 with Retry-After until the window turns (UTC minutes and
+    days); counted in the database, so every replica enforces the same totals."""
+
+    key_requests_per_minute: int | None = Field(None, ge=1, description="Per API key.")
+    tenant_requests_per_minute: int | None = Field(None, ge=1, description="Per tenant.")
+    key_tokens_per_day: int | None = Field(
+        None, ge=1, description="Prompt and answer tokens a day per API key."
+    )
+    tenant_tokens_per_day: int | None = Field(
+        None, ge=1, description="Prompt and answer tokens a day per tenant."
+    )
+
+
 class AccessConfig(Section):
     policies: dict[RoleName, RolePolicy] = Field(
         default_factory=_default_policies, description="What each role may use."
@@ -405,6 +419,7 @@ class AccessConfig(Section):
         description="How long a verified key is remembered; a revocation made on another "
         "replica takes effect within this time. 0 checks the database on every request.",
     )
+    limits: LimitsConfig = LimitsConfig()
 
 
 class BiasGateConfig(Section):

@@ -84,6 +84,18 @@ class Overloaded(BastionError):
         self.retry_after = retry_after
 
 
+class RateLimited(BastionError):
+    """A rate limit or token budget is spent until `retry_after` seconds from now."""
+
+    status_code = 429
+    code = "rate_limited"
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class GuardUnavailable(BastionError):
     """A guard failed and the policy is to refuse rather than let text through unchecked."""
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol, cast
 from opentelemetry import trace
 
 from bastion.access import AccessStore, Policy, Principal
+from bastion.access.limits import Limits
 from bastion.audit import AuditEntry, AuditLog
 from bastion.config import AppConfig, BastionConfig
 from bastion.errors import BackendError, BastionError, GuardUnavailable, NotFound
@@ -189,6 +190,20 @@ class Authorize:
         # unknown model (or another tenant's tuned one) -> 404 naming the known ones
         self._registry.config(ctx.model, ctx.principal.tenant)
         self._policy.authorize(ctx.principal, app=app.name, model=ctx.model)
+
+
+class Limit:
+    """Count the request against its key's and tenant's limits (429 once one is spent)."""
+
+    name = "limit"
+
+    def __init__(self, limits: Limits) -> None:
+        self._limits = limits
+
+    def run(self, ctx: RequestContext) -> None:
+        if self._limits.active:
+            assert ctx.principal is not None
+            self._limits.admit(ctx.principal)
 
 
 class AssignArm:
@@ -432,12 +447,14 @@ def default_stages(
     grounding: Grounding,
     experiments: Experiments,
     guards: GuardChain,
+    limits: Limits,
 ) -> list[Stage]:
     """The stages before generation, in order."""
     policy = Policy(config.access)
     return [
         Identify(access),
         Authorize(config, policy, registry),
+        Limit(limits),
         AssignArm(experiments, policy),
         ApplyAppTemplate(),
         Retrieve(grounding),
@@ -595,8 +612,10 @@ class Pipeline:
         guards: GuardChain,
         audit: AuditLog,
         grounding: Grounding | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.grounding = grounding
+        self.limits = limits
         self._support_scorer: GroundednessScorer | None = None
         self.config = config
         self.stages = stages
@@ -614,10 +633,11 @@ class Pipeline:
         grounding: Grounding,
         experiments: Experiments,
         home: Path,
+        limits: Limits,
     ) -> Pipeline:
         guards = build_chain(config.guards, config.apps, home)
-        stages = default_stages(config, access, registry, grounding, experiments, guards)
-        return cls(config, stages, registry, guards, audit, grounding)
+        stages = default_stages(config, access, registry, grounding, experiments, guards, limits)
+        return cls(config, stages, registry, guards, audit, grounding, limits)
 
     def load_guards(self) -> None:
         """Load every guard's models now, so the first request does not wait for them."""
@@ -900,6 +920,8 @@ class Pipeline:
             self._trace_outcome(ctx, status, usage, error)
         ctx.span.end()
         REQUESTS.labels(ctx.app.name if ctx.app else "-", ctx.model or "-", status).inc()
+        if self.limits is not None and self.limits.active and p is not None:
+            self.limits.spend(p, sum(usage))
         if usage != (0, 0):
             TOKENS.labels(ctx.model or "-", "prompt").inc(usage[0])
             TOKENS.labels(ctx.model or "-", "completion").inc(usage[1])

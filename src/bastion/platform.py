@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bastion.access import AccessStore, Policy
+from bastion.access.limits import Limits
 from bastion.audit import AuditLog
 from bastion.config import CONFIG_FILE_NAME, BastionConfig, bastion_home, load_config
 from bastion.evaluation.bias import saved_report_gate
@@ -54,7 +55,10 @@ class Platform:
         bias_gate = saved_report_gate(home / "reports", config.bias_gate)
         experiments = Experiments(db, config, audit, bias_gate, registry.configs)
         experiments.create_configured()
-        pipeline = Pipeline.build(config, access, registry, audit, grounding, experiments, home)
+        limits = Limits(db, config.access.limits)
+        pipeline = Pipeline.build(
+            config, access, registry, audit, grounding, experiments, home, limits
+        )
         return cls(
             home,
             config,

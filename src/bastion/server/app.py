@@ -394,7 +394,8 @@ def create_app(platform: Platform) -> FastAPI:
 
     @app.exception_handler(BastionError)
     async def _bastion_error(_: Request, exc: BastionError) -> JSONResponse:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Overloaded) else None
+        retry = getattr(exc, "retry_after", None)  # Overloaded, RateLimited
+        headers = {"Retry-After": str(retry)} if retry is not None else None
         response = _error(exc.status_code, exc.message, exc.code, exc.error_type, headers)
         if exc.details:
             body = json.loads(bytes(response.body))

@@ -244,3 +244,16 @@ class CampaignEmail(Base):
     review_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class UsageCounter(Base):
+    """Requests and tokens of one API key or tenant in one window (a minute or a day)."""
+
+    __tablename__ = "usage_counters"
+
+    scope: Mapped[str] = mapped_column(String(8), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window: Mapped[str] = mapped_column(String(8), primary_key=True)
+    start: Mapped[str] = mapped_column(String(20), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
+    tokens: Mapped[int] = mapped_column(Integer)
