@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import time
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -58,6 +61,37 @@ def test_revoked_keys_stop_working(store: AccessStore) -> None:
     with pytest.raises(AuthenticationFailed, match="revoked"):
         store.resolve(created.secret)
     assert store.list_keys("acme")[0].revoked_at is not None
+
+
+def test_a_key_stops_working_when_it_expires_even_if_remembered(store: AccessStore) -> None:
+    soon = store.create_key(
+        tenant="acme", user="a", role="user", expires_at=datetime.now(UTC) + timedelta(seconds=0.5)
+    )
+    assert store.resolve(soon.secret).user == "a"  # and remembered for key_cache_seconds (5)
+    time.sleep(0.6)
+    with pytest.raises(AuthenticationFailed, match=r"expired at .*bastion keys rotate"):
+        store.resolve(soon.secret)
+
+
+def test_rotation_keeps_the_old_key_for_the_overlap_then_only_the_new(store: AccessStore) -> None:
+    old = store.create_key(tenant="acme", user="a", role="developer", label="ci")
+    new = store.rotate(old.key_id, timedelta(hours=1))
+    assert store.resolve(old.secret).user == store.resolve(new.secret).user == "a"
+    assert store.resolve(new.secret).role == "developer"
+    listed = {k.key_id: k for k in store.list_keys("acme")}
+    assert listed[new.key_id].label == "ci" and listed[new.key_id].expires_at is None
+    ends = listed[old.key_id].expires_at
+    assert ends is not None and timedelta(minutes=59) < ends - datetime.now(UTC) <= timedelta(
+        hours=1
+    )
+    store.rotate(new.key_id, timedelta(0))  # no overlap: the key ends now
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        store.resolve(new.secret)
+    store.revoke(old.key_id)
+    with pytest.raises(BadRequest, match="revoked"):
+        store.rotate(old.key_id, timedelta(hours=1))
+    with pytest.raises(NotFound):
+        store.rotate(old.key_id, timedelta(hours=1), tenant="globex")
 
 
 def test_a_tenant_cannot_revoke_another_tenants_key(store: AccessStore) -> None:

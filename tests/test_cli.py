@@ -48,6 +48,25 @@ def test_keys_list_and_revoke(echo_home: Path) -> None:
     assert code == 1 and "no API key" in err
 
 
+def test_keys_expire_and_rotate(echo_home: Path) -> None:
+    code, out, _ = bastion(
+        "keys", "create", "--tenant", "acme", "--user", "u1", "--expires-in", "90d", "-q"
+    )
+    assert code == 0
+    key_id = out.strip().split("_")[1]
+    code, out, _ = bastion("keys", "rotate", key_id, "--overlap", "2h", "-q")
+    new = out.strip()
+    assert code == 0 and new.startswith("bst_") and key_id not in new
+    keys = {k.key_id: k for k in Platform.open(echo_home).access.list_keys("acme")}
+    assert keys[new.split("_")[1]].expires_at is not None  # the successor keeps the lifetime
+    assert keys[key_id].expires_at < keys[new.split("_")[1]].expires_at  # type: ignore[operator]
+    for bad in ("0d", "3 weeks", "-1h"):
+        code, _, err = bastion(
+            "keys", "create", "--tenant", "acme", "--user", "u1", "--expires-in", bad
+        )
+        assert code == 1 and "not a duration" in err
+
+
 def test_keys_create_refuses_an_unknown_role(echo_home: Path) -> None:
     code, _, err = bastion("keys", "create", "--tenant", "acme", "--user", "u1", "--role", "root")
     assert code == 1 and "unknown" in err and "Traceback" not in err

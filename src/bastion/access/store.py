@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select
 
@@ -32,6 +32,7 @@ _RESOLVE = (
         ApiKey.salt,
         ApiKey.hash,
         ApiKey.revoked_at,
+        ApiKey.expires_at,
         User.tenant_id,
         User.name,
         User.role,
@@ -60,10 +61,16 @@ class KeyInfo:
     label: str | None
     created_at: datetime
     revoked_at: datetime | None
+    expires_at: datetime | None
 
 
 def _hash(salt: str, secret: str) -> str:
     return hmac.new(bytes.fromhex(salt), secret.encode(), hashlib.sha256).hexdigest()
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives stored datetimes back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _check_name(kind: str, value: str) -> None:
@@ -98,8 +105,10 @@ class AccessStore:
         role: str,
         groups: list[str] | None = None,
         label: str | None = None,
+        expires_at: datetime | None = None,
     ) -> CreatedKey:
-        """Create a key for `user` in `tenant`, creating both if they do not exist yet."""
+        """Create a key for `user` in `tenant`, creating both if they do not exist yet; it
+        stops working at `expires_at` when one is given."""
         _check_name("tenant", tenant)
         _check_name("user", user)
         if role not in ROLES:
@@ -128,6 +137,7 @@ class AccessStore:
                     hash=_hash(salt, secret),
                     label=label,
                     created_at=now,
+                    expires_at=expires_at,
                 )
             )
             principal = Principal(tenant, user, role, tuple(row.groups), key_id)
@@ -154,13 +164,51 @@ class AccessStore:
             raise AuthenticationFailed("invalid API key")
         if row.revoked_at is not None:
             raise AuthenticationFailed("this API key was revoked; ask an admin for a new one")
+        left = float("inf")
+        if row.expires_at is not None:
+            expires = _utc(row.expires_at)
+            left = (expires - datetime.now(UTC)).total_seconds()
+            if left <= 0:
+                raise AuthenticationFailed(
+                    f"this API key expired at {expires.isoformat(timespec='seconds')}; ask an "
+                    "admin for a new one (`bastion keys rotate` issues its successor)"
+                )
         principal = Principal(row.tenant_id, row.name, row.role, tuple(row.groups), key_id)
         if self._cache_seconds > 0:
             with self._cache_lock:
                 if len(self._cache) >= self._cache_size:
                     self._cache.pop(next(iter(self._cache)))  # oldest entry first
-                self._cache[presented] = (time.monotonic() + self._cache_seconds, principal)
+                # never remembered past its expiry
+                until = time.monotonic() + min(self._cache_seconds, left)
+                self._cache[presented] = (until, principal)
         return principal
+
+    def rotate(self, key_id: str, overlap: timedelta, tenant: str | None = None) -> CreatedKey:
+        """A new key for the same user, role and label; the old one keeps working for
+        `overlap` (so clients can switch without an outage), then expires."""
+        with self._db.session() as s:
+            found = s.execute(
+                select(ApiKey, User)
+                .join(User, ApiKey.user_id == User.id)
+                .where(ApiKey.id == key_id)
+            ).first()
+        if found is None or (tenant is not None and found[1].tenant_id != tenant):
+            raise NotFound(f"no API key with id '{key_id}'; `bastion keys list` shows them")
+        old, user = found
+        if old.revoked_at is not None:
+            raise BadRequest(f"key '{key_id}' is revoked; create a new key instead of rotating")
+        new = self.create_key(
+            tenant=user.tenant_id, user=user.name, role=user.role, label=old.label,
+            expires_at=old.expires_at,
+        )  # fmt: skip
+        ends = datetime.now(UTC) + overlap
+        with self._db.session(write_lock=True) as s:
+            row = s.get(ApiKey, key_id)
+            assert row is not None
+            if row.expires_at is None or _utc(row.expires_at) > ends:
+                row.expires_at = ends
+        self._forget(lambda p: p.key_id == key_id)
+        return new
 
     def principal(self, handle: str) -> Principal:
         """The user named `tenant/user` (or `user`, when one tenant has that name), for
@@ -188,9 +236,12 @@ class AccessStore:
         with self._db.session() as s:
             rows = s.execute(query).all()
         return [
-            KeyInfo(k.id, u.tenant_id, u.name, u.role, k.label, k.created_at, k.revoked_at)
+            KeyInfo(
+                k.id, u.tenant_id, u.name, u.role, k.label, k.created_at, k.revoked_at,
+                k.expires_at and _utc(k.expires_at),
+            )
             for k, u in rows
-        ]
+        ]  # fmt: skip
 
     def revoke(self, key_id: str, tenant: str | None = None) -> None:
         """Revoke a key by id; with `tenant`, only a key of that tenant."""
