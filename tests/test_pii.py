@@ -11,12 +11,13 @@ import openai
 import pytest
 from cryptography.fernet import Fernet
 
+from bastion.errors import ConfigError
 from bastion.guards import Guard, GuardContext, Verdict
 from bastion.guards.base import RequestState
 from bastion.guards.pii.detector import PiiDetector
 from bastion.guards.pii.guard import PiiMasker
 from bastion.guards.pii.normalize import normalize
-from bastion.guards.pii.vault import PiiVault, StreamUnmasker
+from bastion.guards.pii.vault import PiiVault, StreamUnmasker, vault_key
 from bastion.platform import Platform
 from conftest import ECHO_CONFIG, LiveServer, write_config
 
@@ -142,6 +143,20 @@ def test_masking_is_consistent_and_reversible() -> None:
     assert masker.reveal("<EMAIL_ADDRESS_9> stays", state) == "<EMAIL_ADDRESS_9> stays"
     assert masker.reveal("<EMAIL_ADDRESS_1>", {}) == "<EMAIL_ADDRESS_1>"  # another request
     assert all("maria" not in f.detail for f in first.findings)
+
+
+def test_the_vault_key_file_is_private_or_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BASTION_VAULT_KEY", raising=False)
+    key = vault_key(tmp_path)
+    assert (tmp_path / "vault.key").stat().st_mode & 0o777 == 0o600
+    assert vault_key(tmp_path) == key and Fernet(key)  # the same key, read back
+    (tmp_path / "vault.key").chmod(0o644)
+    with pytest.raises(ConfigError, match=r"mode 0644.*chmod 600"):
+        vault_key(tmp_path)
+    monkeypatch.setenv("BASTION_VAULT_KEY", key.decode())
+    assert vault_key(tmp_path) == key  # from the environment, the file is not read
 
 
 def test_the_vault_holds_no_plaintext() -> None:

@@ -13,17 +13,22 @@ import hmac
 import os
 import re
 import secrets
+import stat
 from collections import Counter
 from pathlib import Path
 
 from cryptography.fernet import Fernet
+
+from bastion.errors import ConfigError
 
 PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
 _LONGEST_PLACEHOLDER = 40
 
 
 def vault_key(home: Path, env_var: str = "BASTION_VAULT_KEY") -> bytes:
-    """The vault key: from `env_var`, else `home/vault.key` (created 0600 on first use)."""
+    """The vault key: from `env_var`, else `home/vault.key` (created 0600 on first use).
+    A key file other users may read or write is refused: whoever reads it can decrypt
+    what the vault sealed."""
     if os.environ.get(env_var):
         return os.environ[env_var].encode()
     path = home / "vault.key"
@@ -32,6 +37,12 @@ def vault_key(home: Path, env_var: str = "BASTION_VAULT_KEY") -> bytes:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(Fernet.generate_key())
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigError(
+            f"{path} is open to other users (mode {mode:04o}); restrict it with "
+            f"`chmod 600 {path}` or give the key in {env_var}"
+        )
     return path.read_bytes().strip()
 
 
