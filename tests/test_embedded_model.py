@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,6 +62,23 @@ def test_stream_matches_generate(backend: TransformersBackend) -> None:
     assert "".join(d.text for d in deltas) == whole.text
     assert deltas[-1].completion_tokens == whole.completion_tokens
     assert deltas[-1].finish_reason == whole.finish_reason
+
+
+def test_a_closed_stream_stops_generating_at_once(backend: TransformersBackend) -> None:
+    """A client that goes away: the generation ends at the next token instead of running on
+    to max_tokens in the background (its thread is gone once the stream is closed)."""
+    started = time.perf_counter()
+    short = backend.generate(QUESTION, GREEDY)
+    per_token = (time.perf_counter() - started) / max(short.completion_tokens, 1)
+    threads = threading.active_count()
+    story = [ChatMessage("user", "Write a long story about a lighthouse keeper.")]
+    stream = backend.stream(story, GenerationParams(temperature=0, max_tokens=200))
+    next(stream)
+    started = time.perf_counter()
+    stream.close()
+    assert time.perf_counter() - started < 1.0 + 20 * per_token  # 200 tokens take far longer
+    assert threading.active_count() == threads
+    assert backend.generate(QUESTION, GREEDY).text == short.text  # the model is free
 
 
 def test_max_tokens_and_stop(backend: TransformersBackend) -> None:

@@ -13,7 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, TextIteratorStreamer
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    StoppingCriteria,
+    StoppingCriteriaList,
+    TextIteratorStreamer,
+)
 
 from bastion.errors import BackendError, BadRequest
 from bastion.models.base import (
@@ -150,6 +156,10 @@ class TransformersBackend:
             self._tokenizer, skip_prompt=True, skip_special_tokens=True
         )
         error: list[BaseException] = []
+        # Set when the consumer stops reading (a client that went away, a stop sequence):
+        # generation ends at the next token instead of running on to max_tokens.
+        cancelled = threading.Event()
+        kwargs["stopping_criteria"] = StoppingCriteriaList([_Cancelled(cancelled)])
 
         def run() -> None:
             try:
@@ -162,11 +172,14 @@ class TransformersBackend:
         worker = threading.Thread(target=run, daemon=True)
         worker.start()
         scanner = StopScanner(params.stop)
-        for piece in counter:
-            out = scanner.feed(piece)
-            if out:
-                yield StreamDelta(out)
-        worker.join()
+        try:
+            for piece in counter:
+                out = scanner.feed(piece)
+                if out:
+                    yield StreamDelta(out)
+        finally:
+            cancelled.set()
+            worker.join()
         if error:
             raise BackendError(f"generation failed: {error[0]}") from error[0]
         tail = scanner.flush()
@@ -179,6 +192,16 @@ class TransformersBackend:
             int(inputs["input_ids"].shape[1]),
             counter.generated,
         )
+
+
+class _Cancelled(StoppingCriteria):
+    """Stops generating once `event` is set."""
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool)
 
 
 class _TokenCountingStreamer(TextIteratorStreamer):
