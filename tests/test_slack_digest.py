@@ -658,7 +658,8 @@ def test_dialogues_and_meetings_become_channels_with_a_reference(tmp_path: Path)
     assert stamps == sorted(stamps) and stamps[1] - stamps[0] == pytest.approx(10, abs=0.01)
     assert meeting.reference == "The committee reviewed the budget."
     assert [u["name"] for u in meeting.channel.users] == ["chair-rhys", "dr-mina-ode"]
-    assert lead(dialogue.channel, 8) == (
+    assert lead(dialogue.channel, 8) == "Person1: Could you check the pump order today?"
+    assert lead(dialogue.channel, 9) == (  # short of 9 words after one turn: a second
         "Person1: Could you check the pump order today? "
         "Person2: Yes. It ships on Monday, the warehouse says."
     )
