@@ -60,18 +60,7 @@ def spans() -> Iterator[InMemorySpanExporter]:
 def test_a_request_is_traced_stage_by_stage_under_the_http_span(
     home: Path, spans: InMemorySpanExporter
 ) -> None:
-    platform = Platform.open(home, write_config(home, ECHO_CONFIG))
-    key = platform.access.create_key(tenant="acme", user="a", role="admin").secret
-    try:
-        with LiveServer(platform) as server:
-            answer = httpx.post(
-                f"{server.url}/v1/chat/completions",
-                json={"model": "echo", "messages": [{"role": "user", "content": "hello there"}]},
-                headers={"Authorization": f"Bearer {key}"},
-                timeout=30,
-            )
-    finally:
-        platform.close()
+    answer = _chat(home, "admin", "echo")
     assert answer.status_code == 200
     found: dict[str, ReadableSpan] = {s.name: s for s in spans.get_finished_spans()}
     request = found["bastion.request"]
@@ -88,6 +77,22 @@ def test_a_request_is_traced_stage_by_stage_under_the_http_span(
     assert http, "the request's span sits under FastAPI's HTTP span"
 
 
+def _chat(home: Path, role: str, model: str) -> httpx.Response:
+    """One chat completion over HTTP from a user of `role`, on a server started for it."""
+    platform = Platform.open(home, write_config(home, ECHO_CONFIG))
+    key = platform.access.create_key(tenant="acme", user="a", role=role).secret
+    try:
+        with LiveServer(platform) as server:
+            return httpx.post(
+                f"{server.url}/v1/chat/completions",
+                json={"model": model, "messages": [{"role": "user", "content": "hello there"}]},
+                headers={"Authorization": f"Bearer {key}"},
+                timeout=30,
+            )
+    finally:
+        platform.close()
+
+
 def _parent(span: ReadableSpan) -> int | None:
     return span.parent.span_id if span.parent is not None else None
 
@@ -95,18 +100,7 @@ def _parent(span: ReadableSpan) -> int | None:
 def test_a_refused_request_ends_its_span_with_the_outcome(
     home: Path, spans: InMemorySpanExporter
 ) -> None:
-    platform = Platform.open(home, write_config(home, ECHO_CONFIG))
-    key = platform.access.create_key(tenant="acme", user="a", role="user").secret
-    try:
-        with LiveServer(platform) as server:
-            refused = httpx.post(
-                f"{server.url}/v1/chat/completions",
-                json={"model": "echo-premium", "messages": [{"role": "user", "content": "hi"}]},
-                headers={"Authorization": f"Bearer {key}"},
-                timeout=30,
-            )
-    finally:
-        platform.close()
+    refused = _chat(home, "user", "echo-premium")  # not a model the role may use
     assert refused.status_code == 403
     (request,) = [s for s in spans.get_finished_spans() if s.name == "bastion.request"]
     assert request.attributes is not None and request.attributes["bastion.status"] == "rejected"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from bastion.access.principal import ROLES, Principal
 from bastion.errors import AuthenticationFailed, BadRequest, NotFound
@@ -187,14 +188,7 @@ class AccessStore:
         """A new key for the same user, role and label; the old one keeps working for
         `overlap` (so clients can switch without an outage), then expires."""
         with self._db.session() as s:
-            found = s.execute(
-                select(ApiKey, User)
-                .join(User, ApiKey.user_id == User.id)
-                .where(ApiKey.id == key_id)
-            ).first()
-        if found is None or (tenant is not None and found[1].tenant_id != tenant):
-            raise NotFound(f"no API key with id '{key_id}'; `bastion keys list` shows them")
-        old, user = found
+            old, user = _key_of(s, key_id, tenant)
         if old.revoked_at is not None:
             raise BadRequest(f"key '{key_id}' is revoked; create a new key instead of rotating")
         new = self.create_key(
@@ -246,17 +240,21 @@ class AccessStore:
     def revoke(self, key_id: str, tenant: str | None = None) -> None:
         """Revoke a key by id; with `tenant`, only a key of that tenant."""
         with self._db.session(write_lock=True) as s:
-            found = s.execute(
-                select(ApiKey, User)
-                .join(User, ApiKey.user_id == User.id)
-                .where(ApiKey.id == key_id)
-            ).first()
-            if found is None or (tenant is not None and found[1].tenant_id != tenant):
-                raise NotFound(f"no API key with id '{key_id}'; `bastion keys list` shows them")
-            if found[0].revoked_at is None:
-                found[0].revoked_at = datetime.now(UTC)
+            key, _ = _key_of(s, key_id, tenant)
+            if key.revoked_at is None:
+                key.revoked_at = datetime.now(UTC)
         self._forget(lambda p: p.key_id == key_id)
 
     def _forget(self, match: Callable[[Principal], bool]) -> None:
         with self._cache_lock:
             self._cache = {k: v for k, v in self._cache.items() if not match(v[1])}
+
+
+def _key_of(s: Session, key_id: str, tenant: str | None) -> tuple[ApiKey, User]:
+    """The key and its user; with `tenant`, another tenant's key is not found."""
+    found = s.execute(
+        select(ApiKey, User).join(User, ApiKey.user_id == User.id).where(ApiKey.id == key_id)
+    ).first()
+    if found is None or (tenant is not None and found[1].tenant_id != tenant):
+        raise NotFound(f"no API key with id '{key_id}'; `bastion keys list` shows them")
+    return found[0], found[1]
