@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform as machine
+import re
 import statistics
 import tempfile
 import time
@@ -194,7 +195,8 @@ def campaign_by(
     started = time.perf_counter()
     result = run_app(
         platform, "campaign-email",
-        {"segment": "bench-west", "brief": BRIEF, "campaign": f"bench-{model}", "limit": emails},
+        {"segment": "bench-west", "brief": BRIEF, "limit": emails,
+         "campaign": "bench-" + re.sub(r"[^a-z0-9-]", "-", model.lower())},
         olivia, model=model,
     )  # fmt: skip
     seconds = time.perf_counter() - started
