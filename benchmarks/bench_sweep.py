@@ -60,7 +60,7 @@ def suites(platform: Platform, folder: Path, every: int, cases: int) -> list[App
     return [
         AppSuite.model_validate(
             {"name": "segments", "kind": "app", "app": "segment", "data": folder / "segments.jsonl",
-             "quality": "exact", "as": "acme/alice"}
+             "quality": "exact_match", "as": "acme/alice"}
         ),
         AppSuite.model_validate(
             {"name": "service-replies", "kind": "app", "app": "service-reply",
