@@ -78,7 +78,7 @@ def overhead(platform: Platform, model: str, folder: Path, prompts: int) -> dict
          "metric": "json_valid", "max_tokens": 24}
     )  # fmt: skip
     alice = platform.access.principal("acme/alice")
-    params = GenerationParams(max_tokens=24)
+    params = GenerationParams(temperature=0.0, max_tokens=24)  # greedy: the same answers
 
     def direct() -> float:
         latencies = []
@@ -93,11 +93,10 @@ def overhead(platform: Platform, model: str, folder: Path, prompts: int) -> dict
         return statistics.median(latencies)
 
     direct_p50, harness_p50 = [], []
-    for _ in range(2):
+    greedy = Candidate(model, "greedy", {"temperature": 0.0})
+    for _ in range(3):
         direct_p50.append(direct())
-        harness_p50.append(
-            run_level(platform, suite, Candidate(model), alice, 1)["latency_ms"]["p50"]
-        )
+        harness_p50.append(run_level(platform, suite, greedy, alice, 1)["latency_ms"]["p50"])
     return {
         "prompts": prompts,
         "pipeline_p50_ms": [round(x, 1) for x in direct_p50],
