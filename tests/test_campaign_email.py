@@ -175,6 +175,26 @@ def test_an_email_naming_someone_else_or_banned_words_fails_its_checks(
     assert len(result.calls) == 2  # asked once more, naming the banned word
 
 
+def test_a_member_the_model_writes_nothing_for_is_skipped_not_the_campaign(
+    demo: tuple[Platform, dict[str, Any]],
+) -> None:
+    platform, _ = demo
+    a_segment(platform, "us-west-empty", "US West")
+    olivia = platform.access.principal("acme/olivia")
+    SCRIPT.extend(["", "   ", "Subject: Firmware 4.2\n\nThe update rolls out in stages."])
+    result = run_app(
+        platform, "campaign-email",
+        {"segment": "us-west-empty", "brief": "Firmware 4.2 rolls out in stages.",
+         "campaign": "half-empty", "limit": 2},
+        olivia, model="scripted",
+    )  # fmt: skip
+    output = result.output
+    assert len(result.calls) == 3  # asked twice for the first member, once for the second
+    (skipped,) = [s for s in output.skipped if "no message" in s.reason]
+    assert "asked twice" in skipped.reason
+    assert len(output.emails) == 1 and "rolls out in stages" in output.emails[0].body
+
+
 def _contacts(platform: Platform) -> list[dict[str, Any]]:
     from bastion.apps.segment import SegmentSettings
     from bastion.apps.segment.query import SegmentQuery

@@ -86,8 +86,16 @@ def test_a_request_bounds_what_free_fields_may_hold() -> None:
     assert terms.days == [60] and 10_000 in terms.amounts
     assert {"2025-10-01", "2025-09-30", "2024-01-01", "2024-12-31"} <= set(terms.dates)
     assert terms.negates and not terms.email
+    assert terms.relations == {"orders", "cases"}
     plain = RequestTerms.of("Contacts at mining accounts", {("account", "industry"): ["Mining"]})
-    assert plain == RequestTerms([], [], [], [], False, False)
+    assert plain == RequestTerms([], [], [], [], False, False, frozenset())
+    # A request that speaks of no orders or cases puts no filter on them: the schema says null.
+    schema = decoding_schema({("account", "industry"): ["Mining"]}, plain)
+    assert schema["properties"]["orders"] == schema["properties"]["cases"] == {"type": "null"}
+    bought = RequestTerms.of("manufacturing contacts who bought in the last 90 days")
+    assert bought.relations == {"orders"}  # the quick start's request: no support case
+    named_status = RequestTerms.of("escalated accounts", {("cases", "status"): ["escalated"]})
+    assert named_status.relations == {"cases"}
 
 
 def test_the_decoding_schema_allows_only_what_the_request_states() -> None:

@@ -249,6 +249,17 @@ def write(run: AppRun, request: CampaignRequest) -> CampaignResult:
             run.material(f.record_id, f.source, f.text, source=f.source) for f in person.facts
         ]
         draft, answer = _draft(run, request.brief, instructions, sources, profile)
+        if not draft.body:  # one member's failed draft does not stop the campaign
+            campaigns.record(
+                campaign,
+                contact_id=member.contact_id,
+                address=person.email,
+                status="skipped",
+                reason="the model wrote no message, asked twice; a larger --model writes one",
+                run_id=run.run_id,
+                trace_id=answer.trace_id,
+            )
+            continue
         subject = draft.subject
         footer = settings.footer.format(contact_id=member.contact_id)
         body = assemble(person.first_name, draft.body, footer, profile)
@@ -306,8 +317,8 @@ def _draft(
     sources: list[Any],
     profile: VoiceProfile,
 ) -> tuple[_Draft, Any]:
-    """The model's subject and message; asked once more, naming them, if it used words the
-    brand avoids."""
+    """The model's subject and message; asked once more if it wrote no message, or, naming
+    them, if it used words the brand avoids. The message may still be empty."""
     settings: CampaignSettings = run.settings
     extra = ""
     for _ in range(2):
@@ -320,7 +331,8 @@ def _draft(
         )
         draft = _parse_draft(answer.text, brief, profile)
         if not draft.body:
-            raise BadRequest("the model wrote an empty email; try again or another --model")
+            extra = "\nYour last answer had no message: write the email's text."
+            continue
         banned = banned_in(f"{draft.subject}\n{draft.body}", profile)
         if not banned:
             break

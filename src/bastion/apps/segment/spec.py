@@ -207,6 +207,7 @@ class RequestTerms:
     dates: list[str]
     negates: bool
     email: bool
+    relations: frozenset[str] = frozenset({"orders", "cases"})  # the ones it speaks of
 
     @classmethod
     def of(
@@ -269,7 +270,28 @@ class RequestTerms:
             dates=sorted(dates),
             negates=bool(_NEGATIONS & set(words)) or "n't" in low,
             email=bool({"email", "emails", "mail"} & set(words)),
+            relations=frozenset(
+                relation
+                for relation, cues in _RELATION_CUES.items()
+                if cues & set(words)
+                or any(part == relation and values for (part, _), values in (named or {}).items())
+            ),
         )
+
+
+# Words that speak of orders or of support cases: without one (or a value of theirs named),
+# a request puts no filter on them (a small model otherwise adds "with a support case").
+_RELATION_CUES = {
+    "orders": {
+        "order", "orders", "ordered", "ordering", "bought", "buy", "buys", "buying", "buyer",
+        "buyers", "purchase", "purchased", "purchases", "purchasing", "spent", "spend",
+        "spending", "customers",
+    },
+    "cases": {
+        "case", "cases", "ticket", "tickets", "support", "complaint", "complaints", "issue",
+        "issues", "problem", "problems", "escalation", "escalated", "incident", "incidents",
+    },
+}  # fmt: skip
 
 
 def decoding_schema(named: dict[tuple[str, str], list[str]], terms: RequestTerms) -> dict[str, Any]:
@@ -293,6 +315,8 @@ def decoding_schema(named: dict[tuple[str, str], list[str]], terms: RequestTerms
     words = choose(terms.phrases, 3)
 
     def window(name: str, extra: dict[str, Any]) -> dict[str, Any]:
+        if name not in terms.relations:
+            return {"type": "null"}
         properties = {
             "has": {"type": "boolean"} if terms.negates else {"const": True},
             **extra,
