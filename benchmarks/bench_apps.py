@@ -58,7 +58,7 @@ from bastion.apps.segment.query import SegmentQuery
 from bastion.apps.segment.spec import SegmentSpec
 from bastion.apps.service_reply import demo_cases
 from bastion.apps.slack_digest.schemas import DigestSettings
-from bastion.apps.slack_digest.scoring import ROUGE_KINDS, LabelledChannel, rouge
+from bastion.apps.slack_digest.scoring import LabelledChannel
 from bastion.apps.slack_digest.summaries import (
     lead,
     median_words,
@@ -72,6 +72,7 @@ from bastion.demo import TEMPLATE, init_demo, prepare_demo_data
 from bastion.errors import BadRequest
 from bastion.grounding.ingest import stored_records
 from bastion.grounding.retriever import readable_by
+from bastion.labelled.metrics import ROUGE_KINDS, rouge
 from bastion.models.base import ChatMessage, GenerationParams
 from bastion.models.install import CATALOGUE, is_installed
 from bastion.platform import Platform

@@ -42,6 +42,7 @@ from bastion.copyright.normalise import normalise
 from bastion.copyright.registry import ProtectedRegistry
 from bastion.guards.base import GuardContext
 from bastion.guards.copyright import CopyrightGuard
+from bastion.observability import resident_memory_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -343,7 +344,7 @@ def scale(work: Path, gigabytes: float, probes: list[dict[str, Any]]) -> dict[st
 
 
 def rss_mb() -> float:
-    return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 1e6
+    return resident_memory_bytes() / 1e6
 
 
 def datasketch_peer(probes: list[dict[str, Any]]) -> dict[str, Any]:

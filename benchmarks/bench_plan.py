@@ -35,6 +35,7 @@ from bastion.capacity.hardware import probe_this_machine
 from bastion.capacity.planner import Traffic, plan
 from bastion.models.embedded import embedded_gguf_path
 from bastion.models.install import CATALOGUE
+from bastion.observability import resident_memory_bytes
 
 INSTALLED = Path(__file__).resolve().parents[1] / ".cache" / "models-install"
 RUNS = 3
@@ -56,7 +57,7 @@ def measure(path: Path, prompt_tokens: int, answer_tokens: int, context: int) ->
     before loading and after generating."""
     import llama_cpp
 
-    before = _resident()
+    before = resident_memory_bytes()
     threads = len(os.sched_getaffinity(0))
     started = time.perf_counter()
     llm = llama_cpp.Llama(
@@ -88,14 +89,8 @@ def measure(path: Path, prompt_tokens: int, answer_tokens: int, context: int) ->
         "decode_tokens_per_s": round(statistics.median(decode), 1),
         "engine_prefill_tokens_per_s": round(statistics.median(engine_prefill), 1),
         "engine_decode_tokens_per_s": round(statistics.median(engine_decode), 1),
-        "memory_gb_grown": round((_resident() - before) / 1e9, 3),
+        "memory_gb_grown": round((resident_memory_bytes() - before) / 1e9, 3),
     }
-
-
-def _resident() -> int:
-    """Resident memory now (the model's mapped pages count once read)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def main() -> None:

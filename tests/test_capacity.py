@@ -14,7 +14,6 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from bastion.capacity import weights_path
 from bastion.capacity.architecture import read_architecture
 from bastion.capacity.hardware import hardware_table, probe_this_machine, select
 from bastion.capacity.planner import Traffic, plan
@@ -22,6 +21,7 @@ from bastion.capacity.traffic import observed_traffic
 from bastion.cli import app
 from bastion.config import ModelConfig
 from bastion.errors import BadRequest
+from bastion.models.backends import weights_path
 from bastion.models.base import ChatMessage, GenerationParams
 from bastion.models.embedded import embedded_gguf_path
 from bastion.pipeline import ChatRequest

@@ -28,14 +28,7 @@ from bastion.apps.slack_digest.dates import due_date
 from bastion.apps.slack_digest.finding import find_items
 from bastion.apps.slack_digest.reading import StoredSlack, Thread, threads_of
 from bastion.apps.slack_digest.schemas import ActionItem, Cited, Digest, Item, Owner
-from bastion.apps.slack_digest.scoring import (
-    expected,
-    load_channels,
-    rouge,
-    score,
-    total,
-    write_cases,
-)
+from bastion.apps.slack_digest.scoring import expected, load_channels, score, total, write_cases
 from bastion.apps.slack_digest.summaries import (
     lead,
     median_words,
@@ -48,6 +41,7 @@ from bastion.demo import TEMPLATE, init_demo
 from bastion.demo.company import generate_company
 from bastion.errors import BadRequest, ConfigError, NotFound, PermissionDenied
 from bastion.grounding.ingest import ingest_source
+from bastion.labelled.metrics import rouge
 from bastion.platform import Platform
 from bastion.storage import Database
 from bastion.storage.tables import GroundingRecord

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -67,6 +68,12 @@ def configure_logging(level: str, json_format: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+def resident_memory_bytes() -> int:
+    """This process's resident memory now (Linux; a mapped model's pages count once read)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 TRACER = trace.get_tracer("bastion")  # the no-op tracer until a provider is installed

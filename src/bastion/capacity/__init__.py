@@ -18,7 +18,7 @@ from bastion.capacity.architecture import read_architecture
 from bastion.capacity.hardware import hardware_table, select
 from bastion.capacity.planner import HOURS_PER_MONTH, Traffic, plan
 from bastion.capacity.traffic import observed_traffic
-from bastion.config import ModelConfig, PriceConfig
+from bastion.config import PriceConfig
 from bastion.errors import BadRequest
 
 DEFAULT_PROMPT_TOKENS = 512
@@ -35,20 +35,6 @@ class PlanRequest:
     answer_tokens: int | None = None
     audit_since: datetime | None = None  # take the lengths the request leaves out from here
     prices: dict[str, float] = field(default_factory=dict)  # per device-hour, by name
-
-
-def weights_path(model: ModelConfig) -> Path:
-    """Where a registered model's weights are: its `path`, or the embedded GGUF."""
-    if model.path:
-        return Path(model.path).expanduser()
-    if model.backend in ("llamacpp", "embedded"):
-        from bastion.models.embedded import embedded_gguf_path
-
-        return embedded_gguf_path()
-    raise BadRequest(
-        f"model '{model.name}' ({model.backend}) has no local weights to read its shape from; "
-        "give --weights PATH (a .gguf file or a Hugging Face folder)"
-    )
 
 
 def capacity_plan(

@@ -52,7 +52,8 @@ def plan(
 ) -> None:
     """Estimate, per GPU type (or this machine), the weights' and KV cache's memory, decode
     and prefill speed, the sequences that fit, replicas and monthly cost for the target."""
-    from bastion.capacity import PlanRequest, capacity_plan, weights_path
+    from bastion.capacity import PlanRequest, capacity_plan
+    from bastion.models.backends import weights_path
 
     if (model is None) == (weights is None):
         raise BadRequest("give --model NAME (registered) or --weights PATH, one of them")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -73,3 +74,22 @@ def binary_scores(labels: Sequence[int], flagged: Sequence[bool]) -> dict[str, A
         "f1": round(f_beta(precision, recall, 1), 4),
         "false_positive_rate": round(fp / negatives, 4) if negatives else 0.0,
     }
+
+
+ROUGE_KINDS = ("rouge1", "rouge2", "rougeL")
+
+
+def rouge(summary: str, reference: str, kinds: tuple[str, ...] = ROUGE_KINDS) -> dict[str, float]:
+    """ROUGE F1 (0-1) of a summary against its reference, with Porter stemming as the
+    datasets' papers report (rouge-score)."""
+    return {
+        kind: found.fmeasure
+        for kind, found in _rouge_scorer(kinds).score(reference, summary).items()
+    }
+
+
+@functools.cache
+def _rouge_scorer(kinds: tuple[str, ...]) -> Any:
+    from rouge_score import rouge_scorer  # 2 s to import (nltk): only when a text is scored
+
+    return rouge_scorer.RougeScorer(list(kinds), use_stemmer=True)

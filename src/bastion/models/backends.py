@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from bastion.config import ModelConfig
+from bastion.errors import BadRequest
 from bastion.models.base import BackendSetup, BackendSpec, ModelBackend
 from bastion.plugins import hookimpl
 from bastion.plugins.hookspecs import Register
@@ -42,11 +43,24 @@ class LlamaCppSettings(BaseModel):
     )
 
 
+def weights_path(model: ModelConfig) -> Path:
+    """Where a registered model's weights are: its `path`, or the embedded GGUF."""
+    if model.path:
+        return Path(model.path).expanduser()
+    if model.backend in ("llamacpp", "embedded"):
+        from bastion.models.embedded import embedded_gguf_path
+
+        return embedded_gguf_path()
+    raise BadRequest(
+        f"model '{model.name}' ({model.backend}) has no local weights to read its shape from; "
+        "give --weights PATH (a .gguf file or a Hugging Face folder)"
+    )
+
+
 def _llamacpp(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
-    from bastion.models.embedded import embedded_gguf_path
     from bastion.models.llamacpp_backend import LlamaCppBackend
 
-    path = Path(config.path).expanduser() if config.path else embedded_gguf_path()
+    path = weights_path(config)
     settings = config.settings or LlamaCppSettings()
     return LlamaCppBackend(
         setup.info, path, threads=config.threads, prefix_cache=settings.prefix_cache

@@ -30,10 +30,11 @@ from bastion import __version__
 from bastion.access import Principal
 from bastion.apps import app_specs, execute, start_run
 from bastion.apps.runs import AppRuns, BackgroundRuns
-from bastion.capacity import PlanRequest, capacity_plan, weights_path
+from bastion.capacity import PlanRequest, capacity_plan
 from bastion.config import ExperimentConfig
 from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenied
 from bastion.models import ChatMessage, GenerationParams, JsonFormat
+from bastion.models.backends import weights_path
 from bastion.observability import HTTP_LATENCY
 from bastion.pipeline import ChatRequest, Completion, Pipeline, StreamEvent
 from bastion.platform import Platform

@@ -9,7 +9,6 @@ soon as it is done, so an interrupted sweep resumes where it stopped.
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import threading
 import time
@@ -23,12 +22,12 @@ from bastion.access import Principal
 from bastion.apps import app_specs, run_app
 from bastion.errors import BadRequest, BastionError
 from bastion.models import ChatMessage, GenerationParams
+from bastion.observability import resident_memory_bytes
 from bastion.pipeline import ChatRequest
 from bastion.platform import Platform
 from bastion.sweep.suites import AppSuite, TaskSuite
 
 SETTINGS = {"temperature": float, "top_p": float, "max_tokens": int}
-_PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass(frozen=True)
@@ -83,13 +82,13 @@ class _PeakMemory:
     """The process's resident memory, sampled every 50 ms while a level runs."""
 
     def __init__(self) -> None:
-        self.peak = _rss()
+        self.peak = resident_memory_bytes()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
 
     def _watch(self) -> None:
         while not self._stop.wait(0.05):
-            self.peak = max(self.peak, _rss())
+            self.peak = max(self.peak, resident_memory_bytes())
 
     def __enter__(self) -> _PeakMemory:
         self._thread.start()
@@ -98,12 +97,7 @@ class _PeakMemory:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, _rss())
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * _PAGE
+        self.peak = max(self.peak, resident_memory_bytes())
 
 
 def run_level(

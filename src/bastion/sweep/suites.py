@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from bastion.errors import BadRequest
 from bastion.labelled.datasets import json_lines
+from bastion.labelled.metrics import rouge
 
 
 class _Suite(BaseModel):
@@ -101,9 +102,7 @@ class TaskSuite(_Suite):
             return float(_normal(answer) == _normal(reference))
         if self.metric == "f1":
             return _token_f1(answer, reference)
-        from bastion.apps.slack_digest.scoring import rouge
-
-        return rouge(answer, reference)["rougeL"]
+        return rouge(answer, reference, ("rougeL",))["rougeL"]
 
 
 Suite = Annotated[AppSuite | TaskSuite, Field(discriminator="kind")]

@@ -17,6 +17,7 @@ import torch
 
 from bastion.config import read_yaml
 from bastion.errors import BadRequest
+from bastion.labelled.metrics import rouge
 from bastion.tuning.dataset import Message, SupervisedExample
 from bastion.tuning.train import Encoded, answer_logps, chat_prompt_ids
 
@@ -193,11 +194,8 @@ def general_accuracy(
 
 def rouge_l(predictions: Sequence[str], references: Sequence[str]) -> list[float]:
     """ROUGE-L F1 (0-100) per pair, with Porter stemming (rouge-score, as papers report)."""
-    from rouge_score import rouge_scorer
-
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
     return [
-        100.0 * scorer.score(ref, pred)["rougeL"].fmeasure
+        100.0 * rouge(pred, ref, ("rougeL",))["rougeL"]
         for pred, ref in zip(predictions, references, strict=True)
     ]
 

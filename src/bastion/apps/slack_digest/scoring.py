@@ -33,9 +33,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from bastion.labelled.metrics import rouge
+
 CHANNELS = Path(__file__).with_name("eval") / "channels.jsonl"
 KINDS = ("decisions", "action_items", "open_questions")
-ROUGE_KINDS = ("rouge1", "rouge2", "rougeL")
 
 
 @dataclass(frozen=True)
@@ -254,15 +255,6 @@ def score(output: Mapping[str, Any], gold: Mapping[str, Any]) -> Scores:
                 scores.dues.stated += 1
                 scores.dues.right += items[i].get("due") == golden[j]["due"]
     return scores
-
-
-def rouge(summary: str, reference: str) -> dict[str, float]:
-    """ROUGE-1, -2 and -L F1 (0-1) of a summary against the reference."""
-    from rouge_score import rouge_scorer  # 2 s to import (nltk): only when a summary is scored
-
-    scorer = rouge_scorer.RougeScorer(list(ROUGE_KINDS), use_stemmer=True)
-    found = scorer.score(reference, summary)
-    return {kind: found[kind].fmeasure for kind in ROUGE_KINDS}
 
 
 def case_scores(output: BaseModel, gold: dict[str, Any]) -> dict[str, float | None]:
