@@ -3,11 +3,12 @@ from __future__ import annotations
 import io
 import json
 import threading
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import delete, select, update
 
-from bastion.audit import AuditEntry, AuditLog
+from bastion.audit import AuditEntry, AuditLog, AuditQuery
 from bastion.audit.log import chain_hash
 from bastion.errors import NotFound
 from bastion.storage import Database
@@ -110,6 +111,8 @@ def test_an_inserted_record_is_named(log: AuditLog, db: Database) -> None:
                 body=body,
                 prev_hash=prev.hash,
                 hash=chain_hash(3, prev.hash, body),
+                verdict="allow",  # its searched columns as an append would have set them
+                tokens=0,
             )
         )
     report = log.verify()
@@ -196,3 +199,37 @@ def test_head_tracks_the_last_record(log: AuditLog, db: Database) -> None:
     with db.session() as s:
         head = s.execute(select(AuditHead)).scalar_one()
     assert head.seq == 5 and head.hash == log.verify().head_hash
+
+
+def test_a_searched_column_edited_apart_from_the_body_is_named(log: AuditLog, db: Database) -> None:
+    with db.session() as s:  # hide a blocked request from searches without touching its hash
+        s.execute(update(AuditRecord).where(AuditRecord.seq == 2).values(status="blocked"))
+    report = log.verify()
+    assert not report.ok and report.first_bad_seq == 2
+    assert "indexed columns" in (report.reason or "")
+
+
+def test_search_filters_and_pages_newest_first(db: Database) -> None:
+    audit = AuditLog(db)
+    for n in range(1, 8):
+        e = entry(n)
+        e.user = "bob" if n % 2 else "alice"
+        e.verdicts = [{"guard": "toxicity", "action": "flag" if n == 3 else "allow"}]
+        audit.append(e)
+    audit.append(entry(99, tenant="globex"))
+    bob = AuditQuery(tenant="acme", user="bob", limit=2)
+    first = audit.search(bob)
+    assert first.total == 4 and [r["trace_id"] for r in first.records] == [
+        "trace-acme-7",
+        "trace-acme-5",
+    ]
+    assert first.newer is None and first.older is not None
+    second = audit.search(replace(bob, before=first.older))
+    assert [r["trace_id"] for r in second.records] == ["trace-acme-3", "trace-acme-1"]
+    assert second.older is None and second.newer is not None
+    back = audit.search(replace(bob, after=second.newer))
+    assert back.records == first.records and back.newer is None and back.older == first.older
+    flagged = audit.search(AuditQuery(tenant="acme", verdict="flag"))
+    assert [r["trace_id"] for r in flagged.records] == ["trace-acme-3"]
+    assert audit.search(AuditQuery(tenant="acme", since="2999-01-01")).total == 0
+    assert audit.search(AuditQuery(tenant="globex")).total == 1

@@ -1,5 +1,5 @@
 """The tamper-evident audit trail."""
 
-from bastion.audit.log import AuditEntry, AuditLog, VerifyReport
+from bastion.audit.log import AuditEntry, AuditLog, AuditPage, AuditQuery, VerifyReport
 
-__all__ = ["AuditEntry", "AuditLog", "VerifyReport"]
+__all__ = ["AuditEntry", "AuditLog", "AuditPage", "AuditQuery", "VerifyReport"]

@@ -14,11 +14,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from functools import reduce
+from typing import Any, TextIO, cast
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 
 from bastion.errors import NotFound
+from bastion.guards.base import Action, strongest
 from bastion.storage import Database
 from bastion.storage.tables import AuditHead, AuditRecord
 
@@ -154,6 +156,7 @@ class AuditLog:
                             "body": text,
                             "prev_hash": prev,
                             "hash": digest,
+                            **_searched_columns(item.body),
                         }
                     )
                     prev = digest
@@ -195,7 +198,12 @@ class AuditLog:
                 bad = "its content was changed after it was written"
             else:
                 body = json.loads(rec.body)
-                if body.get("trace_id") != rec.trace_id or body.get("tenant") != rec.tenant_id:
+                columns = {c: getattr(rec, c) for c in _SEARCHED}
+                if (
+                    body.get("trace_id") != rec.trace_id
+                    or body.get("tenant") != rec.tenant_id
+                    or columns != _searched_columns(body)
+                ):
                     bad = "its indexed columns disagree with its hashed body"
             if bad:
                 return VerifyReport(False, count, prev, min(rec.seq, expected), bad)
@@ -230,6 +238,34 @@ class AuditLog:
             rows = list(s.scalars(query))
         return [_as_dict(r) for r in reversed(rows)]
 
+    def search(self, query: AuditQuery) -> AuditPage:
+        """One page of the records matching `query`, newest first, with the total matching."""
+        where = _filters(select(AuditRecord), query)
+        count = _filters(select(func.count()).select_from(AuditRecord), query)
+        if query.before is not None:
+            page = where.where(AuditRecord.seq < query.before).order_by(AuditRecord.seq.desc())
+        elif query.after is not None:  # the page before, read upwards then put in order
+            page = where.where(AuditRecord.seq > query.after).order_by(AuditRecord.seq)
+        else:
+            page = where.order_by(AuditRecord.seq.desc())
+        with self._db.session() as s:
+            rows = list(s.scalars(page.limit(query.limit + 1)))
+            total = s.scalar(count) or 0
+        more = len(rows) > query.limit
+        rows = rows[: query.limit]
+        if query.after is not None:
+            rows.reverse()
+        if not rows:
+            return AuditPage([], total)
+        # Paging upwards, `more` means newer records remain; otherwise older ones do.
+        upwards = query.after is not None
+        return AuditPage(
+            [_as_dict(r) for r in rows],
+            total,
+            older=rows[-1].seq if more or upwards else None,
+            newer=rows[0].seq if (more and upwards) or query.before is not None else None,
+        )
+
     def get(self, trace_id: str, tenant: str | None = None) -> dict[str, Any]:
         """One record by trace id; another tenant's record is reported as not found."""
         with self._db.session() as s:
@@ -245,6 +281,66 @@ class AuditLog:
             out.write(canonical_json(record) + "\n")
             count += 1
         return count
+
+
+_SEARCHED = ("user_name", "app", "model", "status", "verdict", "latency_ms", "tokens")
+
+
+def _searched_columns(body: dict[str, Any]) -> dict[str, Any]:
+    """The body's fields that searches filter on, as the record's columns hold them."""
+    actions = [v.get("action", "allow") for v in body.get("verdicts") or []]
+    return {
+        "user_name": body.get("user"),
+        "app": body.get("app"),
+        "model": body.get("model"),
+        "status": body.get("status"),
+        "verdict": reduce(strongest, actions, cast(Action, "allow")),
+        "latency_ms": body.get("latency_ms"),
+        "tokens": (body.get("prompt_tokens") or 0) + (body.get("completion_tokens") or 0),
+    }
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    """What to look for: every given field must match; times are ISO 8601 in UTC."""
+
+    tenant: str | None = None
+    user: str | None = None
+    app: str | None = None
+    model: str | None = None
+    status: str | None = None  # ok | blocked | rejected | error
+    verdict: str | None = None  # the strictest guard action: allow | flag | redact | block
+    since: str | None = None
+    until: str | None = None
+    before: int | None = None  # the page of older records than this seq
+    after: int | None = None  # the page of newer records than this seq
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    records: list[dict[str, Any]]
+    total: int  # records matching the query, on every page
+    older: int | None = None  # `before` for the next page, when there is one
+    newer: int | None = None  # `after` for the previous page, when there is one
+
+
+def _filters(statement: Select[Any], query: AuditQuery) -> Select[Any]:
+    for column, value in (
+        (AuditRecord.tenant_id, query.tenant),
+        (AuditRecord.user_name, query.user),
+        (AuditRecord.app, query.app),
+        (AuditRecord.model, query.model),
+        (AuditRecord.status, query.status),
+        (AuditRecord.verdict, query.verdict),
+    ):
+        if value is not None:
+            statement = statement.where(column == value)
+    if query.since is not None:
+        statement = statement.where(AuditRecord.created_at >= query.since)
+    if query.until is not None:
+        statement = statement.where(AuditRecord.created_at < query.until)
+    return statement
 
 
 def _as_dict(rec: AuditRecord) -> dict[str, Any]:

@@ -8,7 +8,9 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     String,
     Text,
@@ -55,6 +57,10 @@ class ApiKey(Base):
 
 class AuditRecord(Base):
     __tablename__ = "audit_records"
+    __table_args__ = tuple(
+        Index(f"ix_audit_records_tenant_{column}", "tenant_id", column)
+        for column in ("user_name", "app", "model", "status", "verdict", "created_at")
+    )
 
     seq: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"),
@@ -67,6 +73,14 @@ class AuditRecord(Base):
     body: Mapped[str] = mapped_column(Text)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    # Copies of body fields that searches filter and sum on; `verify` checks they agree.
+    user_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    app: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    model: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    verdict: Mapped[str | None] = mapped_column(String(8), nullable=True)  # strictest action
+    latency_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class AuditHead(Base):
@@ -258,3 +272,17 @@ class UsageCounter(Base):
     start: Mapped[str] = mapped_column(String(20), primary_key=True)
     requests: Mapped[int] = mapped_column(Integer)
     tokens: Mapped[int] = mapped_column(Integer)
+
+
+class ConsoleSession(Base):
+    """A signed-in console session. The cookie holds a random token and only its hash is
+    stored; the key it signed in with is checked again on every request, so revoking the
+    key ends the session."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(32))
+    csrf: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
