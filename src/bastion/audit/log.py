@@ -14,7 +14,6 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from functools import reduce
 from typing import Any, TextIO
 
 from sqlalchemy import Select, bindparam, func, insert, select, update
@@ -288,13 +287,15 @@ _SEARCHED = ("user_name", "app", "model", "status", "verdict", "latency_ms", "to
 
 def _searched_columns(body: dict[str, Any]) -> dict[str, Any]:
     """The body's fields that searches filter on, as the record's columns hold them."""
-    actions: list[Action] = [v.get("action", "allow") for v in body.get("verdicts") or []]
+    verdict: Action = "allow"
+    for v in body.get("verdicts") or []:
+        verdict = strongest(verdict, v.get("action", "allow"))
     return {
         "user_name": body.get("user"),
         "app": body.get("app"),
         "model": body.get("model"),
         "status": body.get("status"),
-        "verdict": reduce(strongest, actions, "allow"),
+        "verdict": verdict,
         "latency_ms": body.get("latency_ms"),
         "tokens": (body.get("prompt_tokens") or 0) + (body.get("completion_tokens") or 0),
     }
