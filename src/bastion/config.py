@@ -384,13 +384,14 @@ class RolePolicy(Section):
     apps: list[str] = Field(default_factory=lambda: ["*"], description="Glob patterns.")
 
 
-RoleName = Literal["admin", "developer", "user"]
+RoleName = Literal["admin", "developer", "reviewer", "user"]
 
 
 def _default_policies() -> dict[RoleName, RolePolicy]:
     return {
         "admin": RolePolicy(),
         "developer": RolePolicy(),
+        "reviewer": RolePolicy(models=["*"], apps=["chat"]),
         "user": RolePolicy(models=["*"], apps=["chat"]),
     }
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-ROLES = ("admin", "developer", "user")
+# A reviewer rates and approves answers and app outputs in the console's review queue.
+ROLES = ("admin", "developer", "reviewer", "user")
 
 
 @dataclass(frozen=True)
@@ -18,3 +19,7 @@ class Principal:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def may_review(self) -> bool:
+        return self.role in ("admin", "reviewer")

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select
 from sqlalchemy.orm import Session
 
 from bastion.access.principal import ROLES, Principal
@@ -30,6 +31,7 @@ _KEY_RE = re.compile(r"^bst_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _RESOLVE = (
     select(
+        ApiKey.id.label("key_id"),
         ApiKey.salt,
         ApiKey.hash,
         ApiKey.revoked_at,
@@ -163,18 +165,7 @@ class AccessStore:
             row = conn.execute(_RESOLVE, {"key_id": key_id}).first()
         if row is None or not hmac.compare_digest(row.hash, _hash(row.salt, secret)):
             raise AuthenticationFailed("invalid API key")
-        if row.revoked_at is not None:
-            raise AuthenticationFailed("this API key was revoked; ask an admin for a new one")
-        left = float("inf")
-        if row.expires_at is not None:
-            expires = _utc(row.expires_at)
-            left = (expires - datetime.now(UTC)).total_seconds()
-            if left <= 0:
-                raise AuthenticationFailed(
-                    f"this API key expired at {expires.isoformat(timespec='seconds')}; ask an "
-                    "admin for a new one (`bastion keys rotate` issues its successor)"
-                )
-        principal = Principal(row.tenant_id, row.name, row.role, tuple(row.groups), key_id)
+        principal, left = _valid(row)
         if self._cache_seconds > 0:
             with self._cache_lock:
                 if len(self._cache) >= self._cache_size:
@@ -183,6 +174,15 @@ class AccessStore:
                 until = time.monotonic() + min(self._cache_seconds, left)
                 self._cache[presented] = (until, principal)
         return principal
+
+    def key_principal(self, key_id: str) -> Principal:
+        """The principal of a key verified once before (a console session's), checked again
+        for revocation and expiry; raises AuthenticationFailed when it no longer works."""
+        with self._db.read() as conn:
+            row = conn.execute(_RESOLVE, {"key_id": key_id}).first()
+        if row is None:
+            raise AuthenticationFailed("the key this session signed in with no longer exists")
+        return _valid(row)[0]
 
     def rotate(self, key_id: str, overlap: timedelta, tenant: str | None = None) -> CreatedKey:
         """A new key for the same user, role and label; the old one keeps working for
@@ -258,3 +258,19 @@ def _key_of(s: Session, key_id: str, tenant: str | None) -> tuple[ApiKey, User]:
     if found is None or (tenant is not None and found[1].tenant_id != tenant):
         raise NotFound(f"no API key with id '{key_id}'; `bastion keys list` shows them")
     return found[0], found[1]
+
+
+def _valid(row: Row[Any]) -> tuple[Principal, float]:
+    """The key's principal and its seconds left; raises when it is revoked or expired."""
+    if row.revoked_at is not None:
+        raise AuthenticationFailed("this API key was revoked; ask an admin for a new one")
+    left = float("inf")
+    if row.expires_at is not None:
+        expires = _utc(row.expires_at)
+        left = (expires - datetime.now(UTC)).total_seconds()
+        if left <= 0:
+            raise AuthenticationFailed(
+                f"this API key expired at {expires.isoformat(timespec='seconds')}; ask an "
+                "admin for a new one (`bastion keys rotate` issues its successor)"
+            )
+    return Principal(row.tenant_id, row.name, row.role, tuple(row.groups), row.key_id), left
