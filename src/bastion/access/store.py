@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bastion.access.principal import ROLES, Principal
@@ -260,7 +260,7 @@ def _key_of(s: Session, key_id: str, tenant: str | None) -> tuple[ApiKey, User]:
     return found[0], found[1]
 
 
-def _valid(row: Row[Any]) -> tuple[Principal, float]:
+def _valid(row: Any) -> tuple[Principal, float]:  # a row of _RESOLVE
     """The key's principal and its seconds left; raises when it is revoked or expired."""
     if row.revoked_at is not None:
         raise AuthenticationFailed("this API key was revoked; ask an admin for a new one")
