@@ -69,6 +69,12 @@ class ServerConfig(Section):
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted HTTP body.")
 
 
+class ConsoleConfig(Section):
+    session_hours: float = Field(
+        8.0, gt=0, le=720, description="How long a console sign-in lasts (admins and reviewers)."
+    )
+
+
 class StorageConfig(Section):
     url: str | None = Field(
         None, description="SQLAlchemy URL; default: a SQLite file in BASTION_HOME."
@@ -659,6 +665,7 @@ def _default_apps() -> list[AppConfig]:
 
 class BastionConfig(Section):
     server: ServerConfig = ServerConfig()
+    console: ConsoleConfig = ConsoleConfig()
     storage: StorageConfig = StorageConfig()
     models: list[ModelConfig] = Field(
         default_factory=_default_models, min_length=1, description="The model registry."

@@ -32,6 +32,7 @@ from bastion.apps import app_specs, execute, start_run
 from bastion.apps.runs import AppRuns, BackgroundRuns
 from bastion.capacity import PlanRequest, capacity_plan
 from bastion.config import ExperimentConfig
+from bastion.console import create_console
 from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenied
 from bastion.models import ChatMessage, GenerationParams, JsonFormat
 from bastion.models.backends import weights_path
@@ -388,6 +389,7 @@ def create_app(platform: Platform) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.platform = platform
+    app.mount("/console", create_console(platform))
     pipeline = platform.pipeline
     app.add_middleware(BodySizeLimit, limit=platform.config.server.max_request_bytes)
 

@@ -1,0 +1,151 @@
+"""The audit trail: search and filter, one record's detail, verify the chain, export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from bastion.audit import AuditQuery
+from bastion.audit.log import canonical_json
+from bastion.console.web import AdminViewer, Console
+from bastion.errors import BadRequest
+
+STATUSES = ("ok", "blocked", "rejected", "error")
+VERDICTS = ("allow", "flag", "redact", "block")
+PAGE_SIZE = 50
+_EXPORT_BATCH = 1000
+
+
+def _moment(value: str, name: str) -> str | None:
+    """A date or date-time the viewer typed, as the UTC ISO text records are filed under."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(
+            f"{name} '{value}' is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
+def _choice(value: str, allowed: tuple[str, ...], name: str) -> str | None:
+    if not value:
+        return None
+    if value not in allowed:
+        raise BadRequest(f"{name} '{value}' is unknown; use one of {', '.join(allowed)}")
+    return value
+
+
+def audit_query(
+    tenant: str,
+    user: str = "",
+    app: str = "",
+    model: str = "",
+    status: str = "",
+    verdict: str = "",
+    since: str = "",
+    until: str = "",
+    before: int | None = None,
+    after: int | None = None,
+    limit: int = PAGE_SIZE,
+) -> AuditQuery:
+    until_at = _moment(until, "until")
+    if until and len(until) == 10:  # a plain date: include that whole day
+        until_at = (datetime.fromisoformat(until_at or "") + timedelta(days=1)).isoformat()
+    return AuditQuery(
+        tenant=tenant,
+        user=user.strip() or None,
+        app=app.strip() or None,
+        model=model.strip() or None,
+        status=_choice(status, STATUSES, "status"),
+        verdict=_choice(verdict, VERDICTS, "verdict"),
+        since=_moment(since, "since"),
+        until=until_at,
+        before=before,
+        after=after,
+        limit=limit,
+    )
+
+
+def register(web: FastAPI, console: Console) -> None:
+    audit = console.platform.audit
+
+    @web.get("/audit")
+    def audit_page(
+        request: Request,
+        viewer: AdminViewer,
+        user: str = "",
+        app: str = "",
+        model: str = "",
+        status: str = "",
+        verdict: str = "",
+        since: str = "",
+        until: str = "",
+        before: int | None = Query(None, ge=0),
+        after: int | None = Query(None, ge=0),
+    ) -> Response:
+        filters = {"user": user, "app": app, "model": model, "status": status,
+                   "verdict": verdict, "since": since, "until": until}  # fmt: skip
+        query = audit_query(
+            viewer.principal.tenant, user, app, model, status, verdict, since, until, before, after
+        )
+        return console.page(
+            request, viewer, "audit.html", page=audit.search(query), filters=filters,
+            statuses=STATUSES, verdicts=VERDICTS,
+        )  # fmt: skip
+
+    @web.get("/audit/export")
+    def audit_export(
+        viewer: AdminViewer,
+        user: str = "",
+        app: str = "",
+        model: str = "",
+        status: str = "",
+        verdict: str = "",
+        since: str = "",
+        until: str = "",
+    ) -> Response:
+        """The matching records as JSON Lines, oldest first as the chain runs."""
+        query = audit_query(
+            viewer.principal.tenant, user, app, model, status, verdict, since, until,
+            limit=_EXPORT_BATCH,
+        )  # fmt: skip
+
+        def lines() -> Iterator[bytes]:
+            pages, page = [], audit.search(query)
+            while page.records:  # newest first, page by page; then written oldest first
+                pages.append(page.records)
+                if page.older is None:
+                    break
+                page = audit.search(AuditQuery(**{**asdict(query), "before": page.older}))
+            for records in reversed(pages):
+                for record in reversed(records):
+                    yield (canonical_json(record) + "\n").encode()
+
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        name = f"audit-{viewer.principal.tenant}-{stamp}.jsonl"
+        return StreamingResponse(
+            lines(),
+            media_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    @web.post("/audit/verify")
+    async def audit_verify(request: Request, viewer: AdminViewer) -> Response:
+        await console.form(request, viewer)
+        report = await run_in_threadpool(audit.verify)
+        return console.page(request, viewer, "audit_verify.html", report=report)
+
+    @web.get("/audit/{trace_id}")
+    def audit_record(request: Request, trace_id: str, viewer: AdminViewer) -> Response:
+        record: dict[str, Any] = audit.get(trace_id, viewer.principal.tenant)
+        return console.page(request, viewer, "audit_record.html", record=record)
