@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: install run test lint docs bench clean
+.PHONY: install browser run test lint docs bench screenshots clean
 
 # torch first, pinned to the CPU wheel (a plain `torch` requirement would pull CUDA builds);
 # llama-cpp-python built for any x86-64 CPU (the native build crashes on some, AMX): the
@@ -21,6 +21,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The console's browser tests drive Debian's chromium through Playwright (never
+# `playwright install`, which downloads a browser); installed once per machine.
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+
 run: install
 	$(BIN)/bastion demo init
 	$(BIN)/bastion serve
@@ -34,11 +39,14 @@ lint: install
 docs: install
 	$(BIN)/python scripts/sync_docs.py
 
-test: lint
+test: lint browser
 	$(BIN)/pytest
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+screenshots: install browser
+	BASTION_CONSOLE_SCREENSHOTS=docs/console $(BIN)/pytest -q tests/test_console_browser.py -k every_page
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache src/*.egg-info

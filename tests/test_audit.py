@@ -233,3 +233,32 @@ def test_search_filters_and_pages_newest_first(db: Database) -> None:
     assert [r["trace_id"] for r in flagged.records] == ["trace-acme-3"]
     assert audit.search(AuditQuery(tenant="acme", since="2999-01-01")).total == 0
     assert audit.search(AuditQuery(tenant="globex")).total == 1
+
+
+def test_search_for_guarded_records_leaves_out_those_every_guard_allowed(db: Database) -> None:
+    audit = AuditLog(db)
+    for n, actions in enumerate([["allow"], ["allow", "flag"], [], ["redact"], ["block"]]):
+        e = entry(n)
+        e.verdicts = [{"guard": f"g{i}", "action": a} for i, a in enumerate(actions)]
+        audit.append(e)
+    audit.append(replace(entry(9, tenant="globex"), verdicts=[{"guard": "g", "action": "block"}]))
+    guarded = audit.search(AuditQuery(tenant="acme", guarded=True))
+    assert [r["trace_id"] for r in guarded.records] == [
+        "trace-acme-4",
+        "trace-acme-3",
+        "trace-acme-1",
+    ]
+    assert audit.search(AuditQuery(tenant="acme", guarded=True, verdict="block")).total == 1
+
+
+def test_matching_reads_every_match_oldest_first_across_batches(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("bastion.audit.log._BATCH", 3)  # several batches from a short trail
+    audit = AuditLog(db)
+    for n in range(1, 9):
+        e = entry(n)
+        e.user = "bob" if n % 2 else "alice"
+        audit.append(e)
+    found = [r["trace_id"] for r in audit.matching(AuditQuery(tenant="acme", user="bob"))]
+    assert found == ["trace-acme-1", "trace-acme-3", "trace-acme-5", "trace-acme-7"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy import Row, Select, bindparam, func, insert, select, update
 
 from bastion.errors import NotFound
 from bastion.guards.base import Action, strongest
@@ -265,6 +265,34 @@ class AuditLog:
             newer=rows[0].seq if (more and upwards) or query.before is not None else None,
         )
 
+    def matching(self, query: AuditQuery) -> Iterator[dict[str, Any]]:
+        """Every record matching `query` (its paging left aside), oldest first, read in
+        batches so an export of a long trail never sits in memory whole."""
+        last = 0
+        while True:
+            batch = _filters(select(AuditRecord), query).where(AuditRecord.seq > last)
+            with self._db.session() as s:
+                rows = list(s.scalars(batch.order_by(AuditRecord.seq).limit(_BATCH)))
+            yield from (_as_dict(r) for r in rows)
+            if len(rows) < _BATCH:
+                return
+            last = rows[-1].seq
+
+    def activity(
+        self, tenant: str, since: str
+    ) -> Iterator[Row[str, str | None, str | None, float | None, int | None]]:
+        """(created_at, status, verdict, latency_ms, tokens) of the tenant's records since
+        `since` (ISO 8601, UTC), from the searched columns alone: no body is parsed."""
+        query = select(
+            AuditRecord.created_at,
+            AuditRecord.status,
+            AuditRecord.verdict,
+            AuditRecord.latency_ms,
+            AuditRecord.tokens,
+        ).where(AuditRecord.tenant_id == tenant, AuditRecord.created_at >= since)
+        with self._db.read() as conn:
+            yield from conn.execute(query)
+
     def get(self, trace_id: str, tenant: str | None = None) -> dict[str, Any]:
         """One record by trace id; another tenant's record is reported as not found."""
         with self._db.session() as s:
@@ -309,8 +337,9 @@ class AuditQuery:
     user: str | None = None
     app: str | None = None
     model: str | None = None
-    status: str | None = None  # ok | blocked | rejected | error
+    status: str | None = None  # ok | blocked | rejected | error | cancelled
     verdict: str | None = None  # the strictest guard action: allow | flag | redact | block
+    guarded: bool = False  # only records some guard acted on (strictest action not allow)
     since: str | None = None
     until: str | None = None
     before: int | None = None  # the page of older records than this seq
@@ -337,6 +366,8 @@ def _filters(statement: Select[Any], query: AuditQuery) -> Select[Any]:
     ):
         if value is not None:
             statement = statement.where(column == value)
+    if query.guarded:
+        statement = statement.where(AuditRecord.verdict.in_(("flag", "redact", "block")))
     if query.since is not None:
         statement = statement.where(AuditRecord.created_at >= query.since)
     if query.until is not None:

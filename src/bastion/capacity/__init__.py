@@ -95,5 +95,21 @@ def capacity_plan(
             "observed": observed.to_dict() if observed else None,
         },
         "hardware": rows,
+        "recommended": _recommended(rows),
         "priced_per_token": per_token,
     }
+
+
+def _recommended(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The hardware that meets the target cheapest a month (fewest devices when unpriced)."""
+    met = [r for r in rows if r["replicas"] is not None]
+    if not met:
+        return None
+
+    def devices(row: dict[str, Any]) -> int:
+        return int(row["replicas"] * row["devices_per_replica"])
+
+    priced = [r for r in met if r["monthly_cost"] is not None]
+    if priced:
+        return min(priced, key=lambda r: (r["monthly_cost"], devices(r)))
+    return min(met, key=devices)

@@ -20,7 +20,7 @@ keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_
 def keys_create(
     tenant: Annotated[str, typer.Option(help="Tenant (created if new).")],
     user: Annotated[str, typer.Option(help="User (created if new).")],
-    role: Annotated[str, typer.Option(help="admin, developer or user.")] = "user",
+    role: Annotated[str, typer.Option(help="admin, developer, reviewer or user.")] = "user",
     group: Annotated[list[str] | None, typer.Option(help="Group membership (repeatable).")] = None,
     label: Annotated[str | None, typer.Option(help="A note to recognise the key by.")] = None,
     expires_in: Annotated[

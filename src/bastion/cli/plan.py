@@ -140,6 +140,13 @@ def _print_table(result: dict[str, Any]) -> None:
         )
         notes.append(f"{row['name']}: {row['note']}")
     console.print(table)
+    best = result["recommended"]
+    if best:
+        cost = "" if best["monthly_cost"] is None else f", ${best['monthly_cost']:,.0f} a month"
+        notes.append(
+            f"recommended: {best['name']}, {best['replicas']} x {best['devices_per_replica']} "
+            f"device(s){cost} (the cheapest that meets the target)"
+        )
     api = result["priced_per_token"]
     if api:
         notes.append(

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote, urlencode
 
 from fastapi import Depends, FastAPI, Request
@@ -27,9 +27,10 @@ from bastion.console.sessions import (
     Viewer,
     csrf_matches,
 )
-from bastion.errors import AuthenticationFailed, BastionError, PermissionDenied
+from bastion.errors import AuthenticationFailed, BadRequest, BastionError, PermissionDenied
 
 log = logging.getLogger("bastion.console")
+T = TypeVar("T")
 PREFIX = "/console"
 
 # No inline script or style anywhere: scripts and styles come from /console/static only;
@@ -64,6 +65,35 @@ NAVIGATION = (
     NavItem("/cost", "Cost and sizing"),
     NavItem("/keys", "API keys"),
 )
+
+
+@dataclass(frozen=True)
+class Numbered:
+    """Where a table paged by number (`?page=`) stands."""
+
+    page: int
+    total: int
+    size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.size
+
+    @property
+    def has_next(self) -> bool:
+        return self.page * self.size < self.total
+
+
+def numbered(items: list[T], page: int, size: int) -> tuple[list[T], Numbered]:
+    """One page of a list held in memory; a page past the end is refused."""
+    at = Numbered(page, len(items), size)
+    if page > at.pages:
+        raise BadRequest(f"page {page} does not exist; there are {at.pages}")
+    return items[at.offset : at.offset + size], at
 
 
 class SignInNeeded(Exception):

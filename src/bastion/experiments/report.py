@@ -190,41 +190,54 @@ def _fmt(value: float | None) -> str:
     return "-inf..inf" if value is None else f"{value:+.3g}"
 
 
-def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
-    """A self-contained page: the decision, the table, the primary metric over time with its
-    always-valid confidence band, and per-arm distributions."""
-    plt = pyplot()
-    primary = report["primary_metric"]
-    control = report["control"]
-    figures = []
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+def effect_over_time(
+    report: dict[str, Any], arms: dict[str, ArmData]
+) -> dict[str, dict[str, list[float]]]:
+    """Per challenger, the primary metric's difference from the control and its always-valid
+    95% confidence sequence as the observations per arm grew (about 60 points; an unbounded
+    side is NaN): {arm: {"n": [...], "effect": [...], "low": [...], "high": [...]}}."""
+    primary, control = report["primary_metric"], report["control"]
+    out = {}
     for arm in list(arms)[1:]:
         a, b = arms[control].values.get(primary, []), arms[arm].values.get(primary, [])
         steps = min(len(a), len(b))
         tau = _tau(a, b, report["minimum_effect"]) if steps else None
-        xs, lo, hi, mid = [], [], [], []
+        series: dict[str, list[float]] = {"n": [], "effect": [], "low": [], "high": []}
         for n in range(10, steps + 1, max(1, steps // 60)):
             r = stats.sequential(a[:n], b[:n], tau=tau)
-            xs.append(n)
-            mid.append(r.effect)
-            lo.append(r.ci_low if math.isfinite(r.ci_low) else np.nan)
-            hi.append(r.ci_high if math.isfinite(r.ci_high) else np.nan)
-        if xs:
-            ax.plot(xs, mid, label=f"{arm} - {control}")
-            ax.fill_between(xs, lo, hi, alpha=0.25)
+            series["n"].append(n)
+            series["effect"].append(r.effect)
+            series["low"].append(r.ci_low if math.isfinite(r.ci_low) else np.nan)
+            series["high"].append(r.ci_high if math.isfinite(r.ci_high) else np.nan)
+        out[arm] = series
+    return out
+
+
+def figures(report: dict[str, Any], arms: dict[str, ArmData]) -> list[tuple[str, str]]:
+    """The report's plots as (caption, inline PNG <img>): the primary metric's effect over
+    time with its always-valid confidence band, its distribution per arm, latency per arm."""
+    plt = pyplot()
+    primary = report["primary_metric"]
+    control = report["control"]
+    out = []
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for arm, series in effect_over_time(report, arms).items():
+        if series["n"]:
+            ax.plot(series["n"], series["effect"], label=f"{arm} - {control}")
+            ax.fill_between(series["n"], series["low"], series["high"], alpha=0.25)
     ax.axhline(0, color="grey", linewidth=0.8)
     ax.set_xlabel("observations per arm")
     ax.set_ylabel(f"difference in {primary}")
     ax.set_title("Effect over time with its always-valid 95% confidence band")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
-    figures.append(inline_png(fig))
+    out.append((f"{primary}: each challenger minus the control", inline_png(fig)))
     fig, ax = plt.subplots(figsize=(7, 3.2))
     data = [arms[a].values.get(primary, []) for a in arms]
     if any(data):
         ax.boxplot([d or [np.nan] for d in data], tick_labels=list(arms))
     ax.set_title(f"{primary} per arm")
-    figures.append(inline_png(fig))
+    out.append((f"{primary} per arm", inline_png(fig)))
     fig, ax = plt.subplots(figsize=(7, 3.2))
     lat = [arms[a].values.get("latency_ms", []) for a in arms]
     for arm, values in zip(arms, lat, strict=True):
@@ -233,7 +246,15 @@ def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
     ax.set_title("latency_ms per arm")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
-    figures.append(inline_png(fig))
+    out.append(("latency_ms per arm", inline_png(fig)))
+    return out
+
+
+def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
+    """A self-contained page: the decision, the table, the primary metric over time with its
+    always-valid confidence band, and per-arm distributions."""
+    primary = report["primary_metric"]
+    control = report["control"]
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td>"
         + "".join(
@@ -249,7 +270,7 @@ def render_html(report: dict[str, Any], arms: dict[str, ArmData]) -> str:
         f"({html.escape(d['reason'])})</li>"
         for a, d in report["decisions"].items()
     )
-    images = "".join(figures)
+    images = "".join(image for _, image in figures(report, arms))
     return (
         "<!doctype html><meta charset='utf-8'>"
         f"<title>{html.escape(report['experiment'])}</title>"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -214,12 +214,14 @@ class FeedbackStore:
         comment: str | None = None,
     ) -> tuple[dict[str, Any], bool]:
         """Store feedback; returns it and whether it was new. Only the person who made the
-        request, or an admin of its tenant, may rate it."""
+        request, or an admin or reviewer of its tenant, may rate it."""
         if thumbs is None and rating is None and corrected_text is None:
             raise BadRequest("feedback needs a rating, thumbs (up/down) or a corrected text")
         record = self._audit.get(trace_id, principal.tenant)  # another tenant's: 404
-        if record.get("user") != principal.user and not principal.is_admin:
-            raise PermissionDenied("only the person who made the request, or an admin, may rate it")
+        if record.get("user") != principal.user and not principal.may_review:
+            raise PermissionDenied(
+                "only the person who made the request, or an admin or reviewer, may rate it"
+            )
         values = {
             "thumbs": thumbs,
             "rating": rating,
@@ -249,9 +251,15 @@ class FeedbackStore:
             s.add(row)
         return _feedback(row), True
 
-    def for_traces(self, tenant: str) -> dict[str, list[dict[str, Any]]]:
+    def for_traces(
+        self, tenant: str, trace_ids: Sequence[str] | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The tenant's feedback by trace; only on `trace_ids` (a page of answers) if given."""
+        query = select(Feedback).where(Feedback.tenant_id == tenant).order_by(Feedback.id)
+        if trace_ids is not None:
+            query = query.where(Feedback.trace_id.in_(list(trace_ids)))
         with self._db.session() as s:
-            rows = s.scalars(select(Feedback).where(Feedback.tenant_id == tenant)).all()
+            rows = s.scalars(query).all()
         out: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             out.setdefault(row.trace_id, []).append(_feedback(row))

@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from bastion.access import Principal
 from bastion.config import BastionConfig
@@ -24,6 +25,8 @@ from bastion.grounding.retriever import Hit, Mode, Retriever, readable_by
 from bastion.grounding.stores import VectorStore, open_store
 from bastion.storage import Database
 from bastion.storage.tables import GroundingRecord
+
+_KEPT_SKIPS = 1000  # skipped records kept in a source's last ingest report
 
 
 class Grounding:
@@ -54,13 +57,99 @@ class Grounding:
     def ingest(
         self, names: Sequence[str] | None = None, *, on_record: Callable[[], None] | None = None
     ) -> list[IngestReport]:
-        """Ingest the named sources (default: all), one transaction each."""
+        """Ingest the named sources (default: all), one transaction each. Each source's
+        report is also kept as its last ingest (reports/ingest/<source>.json): the skipped
+        records and why are in no table."""
         known = [s.name for s in self.config.sources]
         for name in names or []:
             if name not in known:
                 raise NotFound(f"no source named '{name}'; configured: {', '.join(known)}")
         chosen = [s for s in self.config.sources if not names or s.name in names]
-        return [ingest_source(self.db, s, self.home, on_record=on_record) for s in chosen]
+        reports = []
+        for source in chosen:
+            report = ingest_source(self.db, source, self.home, on_record=on_record)
+            self._keep_report(report)
+            reports.append(report)
+        return reports
+
+    def _keep_report(self, report: IngestReport) -> None:
+        kept = report.to_dict()
+        kept["skipped_total"] = len(kept["skipped"])
+        kept["skipped"] = kept["skipped"][:_KEPT_SKIPS]
+        kept["finished_at"] = datetime.now(UTC).isoformat()
+        folder = self.home / "reports" / "ingest"
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / f"{report.source}.json"
+        partial = target.with_suffix(".json.partial")
+        partial.write_text(json.dumps(kept, indent=2) + "\n")
+        partial.replace(target)
+
+    def last_ingest(self, tenant: str, source: str) -> dict[str, Any] | None:
+        """The last ingest report of the tenant's source (IngestReport.to_dict with
+        finished_at and skipped_total; at most the first 1000 skipped), if there is one."""
+        path = self.home / "reports" / "ingest" / f"{source}.json"
+        try:
+            report: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None
+        # A source moved to another tenant keeps its name: its old report is not theirs.
+        return report if report.get("tenant") == tenant else None
+
+    def inventory(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's stored records counted per source and entity, with the newest
+        updated_at of each, ordered by source and entity."""
+        query = (
+            select(
+                GroundingRecord.source,
+                GroundingRecord.entity,
+                func.count(),
+                func.max(GroundingRecord.updated_at),
+            )
+            .where(GroundingRecord.tenant_id == tenant)
+            .group_by(GroundingRecord.source, GroundingRecord.entity)
+            .order_by(GroundingRecord.source, GroundingRecord.entity)
+        )
+        with self.db.session() as session:
+            rows = session.execute(query).all()
+        return [
+            {"source": source, "entity": entity, "records": n, "updated_at": updated}
+            for source, entity, n, updated in rows
+        ]
+
+    def merged_contacts(
+        self, tenant: str, limit: int, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of the tenant's contacts whose records come from more than one source
+        (identity resolution merged them), by contact id, each with its records; and how
+        many such contacts there are in all."""
+        merged = (
+            select(GroundingRecord.contact_id)
+            .where(GroundingRecord.tenant_id == tenant, GroundingRecord.contact_id.is_not(None))
+            .group_by(GroundingRecord.contact_id)
+            .having(func.count(func.distinct(GroundingRecord.source)) > 1)
+        )
+        with self.db.session() as session:
+            total = session.scalar(select(func.count()).select_from(merged.subquery())) or 0
+            paged = merged.order_by(GroundingRecord.contact_id).limit(limit).offset(offset)
+            ids = [i for i in session.scalars(paged) if i is not None]
+            rows = session.execute(
+                select(
+                    GroundingRecord.contact_id,
+                    GroundingRecord.source,
+                    GroundingRecord.source_id,
+                    GroundingRecord.entity,
+                    GroundingRecord.title,
+                )
+                .where(GroundingRecord.tenant_id == tenant, GroundingRecord.contact_id.in_(ids))
+                .order_by(GroundingRecord.source, GroundingRecord.source_id)
+            ).all()
+        records: dict[str, list[dict[str, Any]]] = {i: [] for i in ids}
+        for contact_id, source, source_id, entity, title in rows:
+            records[str(contact_id)].append(
+                {"source": source, "source_id": source_id, "entity": entity, "title": title}
+            )
+        contacts = [{"contact_id": i, "records": records[i]} for i in ids]
+        return contacts, total
 
     def index(
         self,

@@ -20,6 +20,7 @@ class AdmissionGate:
         self, name: str, max_concurrency: int, max_queue: int, wait_s: float = 120.0
     ) -> None:
         self.name = name
+        self.max_concurrency = max_concurrency
         self._slots = threading.Semaphore(max_concurrency)
         self._capacity = max_concurrency + max_queue
         self._admitted = 0
@@ -29,6 +30,11 @@ class AdmissionGate:
     @property
     def in_flight(self) -> int:
         return self._admitted
+
+    @property
+    def queued(self) -> int:
+        """Admitted requests waiting for a free slot (the rest of `in_flight` generate)."""
+        return max(0, self._admitted - self.max_concurrency)
 
     def admit(self) -> None:
         """Join the queue (or raise Overloaded); call `release` exactly once afterwards."""

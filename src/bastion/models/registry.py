@@ -100,6 +100,12 @@ class ModelRegistry:
                 self._gates[name] = AdmissionGate(name, config.max_concurrency, config.max_queue)
             return self._gates[name]
 
+    def loaded(self, name: str) -> bool:
+        """Whether the model's backend is built (by a request, or `bastion serve` preloading
+        the default model); asking never builds or loads anything."""
+        with self._lock:
+            return name in self._backends
+
     def backend(self, name: str) -> ModelBackend:
         """The model's backend, built on first use and shared afterwards."""
         config = self.config(name)

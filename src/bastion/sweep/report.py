@@ -5,6 +5,9 @@ bar the admin set (and its p95 latency the target, when one is given)."""
 from __future__ import annotations
 
 import html
+import json
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from bastion.config import PriceConfig
@@ -209,3 +212,29 @@ def _cell(level: dict[str, Any], path: tuple[str, ...]) -> str:
     if value is None:
         return "-"
     return html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
+
+
+def saved_reports(root: Path, limit: int = 100) -> list[dict[str, Any]]:
+    """The sweep reports (`report.json`) in the folders under `root`, newest first: each
+    one's folder (relative to `root`), when it was written, suite, models, levels and
+    recommendation. A file that is not a readable report is skipped."""
+    found = []
+    for path in root.glob("**/report.json") if root.is_dir() else []:
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+            levels = report["levels"]
+            found.append(
+                {
+                    "folder": str(path.parent.relative_to(root)),
+                    "written": datetime.fromtimestamp(path.stat().st_mtime, UTC),
+                    "suite": str(report["suite"]),
+                    "models": sorted({str(level["model"]) for level in levels}),
+                    "levels": len(levels),
+                    "recommendation": report.get("recommendation"),
+                    "why_none": report.get("why_none"),
+                }
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    found.sort(key=lambda r: r["written"], reverse=True)
+    return found[:limit]

@@ -366,16 +366,21 @@ def review(
     decision: str,
     *,
     body: str | None = None,
+    subject: str | None = None,
     comment: str | None = None,
 ) -> Email:
     """Approve, reject or edit a drafted email; the decision is also feedback on its model
-    call (thumbs up or down, the edited text as the correction), so it becomes tuning data."""
-    saved(platform, principal)  # the role may use the marketing apps
+    call (thumbs up or down, the edited text as the correction), so it becomes tuning data.
+    Admins and reviewers may decide; anyone else needs a role that may use the marketing
+    apps."""
+    if not principal.may_review:
+        saved(platform, principal)
     campaigns = Campaigns(platform.db, principal.tenant)
     campaign = campaigns.get(campaign_name)
     row = campaigns.decide(
-        campaign, contact_id, decision, principal.user, body=body, comment=comment
-    )
+        campaign, contact_id, decision, principal.user, body=body, subject=subject,
+        comment=comment,
+    )  # fmt: skip
     if row.trace_id is not None:
         platform.experiments.feedback.record(
             principal,

@@ -93,9 +93,11 @@ class Campaigns:
         reviewer: str,
         *,
         body: str | None = None,
+        subject: str | None = None,
         comment: str | None = None,
     ) -> CampaignEmail:
-        """Record a review decision on a drafted email (an edit replaces its body)."""
+        """Record a review decision on a drafted email (an edit replaces its body, and its
+        subject when one is given)."""
         if decision not in DECISIONS:
             raise BadRequest(f"decision must be one of {', '.join(DECISIONS)}, not '{decision}'")
         if decision == "edit" and not (body or "").strip():
@@ -119,7 +121,42 @@ class Campaigns:
             row.reviewed_at = datetime.now(UTC)
             if body is not None and decision == "edit":
                 row.body = body
+                if (subject or "").strip():
+                    row.subject = (subject or "").strip()
         return row
+
+    def email(self, email_id: int) -> tuple[Campaign, CampaignEmail]:
+        """One email of the tenant's campaigns by its id; another tenant's is not found."""
+        with self._db.session() as s:
+            found = s.execute(
+                select(Campaign, CampaignEmail)
+                .join(Campaign, Campaign.id == CampaignEmail.campaign_id)
+                .where(CampaignEmail.id == email_id, Campaign.tenant_id == self.tenant)
+            ).first()
+        if found is None:
+            raise NotFound(f"no campaign email {email_id} in tenant '{self.tenant}'")
+        return found[0], found[1]
+
+    def drafts(self, limit: int, offset: int = 0) -> tuple[list[tuple[str, CampaignEmail]], int]:
+        """A page of the drafts awaiting review in all the tenant's campaigns (oldest
+        first, as they were written), each with its campaign's name; and how many in all."""
+        where = (Campaign.tenant_id == self.tenant, CampaignEmail.status == "draft")
+        with self._db.session() as s:
+            rows = s.execute(
+                select(Campaign.name, CampaignEmail)
+                .join(Campaign, Campaign.id == CampaignEmail.campaign_id)
+                .where(*where)
+                .order_by(CampaignEmail.id)
+                .limit(limit)
+                .offset(offset)
+            ).all()
+            total = s.scalar(
+                select(func.count())
+                .select_from(CampaignEmail)
+                .join(Campaign, Campaign.id == CampaignEmail.campaign_id)
+                .where(*where)
+            )
+        return [(name, email) for name, email in rows], total or 0
 
     def summaries(self) -> list[dict[str, Any]]:
         """Every campaign with its emails counted by status."""

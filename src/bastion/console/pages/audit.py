@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -16,10 +15,9 @@ from bastion.audit.log import canonical_json
 from bastion.console.web import AdminViewer, Console
 from bastion.errors import BadRequest
 
-STATUSES = ("ok", "blocked", "rejected", "error")
+STATUSES = ("ok", "blocked", "rejected", "error", "cancelled")
 VERDICTS = ("allow", "flag", "redact", "block")
 PAGE_SIZE = 50
-_EXPORT_BATCH = 1000
 
 
 def _moment(value: str, name: str) -> str | None:
@@ -58,6 +56,7 @@ def audit_query(
     after: int | None = None,
     limit: int = PAGE_SIZE,
 ) -> AuditQuery:
+    """The search that a filter form's fields (as typed) ask for; bad values are refused."""
     until_at = _moment(until, "until")
     if until and len(until) == 10:  # a plain date: include that whole day
         until_at = (datetime.fromisoformat(until_at or "") + timedelta(days=1)).isoformat()
@@ -76,6 +75,25 @@ def audit_query(
     )
 
 
+@dataclass
+class AuditFilters:
+    """The audit page's filter fields, read from the query string."""
+
+    user: str = ""
+    app: str = ""
+    model: str = ""
+    status: str = ""
+    verdict: str = ""
+    since: str = ""
+    until: str = ""
+
+    def query(self, tenant: str, **paging: Any) -> AuditQuery:
+        return audit_query(tenant, **asdict(self), **paging)
+
+
+Filters = Annotated[AuditFilters, Depends()]
+
+
 def register(web: FastAPI, console: Console) -> None:
     audit = console.platform.audit
 
@@ -83,58 +101,25 @@ def register(web: FastAPI, console: Console) -> None:
     def audit_page(
         request: Request,
         viewer: AdminViewer,
-        user: str = "",
-        app: str = "",
-        model: str = "",
-        status: str = "",
-        verdict: str = "",
-        since: str = "",
-        until: str = "",
+        filters: Filters,
         before: int | None = Query(None, ge=0),
         after: int | None = Query(None, ge=0),
     ) -> Response:
-        filters = {"user": user, "app": app, "model": model, "status": status,
-                   "verdict": verdict, "since": since, "until": until}  # fmt: skip
-        query = audit_query(
-            viewer.principal.tenant, user, app, model, status, verdict, since, until, before, after
-        )
+        query = filters.query(viewer.principal.tenant, before=before, after=after)
         return console.page(
-            request, viewer, "audit.html", page=audit.search(query), filters=filters,
+            request, viewer, "audit.html", page=audit.search(query), filters=asdict(filters),
             statuses=STATUSES, verdicts=VERDICTS,
         )  # fmt: skip
 
     @web.get("/audit/export")
-    def audit_export(
-        viewer: AdminViewer,
-        user: str = "",
-        app: str = "",
-        model: str = "",
-        status: str = "",
-        verdict: str = "",
-        since: str = "",
-        until: str = "",
-    ) -> Response:
+    def audit_export(viewer: AdminViewer, filters: Filters) -> Response:
         """The matching records as JSON Lines, oldest first as the chain runs."""
-        query = audit_query(
-            viewer.principal.tenant, user, app, model, status, verdict, since, until,
-            limit=_EXPORT_BATCH,
-        )  # fmt: skip
-
-        def lines() -> Iterator[bytes]:
-            pages, page = [], audit.search(query)
-            while page.records:  # newest first, page by page; then written oldest first
-                pages.append(page.records)
-                if page.older is None:
-                    break
-                page = audit.search(AuditQuery(**{**asdict(query), "before": page.older}))
-            for records in reversed(pages):
-                for record in reversed(records):
-                    yield (canonical_json(record) + "\n").encode()
-
+        matching = audit.matching(filters.query(viewer.principal.tenant))
+        lines = ((canonical_json(record) + "\n").encode() for record in matching)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         name = f"audit-{viewer.principal.tenant}-{stamp}.jsonl"
         return StreamingResponse(
-            lines(),
+            lines,
             media_type="application/x-ndjson",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )

@@ -9,38 +9,29 @@ from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
-from sqlalchemy import select
 
+from bastion.audit import AuditLog
 from bastion.console.web import AdminViewer, Console
 from bastion.plots import inline_png, pyplot
-from bastion.storage.tables import AuditRecord
 
 
-def activity(db: Any, tenant: str, days: int) -> dict[str, Any]:
+def activity(audit: AuditLog, tenant: str, days: int) -> dict[str, Any]:
     """Per-bucket counts (hours for two days or less, else days) of the last `days`."""
     start = datetime.now(UTC) - timedelta(days=days)
     width = 13 if days <= 2 else 10  # ISO text cut to the hour or the day
-    query = select(
-        AuditRecord.created_at,
-        AuditRecord.status,
-        AuditRecord.verdict,
-        AuditRecord.latency_ms,
-        AuditRecord.tokens,
-    ).where(AuditRecord.tenant_id == tenant, AuditRecord.created_at >= start.isoformat())
     buckets: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"requests": 0, "blocked": 0, "flagged": 0, "errors": 0, "tokens": 0,
                  "latencies": []}
     )  # fmt: skip
-    with db.read() as conn:
-        for at, status, verdict, latency, tokens in conn.execute(query):
-            b = buckets[at[:width]]
-            b["requests"] += 1
-            b["blocked"] += status in ("blocked", "rejected")
-            b["flagged"] += verdict in ("flag", "redact") and status == "ok"
-            b["errors"] += status == "error"
-            b["tokens"] += tokens or 0
-            if latency is not None:
-                b["latencies"].append(latency)
+    for at, status, verdict, latency, tokens in audit.activity(tenant, start.isoformat()):
+        b = buckets[at[:width]]
+        b["requests"] += 1
+        b["blocked"] += status in ("blocked", "rejected")
+        b["flagged"] += verdict in ("flag", "redact") and status == "ok"
+        b["errors"] += status == "error"
+        b["tokens"] += tokens or 0
+        if latency is not None:
+            b["latencies"].append(latency)
     keys = sorted(buckets)
     totals = {
         k: sum(buckets[b][k] for b in keys)
@@ -101,7 +92,7 @@ def register(web: FastAPI, console: Console) -> None:
         viewer: AdminViewer,
         days: int = Query(7, ge=1, le=90),
     ) -> Response:
-        data = activity(console.platform.db, viewer.principal.tenant, days)
+        data = activity(console.platform.audit, viewer.principal.tenant, days)
         return console.page(
             request, viewer, "overview.html", days=days, totals=data["totals"], plots=_plots(data)
         )
