@@ -4,6 +4,7 @@ without a display, each figure inlined as a base64 PNG."""
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 from typing import Any
 
@@ -26,3 +27,11 @@ def inline_png(fig: Any) -> str:
     pyplot().close(fig)
     encoded = base64.b64encode(buffer.getvalue()).decode()
     return f'<img alt="plot" src="data:image/png;base64,{encoded}">'
+
+
+def concise_dates(ax: Any) -> None:
+    """Date ticks on the x axis labelled as briefly as their span allows."""
+    dates: Any = importlib.import_module("matplotlib.dates")  # untyped: used through Any
+    locator = dates.AutoDateLocator()
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(dates.ConciseDateFormatter(locator))

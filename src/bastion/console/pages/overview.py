@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from statistics import median
 from typing import Any
@@ -12,19 +11,24 @@ from fastapi.responses import Response
 
 from bastion.audit import AuditLog
 from bastion.console.web import AdminViewer, Console
-from bastion.plots import inline_png, pyplot
+from bastion.plots import concise_dates, inline_png, pyplot
+
+
+def _empty_bucket() -> dict[str, Any]:
+    return {"requests": 0, "blocked": 0, "flagged": 0, "errors": 0, "tokens": 0, "latencies": []}
 
 
 def activity(audit: AuditLog, tenant: str, days: int) -> dict[str, Any]:
     """Per-bucket counts (hours for two days or less, else days) of the last `days`."""
     start = datetime.now(UTC) - timedelta(days=days)
     width = 13 if days <= 2 else 10  # ISO text cut to the hour or the day
-    buckets: dict[str, dict[str, Any]] = defaultdict(
-        lambda: {"requests": 0, "blocked": 0, "flagged": 0, "errors": 0, "tokens": 0,
-                 "latencies": []}
-    )  # fmt: skip
+    now = datetime.now(UTC)
+    step = timedelta(hours=1) if width == 13 else timedelta(days=1)
+    # Every hour or day of the period, so quiet ones show as zero rather than as gaps.
+    moments = [start + n * step for n in range(int((now - start) / step) + 1)]
+    buckets = {m.isoformat()[:width]: _empty_bucket() for m in moments}
     for at, status, verdict, latency, tokens in audit.activity(tenant, start.isoformat()):
-        b = buckets[at[:width]]
+        b = buckets.setdefault(at[:width], _empty_bucket())
         b["requests"] += 1
         b["blocked"] += status in ("blocked", "rejected")
         b["flagged"] += verdict in ("flag", "redact") and status == "ok"
@@ -39,48 +43,58 @@ def activity(audit: AuditLog, tenant: str, days: int) -> dict[str, Any]:
     }
     every = [x for b in keys for x in buckets[b]["latencies"]]
     totals["latency_p50"] = round(median(every)) if every else None
-    return {"keys": keys, "buckets": buckets, "totals": totals, "hourly": width == 13}
+    return {
+        "keys": keys,
+        "buckets": buckets,
+        "totals": totals,
+        "hourly": width == 13,
+        "start": start.replace(tzinfo=None),  # naive UTC, as the bucket keys are
+        "end": now.replace(tzinfo=None),
+    }
 
 
 def _plots(data: dict[str, Any]) -> list[tuple[str, str]]:
+    """Three small plots over the whole period, each bucket a point (UTC)."""
     keys, buckets = data["keys"], data["buckets"]
     if not keys:
         return []
     plt = pyplot()
-    moments = [datetime.fromisoformat(k + (":00" if data["hourly"] else "")) for k in keys]
+    hourly = data["hourly"]
+    moments = [datetime.fromisoformat(k + (":00" if hourly else "")) for k in keys]
+    latencies = [sorted(buckets[k]["latencies"]) for k in keys]
+    series = {
+        "Requests, blocked and flagged (UTC)": (
+            "per hour" if hourly else "per day",
+            [
+                ("requests", "#1f5fbf", [buckets[k]["requests"] for k in keys]),
+                ("blocked", "#b3261e", [buckets[k]["blocked"] for k in keys]),
+                ("flagged or redacted", "#d08c00", [buckets[k]["flagged"] for k in keys]),
+            ],
+        ),
+        "Latency (UTC)": (
+            "ms",
+            [
+                ("p50", "#1f5fbf", [median(v) if v else None for v in latencies]),
+                ("p95", "#6b3fa0", [v[int(0.95 * (len(v) - 1))] if v else None for v in latencies]),
+            ],
+        ),
+        "Tokens, prompt and completion (UTC)": (
+            "tokens",
+            [("tokens", "#1e6b3a", [buckets[k]["tokens"] for k in keys])],
+        ),
+    }
     figures = []
-    fig, ax = plt.subplots(figsize=(6, 2.6))
-    ax.plot(moments, [buckets[k]["requests"] for k in keys], label="requests", color="#1f5fbf")
-    ax.plot(moments, [buckets[k]["blocked"] for k in keys], label="blocked", color="#b3261e")
-    ax.plot(
-        moments, [buckets[k]["flagged"] for k in keys], label="flagged or redacted", color="#d08c00"
-    )
-    ax.set_ylabel("per hour" if data["hourly"] else "per day")
-    ax.legend(fontsize=8)
-    fig.autofmt_xdate()
-    figures.append(("Requests, blocked and flagged (UTC)", inline_png(fig)))
-    fig, ax = plt.subplots(figsize=(6, 2.6))
-    p50 = [median(buckets[k]["latencies"]) if buckets[k]["latencies"] else None for k in keys]
-    p95 = [
-        sorted(v)[int(0.95 * (len(v) - 1))] if (v := buckets[k]["latencies"]) else None
-        for k in keys
-    ]
-    ax.plot(moments, p50, label="p50", color="#1f5fbf")
-    ax.plot(moments, p95, label="p95", color="#6b3fa0")
-    ax.set_ylabel("latency, ms")
-    ax.legend(fontsize=8)
-    fig.autofmt_xdate()
-    figures.append(("Latency (UTC)", inline_png(fig)))
-    fig, ax = plt.subplots(figsize=(6, 2.6))
-    ax.bar(
-        moments,
-        [buckets[k]["tokens"] for k in keys],
-        width=(1 / 24 if data["hourly"] else 0.8),
-        color="#1e6b3a",
-    )
-    ax.set_ylabel("tokens")
-    fig.autofmt_xdate()
-    figures.append(("Tokens, prompt and completion (UTC)", inline_png(fig)))
+    for caption, (unit, lines) in series.items():
+        fig, ax = plt.subplots(figsize=(6, 2.4))
+        for label, color, values in lines:
+            ax.plot(moments, values, label=label, color=color, marker="o", markersize=3)
+        ax.set_xlim(data["start"], data["end"])  # the whole period, however few points
+        ax.set_ylim(bottom=0)
+        ax.set_ylabel(unit)
+        concise_dates(ax)
+        if len(lines) > 1:
+            ax.legend(fontsize=8)
+        figures.append((caption, inline_png(fig)))
     return figures
 
 
