@@ -4,14 +4,18 @@ an A/B experiment, rejection, tenant scoping, roles and bad input."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bastion.tuning.forgetting import ForgettingReport
+from bastion.tuning.progress import PROGRESS_FILE, JobProgress
 from bastion.tuning.registry import TunedRecord
+from bastion.tuning.train import StepMetrics
 from conftest import LiveServer
 from test_console import ConsoleClient
 
@@ -206,3 +210,30 @@ def test_another_tenants_model_is_not_found_and_reviewers_are_refused(
     assert reject.status_code == 403 and server.platform.tuned.get("acme-support").status == (
         "accepted"
     )
+
+
+def test_running_jobs_show_their_progress_and_a_stopped_one_is_called_out(
+    server: LiveServer, admin: ConsoleClient
+) -> None:
+    home = server.platform.home
+    assert "No fine-tune is running" in admin.get("/tuning").text
+    live = JobProgress("support-v2", "acme", "alice", "echo", "lora", "2026-12-07T08:00:00+00:00")
+    for step in (1, 2, 3):
+        live.step_done(
+            home / "tuning" / "support-v2",
+            StepMetrics(step, 10, 0, 2.0 / step, 1e-4, 1.9 if step == 2 else None, 1.9, step),
+        )
+    stopped = JobProgress("old-run", "acme", "bob", "echo", "full", "2026-12-01T08:00:00+00:00")
+    stopped.save(home / "tuning" / "old-run")
+    progress_file = home / "tuning" / "old-run" / PROGRESS_FILE
+    stale = json.loads(progress_file.read_text())
+    stale["updated_at"] = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    progress_file.write_text(json.dumps(stale))
+    JobProgress("theirs", "globex", "gina", "echo", "lora", "2026-12-07T08:00:00+00:00").save(
+        home / "tuning" / "theirs"
+    )
+    page = admin.get("/tuning").text
+    assert "support-v2" in page and "3 / 10" in page and "0.6667" in page and "1.9000" in page
+    assert "Training loss so far" in page  # the curve plotted
+    assert page.count("stopped?") == 1 and "old-run" in page
+    assert "theirs" not in page

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,10 @@ from bastion.guards.toxicity.plugin import ToxicitySettings
 from bastion.models import ModelRegistry
 from bastion.tuning.dataset import Dataset, SupervisedExample
 from bastion.tuning.forgetting import ForgettingReport, check_candidate
+from bastion.tuning.progress import JobProgress
 from bastion.tuning.registry import TunedModels, TunedRecord
 from bastion.tuning.search import SearchSpace, search
-from bastion.tuning.train import TrainConfig, TrainResult, train
+from bastion.tuning.train import StepMetrics, TrainConfig, TrainResult, train
 
 IDENTIFIER_TYPES = (  # personal data an answer must not invent or repeat (names are fine)
     "EMAIL_ADDRESS",
@@ -155,9 +157,21 @@ def run(
         )
         result, search_summary = found.best, found.summary()
     else:
+        watched = JobProgress(
+            name=request.name, tenant=principal.tenant, user=principal.user,
+            base_model=request.base_model, method=request.config.method,
+            started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )  # fmt: skip
+        watched.save(job_dir)
+
+        def on_step(metrics: StepMetrics) -> bool:
+            watched.step_done(job_dir, metrics)
+            return False  # never stops the run
+
         result = train(
-            base_path, data, job_dir / "train", request.config, resume=resume, progress=progress
-        )
+            base_path, data, job_dir / "train", request.config, resume=resume, progress=progress,
+            on_step=on_step,
+        )  # fmt: skip
 
     toxicity, leaks = safety_detectors()
     test = [ex for ex in data.splits["test"] if isinstance(ex, SupervisedExample)]

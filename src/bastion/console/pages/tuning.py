@@ -13,6 +13,7 @@ from bastion.console.sessions import Viewer
 from bastion.console.web import AdminViewer, Console, numbered, redirect
 from bastion.errors import BadRequest, BastionError, Conflict
 from bastion.plots import inline_png, pyplot
+from bastion.tuning.progress import JobProgress, running_jobs
 from bastion.tuning.registry import TunedRecord
 
 PAGE_SIZE = 50
@@ -56,6 +57,22 @@ def loss_plot(training: dict[str, Any]) -> str | None:
         ax.axvline(training["best_step"], color="grey", linestyle=":", label="best (kept)")
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss")
+    ax.legend(fontsize=8)
+    return inline_png(fig)
+
+
+def jobs_plot(jobs: list[JobProgress]) -> str | None:
+    """The training loss of each running job by step, so far."""
+    if not any(job.curve for job in jobs):
+        return None
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 2.6))
+    for job in jobs:
+        ax.plot(
+            [p["step"] for p in job.curve], [p["train_loss"] for p in job.curve], label=job.name
+        )
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
     ax.legend(fontsize=8)
     return inline_png(fig)
 
@@ -105,8 +122,13 @@ def register(web: FastAPI, console: Console) -> None:
 
     @web.get("/tuning")
     def tuning_page(request: Request, viewer: AdminViewer, page: int = Query(1, ge=1)) -> Response:
-        shown, at = numbered(tuned.all(viewer.principal.tenant)[::-1], page, PAGE_SIZE)
-        return console.page(request, viewer, "tuning.html", records=shown, at=at)
+        tenant = viewer.principal.tenant
+        shown, at = numbered(tuned.all(tenant)[::-1], page, PAGE_SIZE)
+        jobs = running_jobs(platform.home, tenant)
+        return console.page(
+            request, viewer, "tuning.html", records=shown, at=at, jobs=jobs,
+            jobs_plot=jobs_plot(jobs),
+        )  # fmt: skip
 
     @web.get("/tuning/{name}")
     def tuned_page(request: Request, name: str, viewer: AdminViewer) -> Response:
