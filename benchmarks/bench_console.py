@@ -3,7 +3,8 @@
 Fills the audit trail of a fresh home with N records (20 users, 4 apps, 3 models, some
 blocked, flagged and redacted), signs in to the console over HTTP like a browser does, and
 times each page view (the server's answer, over loopback) for the unfiltered first page,
-filters by user, by guard verdict and by status, a page deep in the trail, and the overview.
+filters by user, by guard verdict and by status, a page deep in the trail, the overview,
+trust events and the review queue.
 The peer, in the same run: the JSON API's `GET /v1/audit?limit=50` (the last 50 records).
 
 Usage: python benchmarks/bench_console.py [--records 100000] [--repeats 30]
@@ -140,6 +141,8 @@ def main() -> None:
                 "audit, a page half-way down": f"/console/audit?before={deep}",
                 "audit record": f"/console/audit/bench-{deep + 1}",
                 "overview, 7 days": "/console/?days=7",
+                "trust events (scans the newest 5,000 guarded)": "/console/trust",
+                "review queue": "/console/review",
             }
             results = {name: timed(http, path, args.repeats) for name, path in pages.items()}
             api = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"})
