@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -241,3 +243,30 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, d
     summary = prepare_demo_data(platform, scale=0.3)
     yield platform, {"keys": keys, "summary": summary, "home": home}
     platform.close()
+
+
+def hf_shaped_folder(
+    folder: Path, model_type: str, layers: int, hidden: int, heads: int, kv_heads: int,
+    ffn: int, vocab: int, context: int, tied: bool,
+) -> Path:  # fmt: skip
+    """A Hugging Face weights folder of a model's shape: its config.json and a safetensors
+    header only (the planner reads the header, so no weights are written)."""
+    folder.mkdir()
+    kv = kv_heads * (hidden // heads)
+    config = {
+        "model_type": model_type, "num_hidden_layers": layers, "hidden_size": hidden,
+        "num_attention_heads": heads, "num_key_value_heads": kv_heads, "intermediate_size": ffn,
+        "max_position_embeddings": context, "vocab_size": vocab,
+    }  # fmt: skip
+    (folder / "config.json").write_text(json.dumps(config))
+    shapes = {"embed": [vocab, hidden]} | ({} if tied else {"head": [vocab, hidden]})
+    for n in range(layers):
+        shapes |= {
+            f"{n}.q": [hidden, hidden], f"{n}.k": [kv, hidden], f"{n}.v": [kv, hidden],
+            f"{n}.o": [hidden, hidden], f"{n}.gate": [ffn, hidden], f"{n}.up": [ffn, hidden],
+            f"{n}.down": [hidden, ffn],
+        }  # fmt: skip
+    header = {n: {"dtype": "BF16", "shape": s, "data_offsets": [0, 0]} for n, s in shapes.items()}
+    raw = json.dumps(header).encode()
+    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
+    return folder

@@ -5,7 +5,6 @@ trail, this machine's probe, and `bastion plan` and `GET /v1/admin/plan` end to 
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from bastion.models.base import ChatMessage, GenerationParams
 from bastion.models.embedded import embedded_gguf_path
 from bastion.pipeline import ChatRequest
 from bastion.platform import Platform
-from conftest import ECHO_CONFIG, LiveServer, write_config
+from conftest import ECHO_CONFIG, LiveServer, hf_shaped_folder, write_config
 
 runner = CliRunner()
 TABLE = {h.name: h for h in hardware_table()}
@@ -34,29 +33,10 @@ H100 = TABLE["nvidia-h100-sxm-80gb"]
 
 
 def _llama_70b_folder(folder: Path) -> Path:
-    """A Llama-3-70B-shaped folder: its config.json and a safetensors header (the planner
-    reads only the header, so no weights are written)."""
-    folder.mkdir()
-    layers, hidden, ffn, vocab, kv = 80, 8192, 28672, 128256, 1024
-    config = {
-        "model_type": "llama", "num_hidden_layers": layers, "hidden_size": hidden,
-        "num_attention_heads": 64, "num_key_value_heads": 8, "intermediate_size": ffn,
-        "max_position_embeddings": 8192, "vocab_size": vocab,
-    }  # fmt: skip
-    (folder / "config.json").write_text(json.dumps(config))
-    shapes = {"embed": [vocab, hidden], "head": [vocab, hidden]}
-    for n in range(layers):
-        shapes |= {
-            f"{n}.q": [hidden, hidden], f"{n}.k": [kv, hidden], f"{n}.v": [kv, hidden],
-            f"{n}.o": [hidden, hidden], f"{n}.gate": [ffn, hidden], f"{n}.up": [ffn, hidden],
-            f"{n}.down": [hidden, ffn],
-        }  # fmt: skip
-    header = {
-        name: {"dtype": "BF16", "shape": s, "data_offsets": [0, 0]} for name, s in shapes.items()
-    }
-    raw = json.dumps(header).encode()
-    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
-    return folder
+    return hf_shaped_folder(
+        folder, "llama", layers=80, hidden=8192, heads=64, kv_heads=8, ffn=28672, vocab=128256,
+        context=8192, tied=False,
+    )  # fmt: skip
 
 
 def test_the_embedded_gguf_is_read_for_its_shape() -> None:

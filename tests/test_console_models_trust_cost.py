@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,34 +16,18 @@ import pytest
 from bastion.audit import AuditEntry
 from bastion.capacity import PlanRequest, capacity_plan
 from bastion.platform import Platform
-from conftest import ECHO_CONFIG, LiveServer, write_config
+from conftest import ECHO_CONFIG, LiveServer, hf_shaped_folder, write_config
 from test_console import ConsoleClient, ask
 
 LONG_AGO = "2000-01-01"  # `since` for traffic: every record of a test is later than this
 
 
 def tiny_folder(folder: Path) -> Path:
-    """A Qwen2-0.5B-shaped weights folder: config.json and a safetensors header only (the
-    planner reads the header, so no weights are written)."""
-    folder.mkdir()
-    layers, hidden, ffn, vocab, kv = 24, 896, 4864, 151936, 128
-    config = {
-        "model_type": "qwen2", "num_hidden_layers": layers, "hidden_size": hidden,
-        "num_attention_heads": 14, "num_key_value_heads": 2, "intermediate_size": ffn,
-        "max_position_embeddings": 32768, "vocab_size": vocab,
-    }  # fmt: skip
-    (folder / "config.json").write_text(json.dumps(config))
-    shapes = {"embed": [vocab, hidden]}
-    for n in range(layers):
-        shapes |= {
-            f"{n}.q": [hidden, hidden], f"{n}.k": [kv, hidden], f"{n}.v": [kv, hidden],
-            f"{n}.o": [hidden, hidden], f"{n}.gate": [ffn, hidden], f"{n}.up": [ffn, hidden],
-            f"{n}.down": [hidden, ffn],
-        }  # fmt: skip
-    header = {n: {"dtype": "BF16", "shape": s, "data_offsets": [0, 0]} for n, s in shapes.items()}
-    raw = json.dumps(header).encode()
-    (folder / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw)
-    return folder
+    """A Qwen2-0.5B-shaped weights folder."""
+    return hf_shaped_folder(
+        folder, "qwen2", layers=24, hidden=896, heads=14, kv_heads=2, ffn=4864, vocab=151936,
+        context=32768, tied=True,
+    )  # fmt: skip
 
 
 @pytest.fixture
