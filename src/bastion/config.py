@@ -140,6 +140,15 @@ class ModelConfig(Section):
     sampling: SamplingConfig = SamplingConfig()
     timeout_s: float = Field(60.0, gt=0, description="Per request to a remote server.")
     retries: int = Field(2, ge=0, le=10, description="Retries on connection errors and 5xx/429.")
+    breaker_failures: int = Field(
+        5,
+        ge=0,
+        description="Failed requests in a row after which the model's circuit opens: requests "
+        "to it fail fast with 503 (or go to an app's fallback_models). 0: never.",
+    )
+    breaker_reset_s: float = Field(
+        30.0, gt=0, description="How long an open circuit refuses before one trial request."
+    )
     threads: int | None = Field(None, ge=1, description="CPU threads for local inference.")
     max_concurrency: int = Field(1, ge=1, description="Requests generated at once.")
     max_queue: int = Field(16, ge=0, description="Requests allowed to wait; beyond: 503.")
@@ -203,6 +212,11 @@ class AppConfig(Section):
     )
     support_action: Literal["flag", "block"] = Field(
         "flag", description="What happens to an answer below min_support."
+    )
+    fallback_models: list[str] = Field(
+        default_factory=list,
+        description="Models that answer, in order, when the request's model fails or its "
+        "circuit is open before any output (those the person's role may use).",
     )
 
     @field_validator("settings")
@@ -698,9 +712,11 @@ class BastionConfig(Section):
         dupes = {n for n in names if names.count(n) > 1}
         if dupes:
             raise ValueError(f"model names must be unique; repeated: {sorted(dupes)}")
-        for ref, where in [(self.default_model, "default_model")] + [
-            (a.model, f"apps[{a.name}].model") for a in self.apps
-        ]:
+        for ref, where in (
+            [(self.default_model, "default_model")]
+            + [(a.model, f"apps[{a.name}].model") for a in self.apps]
+            + [(m, f"apps[{a.name}].fallback_models") for a in self.apps for m in a.fallback_models]
+        ):
             if ref is not None and ref not in names:
                 raise ValueError(f"{where} names unknown model '{ref}'; known: {names}")
         sources = [s.name for s in self.sources]

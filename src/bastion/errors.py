@@ -110,3 +110,15 @@ class BackendError(BastionError):
     status_code = 502
     code = "backend_error"
     error_type = "server_error"
+
+
+class ModelUnavailable(BackendError):
+    """The model's circuit is open after repeated failures: requests fail fast, without
+    waiting on a server that is down, until `retry_after` seconds from now."""
+
+    status_code = 503
+    code = "model_unavailable"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
@@ -29,7 +29,12 @@ from bastion.access import AccessStore, Policy, Principal
 from bastion.access.limits import Limits
 from bastion.audit import AuditEntry, AuditLog
 from bastion.config import AppConfig, BastionConfig
-from bastion.errors import BackendError, BastionError, GuardUnavailable, NotFound
+from bastion.errors import (
+    BackendError,
+    BastionError,
+    GuardUnavailable,
+    NotFound,
+)
 from bastion.experiments.service import Experiments
 from bastion.grounding.groundedness import GroundednessScorer
 from bastion.grounding.service import Grounding
@@ -50,7 +55,8 @@ from bastion.guards.base import (
     strongest,
 )
 from bastion.models import ChatMessage, GenerationParams, ModelRegistry
-from bastion.models.base import FinishReason, Role
+from bastion.models.admission import AdmissionGate
+from bastion.models.base import FinishReason, Generation, Role, StreamDelta
 from bastion.observability import REQUESTS, TOKENS, TRACER
 
 log = logging.getLogger("bastion.pipeline")
@@ -667,21 +673,61 @@ class Pipeline:
                 raise
         return ctx
 
+    def _candidates(self, ctx: RequestContext) -> list[str]:
+        """The request's model, then the app's fallbacks that the person may use."""
+        assert ctx.model is not None and ctx.principal is not None
+        models = [ctx.model]
+        if ctx.app is not None and ctx.app.fallback_models:
+            usable = set(self.registry.names(ctx.principal.tenant))
+            policy = Policy(self.config.access)
+            models += [
+                m
+                for m in ctx.app.fallback_models
+                if m not in models and m in usable and policy.allows_model(ctx.principal, m)
+            ]
+        return models
+
+    def _failed_over(self, ctx: RequestContext, model: str, exc: BackendError) -> None:
+        """Note a model that failed before any output; the next candidate answers."""
+        ctx.extra.setdefault("fallback", []).append({"model": model, "error": exc.message})
+
+    def _generate(self, ctx: RequestContext) -> Generation:
+        """The answer of the first candidate model that gives one: a model whose circuit
+        is open is skipped at once, one that fails counts against its circuit."""
+        candidates = self._candidates(ctx)
+        for n, model in enumerate(candidates):
+            try:
+                with (
+                    self.registry.breaker(model).guard(),
+                    self.registry.gate(model).slot(),
+                    _child_span(ctx, "bastion.generate") as span,
+                ):
+                    try:
+                        generation = self.registry.backend(model).generate(
+                            ctx.messages, ctx.request.params
+                        )
+                    except BastionError:
+                        raise
+                    except Exception as exc:
+                        raise BackendError(f"model '{model}' failed: {exc}") from exc
+                    span.set_attribute("gen_ai.usage.output_tokens", generation.completion_tokens)
+            except BackendError as exc:  # ModelUnavailable too: its circuit is open
+                if n == len(candidates) - 1:
+                    raise
+                self._failed_over(ctx, model, exc)
+            else:
+                ctx.model = model
+                return generation
+        raise AssertionError("the request's own model is always a candidate")
+
     def complete(self, ctx: RequestContext) -> Completion:
         """Generate a whole answer, check it, audit it."""
         assert ctx.model is not None
         try:
-            with self.registry.gate(ctx.model).slot(), _child_span(ctx, "bastion.generate") as span:
-                generation = self.registry.backend(ctx.model).generate(
-                    ctx.messages, ctx.request.params
-                )
-                span.set_attribute("gen_ai.usage.output_tokens", generation.completion_tokens)
+            generation = self._generate(ctx)
         except BastionError as exc:
             self._record(ctx, "error", error=exc.message)
             raise
-        except Exception as exc:
-            self._record(ctx, "error", error=str(exc))
-            raise BackendError(f"model '{ctx.model}' failed: {exc}") from exc
         checker = self._checker(ctx, max_holdback=0)  # nothing to hold back: one pass
         text = checker.feed(generation.text) + checker.finish()
         ctx.verdicts.extend(checker.verdicts.values())
@@ -716,10 +762,35 @@ class Pipeline:
         except BastionError as exc:
             self._record(ctx, "error", error=exc.message)
             raise
-        return self._stream(ctx, gate.release)
+        return self._stream(ctx, [gate])
+
+    def _deltas(self, ctx: RequestContext, held: list[AdmissionGate]) -> Iterator[StreamDelta]:
+        """The first candidate model's stream that starts: before its first delta a model
+        may fail (or have its circuit open) and the next takes over; after it, a failure
+        is the stream's. `held` is the slot taken, moved to the model that answers."""
+        candidates = self._candidates(ctx)
+        for n, model in enumerate(candidates):
+            started = False
+            try:
+                if n > 0:
+                    gate = self.registry.gate(model)
+                    gate.admit()  # before letting the last one go: one slot always held
+                    held[0].release()
+                    held[0] = gate
+                with self.registry.breaker(model).guard():
+                    backend = self.registry.backend(model)
+                    for delta in backend.stream(ctx.messages, ctx.request.params):
+                        if not started:
+                            started, ctx.model = True, model
+                        yield delta
+                return
+            except BackendError as exc:  # ModelUnavailable too: its circuit is open
+                if started or n == len(candidates) - 1:
+                    raise
+                self._failed_over(ctx, model, exc)
 
     def _stream(
-        self, ctx: RequestContext, release: Callable[[], None]
+        self, ctx: RequestContext, held: list[AdmissionGate]
     ) -> Generator[StreamEvent, None, None]:
         assert ctx.model is not None
         checker = self._checker(ctx, self.config.guards.stream_holdback_chars)
@@ -736,7 +807,7 @@ class Pipeline:
             "bastion.generate", context=trace.set_span_in_context(ctx.span)
         )
         try:
-            for delta in self.registry.backend(ctx.model).stream(ctx.messages, ctx.request.params):
+            for delta in self._deltas(ctx, held):
                 out = checker.feed(delta.text)
                 if out:
                     sent.append(out)
@@ -770,7 +841,7 @@ class Pipeline:
             status, error = "error", getattr(exc, "message", str(exc))
             raise
         finally:
-            release()
+            held[0].release()  # the slot of the model that answered, or last tried
             generating.set_attribute("gen_ai.usage.output_tokens", usage[1])
             generating.end()
             if status != "ok":
@@ -824,6 +895,8 @@ class Pipeline:
             field["sampling"] = ctx.extra["sampling"]
         if "experiment" in ctx.extra:
             field["experiment"] = ctx.extra["experiment"]
+        if "fallback" in ctx.extra:  # the models that failed before this one answered
+            field["fallback"] = ctx.extra["fallback"]
         if "grounding" in ctx.extra:
             chars = self.config.grounding.snippet_chars
             reveal = partial(self._reveal, ctx)

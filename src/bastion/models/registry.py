@@ -21,6 +21,7 @@ from bastion.models.base import (
     RecommendsSampling,
     SamplingSource,
 )
+from bastion.models.breaker import CircuitBreaker
 from bastion.plugins import registry
 
 
@@ -53,6 +54,7 @@ class ModelRegistry:
         self._discovered_at = -math.inf
         self._backends: dict[str, ModelBackend] = {}
         self._gates: dict[str, AdmissionGate] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}
         self._lock = threading.Lock()
         self.refresh(force=True)
 
@@ -99,6 +101,15 @@ class ModelRegistry:
             if name not in self._gates:
                 self._gates[name] = AdmissionGate(name, config.max_concurrency, config.max_queue)
             return self._gates[name]
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        config = self.config(name)
+        with self._lock:
+            if name not in self._breakers:
+                self._breakers[name] = CircuitBreaker(
+                    name, config.breaker_failures, config.breaker_reset_s
+                )
+            return self._breakers[name]
 
     def loaded(self, name: str) -> bool:
         """Whether the model's backend is built (by a request, or `bastion serve` preloading

@@ -1,0 +1,226 @@
+"""An upstream model server that fails: retries and timeouts end in a clear error, the
+circuit breaker fails fast and lets one trial through after a while, and an app with
+fallback models answers from the next one, streaming or not. Through the real server,
+against a real (local) OpenAI-compatible upstream."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from bastion.audit import AuditQuery
+from bastion.errors import BackendError, BadRequest, ModelUnavailable
+from bastion.models.breaker import CircuitBreaker
+from bastion.platform import Platform
+from conftest import ECHO_CONFIG, LiveServer, free_port, write_config
+
+
+class Upstream:
+    """A real OpenAI-compatible server whose behaviour a test sets: ok, fail (500), hang,
+    garbage (a 200 that is not JSON) or broken (a stream that breaks after one chunk)."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.calls = 0
+        app = FastAPI()
+
+        @app.post("/v1/chat/completions")
+        async def chat(request: Request) -> Response:
+            self.calls += 1
+            body = await request.json()
+            if self.mode == "fail":
+                return JSONResponse({"error": "boom"}, status_code=500)
+            if self.mode == "hang":
+                time.sleep(3)  # longer than the model's timeout_s
+            if self.mode == "garbage":
+                return PlainTextResponse("<html>gateway error</html>")
+            if body.get("stream"):
+                return StreamingResponse(self._chunks(), media_type="text/event-stream")
+            return JSONResponse(
+                {
+                    "choices": [
+                        {"message": {"content": "remote says hi"}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 3},
+                }
+            )
+
+        self.port = free_port()
+        self._server = uvicorn.Server(uvicorn.Config(app, port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    async def _chunks(self) -> Any:
+        first = {"choices": [{"delta": {"content": "remote "}, "finish_reason": None}]}
+        yield f"data: {json.dumps(first)}\n\n"
+        if self.mode == "broken":
+            yield "data: {not json\n\n"
+            return
+        last = {"choices": [{"delta": {"content": "says hi"}, "finish_reason": "stop"}]}
+        yield f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n"
+
+    def __enter__(self) -> Upstream:
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
+
+
+@pytest.fixture
+def upstream() -> Iterator[Upstream]:
+    with Upstream() as server:
+        yield server
+
+
+@pytest.fixture
+def gateway(home: Path, upstream: Upstream) -> Iterator[LiveServer]:
+    config = copy.deepcopy(ECHO_CONFIG)
+    config["models"].append(
+        {
+            "name": "remote", "backend": "openai", "base_url": f"http://127.0.0.1:{upstream.port}/v1",
+            "timeout_s": 1.0, "retries": 1, "breaker_failures": 2, "breaker_reset_s": 1.0,
+        }
+    )  # fmt: skip
+    config["apps"] += [
+        {"name": "direct", "model": "remote"},
+        {"name": "resilient", "model": "remote", "fallback_models": ["echo"]},
+        {"name": "premium-only", "model": "remote", "fallback_models": ["echo-premium"]},
+    ]
+    config["access"]["policies"]["user"]["apps"] += ["direct", "resilient", "premium-only"]
+    config["access"]["policies"]["user"]["models"] += ["remote"]
+    platform = Platform.open(home, write_config(home, config))
+    with LiveServer(platform) as live:
+        yield live
+    platform.close()
+
+
+def ask(server: LiveServer, app: str, stream: bool = False) -> httpx.Response:
+    return httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"app": app, "messages": [{"role": "user", "content": "hi"}], "stream": stream},
+        headers={"Authorization": f"Bearer {server.key('acme', 'bob', 'user')}"},
+        timeout=30,
+    )
+
+
+def last_record(server: LiveServer) -> dict[str, Any]:
+    return server.platform.audit.search(AuditQuery(tenant="acme", limit=1)).records[0]
+
+
+def test_a_failing_upstream_is_retried_then_reported_then_failed_fast(
+    gateway: LiveServer, upstream: Upstream
+) -> None:
+    upstream.mode = "fail"
+    for _ in range(2):  # two failed requests in a row (each tried twice) open the circuit
+        answer = ask(gateway, "direct")
+        assert answer.status_code == 502 and "failed after 2 attempts" in answer.text
+    assert upstream.calls == 4 and last_record(gateway)["status"] == "error"
+    fast = ask(gateway, "direct")
+    assert fast.status_code == 503 and fast.json()["error"]["code"] == "model_unavailable"
+    assert 1 <= int(fast.headers["retry-after"]) <= 1 and upstream.calls == 4  # not called
+    upstream.mode = "ok"
+    time.sleep(1.1)  # the circuit half-opens: one trial request decides
+    assert ask(gateway, "direct").json()["choices"][0]["message"]["content"] == "remote says hi"
+    assert gateway.platform.registry.breaker("remote").state == "closed"
+
+
+def test_a_hanging_upstream_times_out_with_a_clear_error(
+    gateway: LiveServer, upstream: Upstream
+) -> None:
+    upstream.mode = "hang"
+    started = time.monotonic()
+    answer = ask(gateway, "direct")
+    assert answer.status_code == 502 and "Timeout" in answer.text
+    assert time.monotonic() - started < 10  # 2 attempts of 1 s and a backoff, not forever
+
+
+def test_a_malformed_answer_and_a_broken_stream_are_errors_not_garbage(
+    gateway: LiveServer, upstream: Upstream
+) -> None:
+    upstream.mode = "garbage"
+    answer = ask(gateway, "direct")
+    assert answer.status_code == 502 and "invalid answer" in answer.text
+    upstream.mode = "broken"
+    streamed = ask(gateway, "direct", stream=True)
+    assert "broke" in streamed.text and "[DONE]" not in streamed.text  # an error event
+    assert last_record(gateway)["status"] == "error"
+
+
+def test_an_app_with_fallbacks_answers_from_the_next_model(
+    gateway: LiveServer, upstream: Upstream
+) -> None:
+    upstream.mode = "fail"
+    answer = ask(gateway, "resilient")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["choices"][0]["message"]["content"] == "hi"  # the echo model's answer
+    assert body["bastion"]["model"] == "echo"
+    assert body["bastion"]["fallback"][0]["model"] == "remote"
+    record = last_record(gateway)
+    assert record["model"] == "echo" and record["extra"]["fallback"][0]["model"] == "remote"
+    streamed = ask(gateway, "resilient", stream=True)
+    assert streamed.status_code == 200 and "[DONE]" in streamed.text
+    assert '"fallback"' in streamed.text and last_record(gateway)["model"] == "echo"
+    # The circuit is open now: the fallback answers without waiting on the upstream.
+    calls = upstream.calls
+    assert ask(gateway, "resilient").status_code == 200 and upstream.calls == calls
+
+
+def test_a_fallback_the_person_may_not_use_is_not_tried(
+    gateway: LiveServer, upstream: Upstream
+) -> None:
+    upstream.mode = "fail"
+    answer = ask(gateway, "premium-only")  # ECHO_CONFIG's users may not use echo-premium
+    assert answer.status_code == 502 and "fallback" not in answer.text
+
+
+def test_the_circuit_opens_half_opens_and_closes() -> None:
+    now = [0.0]
+    breaker = CircuitBreaker("m", failures=2, reset_s=10, clock=lambda: now[0])
+
+    def fail() -> None:
+        with pytest.raises(BackendError), breaker.guard():
+            raise BackendError("down")
+
+    fail()
+    assert breaker.state == "closed"
+    fail()
+    assert breaker.state == "open"
+    with pytest.raises(ModelUnavailable, match="retry in 10 s") as refused:
+        breaker.before()
+    assert refused.value.retry_after == 10
+    now[0] = 10.0
+    assert breaker.state == "half-open"
+    breaker.before()  # the one trial
+    with pytest.raises(ModelUnavailable):
+        breaker.before()  # everyone else waits for it
+    breaker.failed()  # the trial failed: open again, for another reset_s
+    assert breaker.state == "open"
+    now[0] = 20.0
+    with pytest.raises(BadRequest), breaker.guard():  # the server answered: not a failure
+        raise BadRequest("400 from the server")
+    assert breaker.state == "half-open"
+    with breaker.guard():
+        pass
+    assert breaker.state == "closed"
+
+
+def test_a_circuit_that_never_opens() -> None:
+    breaker = CircuitBreaker("m", failures=0, reset_s=1)
+    for _ in range(20):
+        breaker.failed()
+    assert breaker.state == "closed"
