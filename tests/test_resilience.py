@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from sqlalchemy import event
 
 from bastion.audit import AuditQuery
 from bastion.errors import BackendError, BadRequest, ModelUnavailable
@@ -224,3 +225,46 @@ def test_a_circuit_that_never_opens() -> None:
     for _ in range(20):
         breaker.failed()
     assert breaker.state == "closed"
+
+
+def test_a_full_disk_refuses_requests_and_corrupts_nothing(server: LiveServer) -> None:
+    """SQLite stopped from growing (max_page_count) stands in for a full disk."""
+    engine = server.platform.db.engine
+    with engine.connect() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+
+    def full_disk(dbapi_connection: Any, _: Any) -> None:
+        dbapi_connection.execute(f"PRAGMA max_page_count = {pages}")
+
+    event.listen(engine, "connect", full_disk)
+    engine.dispose()  # every connection from now on sees the full disk
+    key = server.key("acme", "bob", "user")  # made before the disk fills
+    answers = []
+    try:
+        for n in range(60):
+            answers.append(
+                httpx.post(
+                    server.url + "/v1/chat/completions",
+                    json={"messages": [{"role": "user", "content": f"question {n} " * 40}]},
+                    headers={"Authorization": f"Bearer {key}"},
+                )
+            )
+            if answers[-1].status_code != 200:
+                break
+    finally:
+        event.remove(engine, "connect", full_disk)
+        engine.dispose()
+    refused = answers[-1]
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "audit_unavailable"
+    assert "nothing of it kept" in refused.text
+    answered = [a.json()["bastion"]["trace_id"] for a in answers if a.status_code == 200]
+    for trace_id in answered:  # every answer a client got has its record
+        assert server.platform.audit.get(trace_id)["status"] == "ok"
+    assert server.platform.audit.verify().ok
+    after = httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "room again"}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert after.status_code == 200 and server.platform.audit.verify().ok

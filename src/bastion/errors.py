@@ -122,3 +122,12 @@ class ModelUnavailable(BackendError):
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class AuditUnavailable(BastionError):
+    """The audit trail cannot be written (a full disk, a database that is down): the
+    request is refused rather than answered without its record."""
+
+    status_code = 503
+    code = "audit_unavailable"
+    error_type = "server_error"

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from sqlalchemy import Row, Select, bindparam, func, insert, select, update
+from sqlalchemy.exc import OperationalError
 
-from bastion.errors import NotFound
+from bastion.errors import AuditUnavailable, NotFound
 from bastion.guards.base import Action, strongest
 from bastion.storage import Database
 from bastion.storage.tables import AuditHead, AuditRecord
@@ -34,6 +35,10 @@ _MOVE_HEAD = (
 )
 
 _BATCH = 1000
+
+
+def _first_line(error: BaseException) -> str:
+    return str(getattr(error, "orig", None) or error).splitlines()[0]
 
 
 def _sha256(text: str) -> str:
@@ -119,6 +124,12 @@ class AuditLog:
                 with self._queue_lock:
                     batch, self._queue = self._queue, []
                 self._write(batch)
+        if isinstance(pending.error, OperationalError | OSError):
+            raise AuditUnavailable(
+                "the audit trail could not be written, so the request was refused and "
+                f"nothing of it kept ({_first_line(pending.error)}); check the disk and the "
+                "database, then retry"
+            ) from pending.error
         if pending.error is not None:
             raise pending.error
         return pending.hash
