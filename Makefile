@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: install browser run test lint docs bench screenshots clean
+.PHONY: install browser run test lint docs bench soak screenshots clean
 
 # torch first, pinned to the CPU wheel (a plain `torch` requirement would pull CUDA builds);
 # llama-cpp-python built for any x86-64 CPU (the native build crashes on some, AMX): the
@@ -44,6 +44,12 @@ test: lint browser
 
 bench: install
 	$(BIN)/python benchmarks/run_all.py
+
+# 200 clients for 5 minutes (memory, queues, durability), then a kill -9 half-way through
+# a 2-minute run; each prints its figures as JSON (BENCHMARKS.md, "Soak").
+soak: install
+	$(BIN)/python benchmarks/soak.py --seconds 300 --clients 200
+	$(BIN)/python benchmarks/soak.py --seconds 120 --clients 200 --kill-at 60
 
 screenshots: install browser
 	BASTION_CONSOLE_SCREENSHOTS=docs/console $(BIN)/pytest -q tests/test_console_browser.py -k every_page
