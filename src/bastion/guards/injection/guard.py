@@ -26,6 +26,7 @@ from bastion.guards.injection.spotlight import (
     without_markers,
 )
 from bastion.guards.pii.normalize import normalize
+from bastion.guards.readings import readings
 
 
 class InjectionGuard(Guard):
@@ -54,7 +55,11 @@ class InjectionGuard(Guard):
     def check(self, text: str, ctx: GuardContext) -> Verdict:
         if not text.strip():
             return Verdict(self.name)
-        score, rules = self.detector.score(text)
+        # The worst reading counts: a disguise (base64, l e t t e r s, 1337) is undone.
+        (score, rules), how = max(
+            ((self.detector.score(r.text), r.how) for r in readings(text)),
+            key=lambda scored: (scored[0][0], len(scored[0][1])),
+        )
         # Retrieved documents instruct people all the time; there only explicit attack
         # phrasing (a rule) or a near-certain score counts.
         retrieved = ctx.stage == "retrieved"
@@ -64,6 +69,8 @@ class InjectionGuard(Guard):
         detail = f"looks like a prompt injection (score {score:.2f}" + (
             f"; rules: {', '.join(rules)})" if rules else ")"
         )
+        if how != "as written":
+            detail += f", {how}"
         action = self.per_app.get(ctx.app, self.action)
         return Verdict(self.name, action, score, [Finding("prompt_injection", detail)])
 

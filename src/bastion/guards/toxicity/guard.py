@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bastion.guards.base import Finding, Guard, GuardContext, Verdict
+from bastion.guards.readings import readings
 from bastion.guards.toxicity.detector import ToxicityDetector
 from bastion.guards.toxicity.plugin import ToxicityAction
 
@@ -30,8 +31,10 @@ class ToxicityGuard(Guard):
         if not text.strip():
             return Verdict(self.name)
         threshold, action = self.per_app.get(ctx.app, (self.threshold, self.action))
-        score = self.detector.score(text)
+        # The worst reading counts: a disguise (base64, l e t t e r s) is undone.
+        score, how = max((self.detector.score(r.text), r.how) for r in readings(text))
         if score < threshold:
             return Verdict(self.name, "allow", score)
-        finding = Finding("toxic", f"hateful or toxic language (score {score:.2f})")
+        detail = f"hateful or toxic language (score {score:.2f})"
+        finding = Finding("toxic", detail if how == "as written" else f"{detail}, {how}")
         return Verdict(self.name, action, score, [finding])
