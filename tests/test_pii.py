@@ -9,17 +9,21 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
+from typer.testing import CliRunner
 
+from bastion.cli import app
 from bastion.errors import ConfigError
 from bastion.guards import Guard, GuardContext, Verdict
 from bastion.guards.base import RequestState
 from bastion.guards.pii.detector import PiiDetector
 from bastion.guards.pii.guard import PiiMasker
 from bastion.guards.pii.normalize import normalize
-from bastion.guards.pii.vault import PiiVault, StreamUnmasker, vault_key
+from bastion.guards.pii.vault import PiiVault, StreamUnmasker, rotate_vault_key, vault_keys
 from bastion.platform import Platform
 from conftest import ECHO_CONFIG, LiveServer, write_config
+
+runner = CliRunner()
 
 DETECTOR = PiiDetector()
 
@@ -149,14 +153,38 @@ def test_the_vault_key_file_is_private_or_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("BASTION_VAULT_KEY", raising=False)
-    key = vault_key(tmp_path)
+    sealed = vault_keys(tmp_path).encrypt(b"219-09-9999")
     assert (tmp_path / "vault.key").stat().st_mode & 0o777 == 0o600
-    assert vault_key(tmp_path) == key and Fernet(key)  # the same key, read back
+    assert vault_keys(tmp_path).decrypt(sealed) == b"219-09-9999"  # the same key, read back
     (tmp_path / "vault.key").chmod(0o644)
     with pytest.raises(ConfigError, match=r"mode 0644.*chmod 600"):
-        vault_key(tmp_path)
-    monkeypatch.setenv("BASTION_VAULT_KEY", key.decode())
-    assert vault_key(tmp_path) == key  # from the environment, the file is not read
+        vault_keys(tmp_path)
+    key = Fernet.generate_key().decode()
+    monkeypatch.setenv("BASTION_VAULT_KEY", key)
+    assert Fernet(key).decrypt(vault_keys(tmp_path).encrypt(b"x")) == b"x"  # the file unread
+    monkeypatch.setenv("BASTION_VAULT_KEY", "not-a-key")
+    with pytest.raises(ConfigError, match="not valid"):
+        vault_keys(tmp_path)
+
+
+def test_rotating_the_vault_key_keeps_what_the_old_key_sealed_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BASTION_VAULT_KEY", raising=False)
+    before = vault_keys(tmp_path)
+    in_flight = before.encrypt(b"maria@example.com")  # a request sealed before the rotation
+    assert rotate_vault_key(tmp_path) == 2
+    after = vault_keys(tmp_path)
+    assert (tmp_path / "vault.key").stat().st_mode & 0o777 == 0o600
+    assert after.decrypt(in_flight) == b"maria@example.com"
+    new = after.encrypt(b"x")
+    with pytest.raises(InvalidToken):
+        before.decrypt(new)  # the new key seals now
+    assert rotate_vault_key(tmp_path, keep_previous=False) == 1
+    with pytest.raises(InvalidToken):
+        vault_keys(tmp_path).decrypt(in_flight)  # the old key is gone
+    result = runner.invoke(app, ["guards", "rotate-vault-key"], env={"BASTION_HOME": str(tmp_path)})
+    assert result.exit_code == 0 and "2 keys" in result.output
 
 
 def test_the_vault_holds_no_plaintext() -> None:

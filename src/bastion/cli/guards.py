@@ -17,6 +17,41 @@ guards_train_app = typer.Typer(help="Train a guard's classifier.", no_args_is_he
 guards_app.add_typer(guards_train_app, name="train")
 
 
+@guards_app.command("rotate-vault-key")
+@reports_errors
+def rotate_vault_key(
+    drop_previous: Annotated[
+        bool,
+        typer.Option(
+            "--drop-previous",
+            help="Keep only the new key (once every replica runs with it and no request "
+            "sealed before the rotation is in flight).",
+        ),
+    ] = False,
+) -> None:
+    """Give the PII vault a new key in BASTION_HOME/vault.key; the previous key is kept to
+    open what it sealed. Restart the server (every replica) to seal with the new key."""
+    import os
+
+    from bastion.config import bastion_home, load_config
+    from bastion.errors import ConfigError
+    from bastion.guards.pii.plugin import PiiSettings
+    from bastion.guards.pii.vault import rotate_vault_key as rotate
+
+    env_var = load_config().guards.settings("pii", PiiSettings).vault_key_env
+    if os.environ.get(env_var):
+        raise ConfigError(
+            f"the vault keys come from {env_var}: rotate there (the new key first, a comma, "
+            "then the old one)"
+        )
+    home = bastion_home()
+    kept = rotate(home, keep_previous=not drop_previous)
+    typer.echo(
+        f"{home / 'vault.key'} now holds {kept} key{'s' if kept != 1 else ''}, the new one "
+        "first; restart the server to seal with it"
+    )
+
+
 @guards_train_app.command("injection")
 @reports_errors
 def train_injection(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 
 from bastion.guards.base import (
     Finding,
@@ -40,7 +40,7 @@ class PiiMasker(Guard):
         app_actions: dict[str, dict[str, PiiAction]] | None = None,
         *,
         output_ner: bool = False,
-        fernet: Fernet | None = None,
+        fernet: Fernet | MultiFernet | None = None,
     ) -> None:
         self.detector = detector
         self._fernet = fernet

@@ -39,7 +39,8 @@ class PiiSettings(BaseModel):
     )
     vault_key_env: str = Field(
         "BASTION_VAULT_KEY",
-        description="Environment variable with the vault's Fernet key; "
+        description="Environment variable with the vault's Fernet keys (comma-separated, the "
+        "first seals); "
         "default: BASTION_HOME/vault.key, created on first use.",
     )
 
@@ -55,11 +56,9 @@ class PiiAppSettings(BaseModel):
 def build(settings: PiiSettings, setup: GuardSetup) -> GuardParts:
     if not settings.enabled:
         return GuardParts()
-    from cryptography.fernet import Fernet
-
     from bastion.guards.pii.detector import DEFAULT_ENTITIES, PiiDetector
     from bastion.guards.pii.guard import PiiMasker
-    from bastion.guards.pii.vault import vault_key
+    from bastion.guards.pii.vault import vault_keys
 
     detector = PiiDetector(tuple(settings.entities or DEFAULT_ENTITIES), settings.threshold)
     masker = PiiMasker(
@@ -68,7 +67,7 @@ def build(settings: PiiSettings, setup: GuardSetup) -> GuardParts:
         settings.default_action,
         {name: dict(s.pii_actions) for name, s in setup.apps.items() if s.pii_actions},
         output_ner=settings.output_ner,
-        fernet=Fernet(vault_key(setup.home, settings.vault_key_env)),
+        fernet=vault_keys(setup.home, settings.vault_key_env),
     )
     return GuardParts(input=[masker], output=[masker])
 

@@ -14,10 +14,11 @@ import os
 import re
 import secrets
 import stat
+import tempfile
 from collections import Counter
 from pathlib import Path
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, MultiFernet
 
 from bastion.errors import ConfigError
 
@@ -25,29 +26,61 @@ PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*?)_(\d+)>")
 _LONGEST_PLACEHOLDER = 40
 
 
-def vault_key(home: Path, env_var: str = "BASTION_VAULT_KEY") -> bytes:
-    """The vault key: from `env_var`, else `home/vault.key` (created 0600 on first use).
-    A key file other users may read or write is refused: whoever reads it can decrypt
-    what the vault sealed."""
+def vault_keys(home: Path, env_var: str = "BASTION_VAULT_KEY") -> MultiFernet:
+    """The vault's keys: from `env_var` (comma-separated), else `home/vault.key` (one a line,
+    created 0600 on first use). The first key seals; every key listed opens, so a rotation
+    (`bastion guards rotate-vault-key`) never breaks a request in flight or a replica not
+    yet restarted. A key file other users may read or write is refused: whoever reads it
+    can decrypt what the vault sealed."""
     if os.environ.get(env_var):
-        return os.environ[env_var].encode()
+        return _keys(os.environ[env_var].replace(",", "\n"), env_var)
     path = home / "vault.key"
     if not path.exists():
         home.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(Fernet.generate_key())
+    _check_private(path, env_var)
+    return _keys(path.read_text("ascii"), str(path))
+
+
+def rotate_vault_key(home: Path, keep_previous: bool = True) -> int:
+    """Put a new key first in `home/vault.key` (written beside it 0600, then renamed over
+    it); the previous first key is kept to open what it sealed unless `keep_previous` is
+    off. Returns how many keys the file now holds."""
+    path = home / "vault.key"
+    vault_keys(home, env_var="")  # creates the file, refuses a key file others may read
+    old = [k for k in path.read_text("ascii").split() if k]
+    keys = [Fernet.generate_key().decode(), *(old[:1] if keep_previous else [])]
+    fd, staged = tempfile.mkstemp(prefix=".vault.key.", dir=home)  # created 0600
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write("\n".join(keys) + "\n")
+    os.replace(staged, path)
+    return len(keys)
+
+
+def _check_private(path: Path, env_var: str) -> None:
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         raise ConfigError(
             f"{path} is open to other users (mode {mode:04o}); restrict it with "
             f"`chmod 600 {path}` or give the key in {env_var}"
         )
-    return path.read_bytes().strip()
+
+
+def _keys(text: str, where: str) -> MultiFernet:
+    try:
+        return MultiFernet([Fernet(k.encode()) for k in text.split()])
+    except ValueError as exc:  # an empty list, or a key that is not 32 url-safe base64 bytes
+        raise ConfigError(
+            f"the vault key in {where} is not valid ({exc}); a key is what "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())'` "
+            "prints, one a line"
+        ) from None
 
 
 class PiiVault:
-    def __init__(self, fernet: Fernet | None = None) -> None:
+    def __init__(self, fernet: Fernet | MultiFernet | None = None) -> None:
         # Without a key of its own, the vault's ciphertexts die with it (tests, tools).
         self._fernet = fernet or Fernet(Fernet.generate_key())
         self._salt = secrets.token_bytes(16)
