@@ -992,12 +992,16 @@ class Pipeline:
         if ctx.span.is_recording():
             self._trace_outcome(ctx, status, usage, error)
         ctx.span.end()
-        REQUESTS.labels(ctx.app.name if ctx.app else "-", ctx.model or "-", status).inc()
+        # /metrics is read without a key: it names only the installation's configured
+        # models, never a tenant's tuned one (or a made-up name, a new series each).
+        shared = {m.name for m in self.config.models}
+        model = ctx.model if ctx.model in shared else ("-" if ctx.model is None else "other")
+        REQUESTS.labels(ctx.app.name if ctx.app else "-", model, status).inc()
         if self.limits is not None and self.limits.active and p is not None:
             self.limits.spend(p, sum(usage))
         if usage != (0, 0):
-            TOKENS.labels(ctx.model or "-", "prompt").inc(usage[0])
-            TOKENS.labels(ctx.model or "-", "completion").inc(usage[1])
+            TOKENS.labels(model, "prompt").inc(usage[0])
+            TOKENS.labels(model, "completion").inc(usage[1])
         log.info(
             "request",
             extra={

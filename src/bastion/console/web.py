@@ -102,7 +102,7 @@ class SignInNeeded(Exception):
 
 def _local_time(value: datetime | str | None) -> Markup:
     """A <time> the viewer's browser shows in its own zone (console.js); UTC without it."""
-    if value is None or value == "":
+    if not value:  # None, empty, or a field the record does not have (Undefined)
         return Markup("")
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     if moment.tzinfo is None:
