@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check
 
-.PHONY: install browser run test lint docs bench soak screenshots clean
+.PHONY: install browser run test lint docs bench soak fuzz screenshots clean
 
 # torch first, pinned to the CPU wheel (a plain `torch` requirement would pull CUDA builds);
 # llama-cpp-python built for any x86-64 CPU (the native build crashes on some, AMX): the
@@ -50,6 +50,11 @@ bench: install
 soak: install
 	$(BIN)/python benchmarks/soak.py --seconds 300 --clients 200
 	$(BIN)/python benchmarks/soak.py --seconds 120 --clients 200 --kill-at 60
+
+# schemathesis over the server's OpenAPI schema, every operation as each role and with no
+# key, with a big budget (`make test` runs the same test with 3 examples)
+fuzz: install
+	BASTION_FUZZ_EXAMPLES=$${BASTION_FUZZ_EXAMPLES:-200} $(BIN)/pytest -q tests/test_fuzz.py
 
 screenshots: install browser
 	BASTION_CONSOLE_SCREENSHOTS=docs/console $(BIN)/pytest -q tests/test_console_browser.py -k every_page

@@ -218,6 +218,7 @@ def test_the_plan_over_http_is_for_admins_and_reads_their_tenant(home: Path) -> 
             refused = get(user)
             unknown = get(admin, model="gpt-9")
             negative = get(admin, qps=-1)
+            not_a_number = get(admin, qps="nan")  # was a 500 (an overflow), like inf
             garbled = get(admin, qps="fast")
             no_traffic = get(admin, since="2026-01-01")
     finally:
@@ -228,5 +229,6 @@ def test_the_plan_over_http_is_for_admins_and_reads_their_tenant(home: Path) -> 
     assert refused.status_code == 403 and "admins only" in refused.text
     assert unknown.status_code == 404
     assert negative.status_code == 400 and "positive" in negative.text
+    assert not_a_number.status_code == 400 and "finite" in not_a_number.text
     assert garbled.status_code == 400
     assert no_traffic.status_code == 400 and "no answered request to 'small'" in no_traffic.text

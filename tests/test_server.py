@@ -216,6 +216,16 @@ def test_missing_and_revoked_keys_get_401(server: LiveServer) -> None:
             "json_schema",
         ),
         (b'{"messages": [{"role": "user", "content": "x"}], "logprobs": true}', 400, "logprobs"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),  # was a RecursionError
+        *(  # $refs used to fail only once the answer was checked (a 502), or fetch a URL
+            (
+                b'{"messages": [{"role": "user", "content": "{}"}], "response_format": '
+                b'{"type": "json_schema", "json_schema": {"schema": {"$ref": "' + ref + b'"}}}}',
+                400,
+                "does not point inside the schema",
+            )
+            for ref in (b"#/nope", b"https://example.com/schema.json")
+        ),
     ],
 )
 def test_bad_input_gets_a_clear_4xx(
@@ -271,6 +281,10 @@ def test_deny_list_blocks_input_and_reports_it(server: LiveServer) -> None:
 def test_unknown_routes_answer_json(server: LiveServer) -> None:
     response = httpx.get(server.url + "/v1/nothing")
     assert response.status_code == 404 and "error" in response.json()
+    # a wrong method: 405 naming every method of the path (GET and POST are two routes)
+    response = httpx.request("DELETE", server.url + "/v1/experiments")
+    assert response.status_code == 405 and "error" in response.json()
+    assert response.headers["allow"] == "GET, POST"
 
 
 def test_health_metrics_and_openapi(server: LiveServer) -> None:

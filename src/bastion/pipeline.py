@@ -779,10 +779,15 @@ class Pipeline:
                     held[0] = gate
                 with self.registry.breaker(model).guard():
                     backend = self.registry.backend(model)
-                    for delta in backend.stream(ctx.messages, ctx.request.params):
-                        if not started:
-                            started, ctx.model = True, model
-                        yield delta
+                    try:
+                        for delta in backend.stream(ctx.messages, ctx.request.params):
+                            if not started:
+                                started, ctx.model = True, model
+                            yield delta
+                    except BastionError:
+                        raise
+                    except Exception as exc:  # a backend's own failure: the client's error event
+                        raise BackendError(f"model '{model}' failed: {exc}") from exc
                 return
             except BackendError as exc:  # ModelUnavailable too: its circuit is open
                 if started or n == len(candidates) - 1:

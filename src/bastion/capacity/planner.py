@@ -46,8 +46,9 @@ class Traffic:
     def __post_init__(self) -> None:
         if self.prompt_tokens < 1 or self.answer_tokens < 1:
             raise BadRequest("prompt and answer lengths must be at least one token")
-        if self.qps <= 0 or self.p95_ms <= 0:
-            raise BadRequest("--qps and --p95-ms must be positive")
+        # NaN passes a `<= 0` test, and infinity overflows the replica count: finite only
+        if not (0 < self.qps < math.inf and 0 < self.p95_ms < math.inf):
+            raise BadRequest("--qps and --p95-ms must be positive, finite numbers")
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bastion import __version__
@@ -170,6 +171,9 @@ def _describe(errors: list[Any]) -> str:
     return "; ".join(problems)
 
 
+_TOO_DEEP = "the body is nested too deeply; send JSON nested at most a few hundred levels"
+
+
 def _parse_body(raw: bytes, model: type[M]) -> M:
     """Parse a JSON body whatever its declared content type, with errors that say what to fix."""
     try:
@@ -180,10 +184,14 @@ def _parse_body(raw: bytes, model: type[M]) -> M:
         raise BadRequest(
             f"the body is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
         ) from None
+    except RecursionError:  # arrays or objects nested thousands deep
+        raise BadRequest(_TOO_DEEP) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise BadRequest(_describe(exc.errors())) from None
+    except RecursionError:  # a validator walking a deep value (a response_format schema)
+        raise BadRequest(_TOO_DEEP) from None
 
 
 # The models that hand-parsed bodies refer to, added to the schema's components (see
@@ -413,8 +421,13 @@ def create_app(platform: Platform) -> FastAPI:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), "http_error", "invalid_request_error")
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:  # RFC 9110: a 405 says which methods the path takes
+            headers = {"Allow": _allowed_methods(app, request.scope)}
+        return _error(
+            exc.status_code, str(exc.detail), "http_error", "invalid_request_error", headers
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -471,7 +484,8 @@ def create_app(platform: Platform) -> FastAPI:
     @app.post(
         "/v1/chat/completions",
         response_model=ChatCompletionResponse,
-        responses=_ERRORS,
+        # with `stream: true` the answer is server-sent events (chat.completion.chunk JSON)
+        responses={**_ERRORS, 200: {"content": {"text/event-stream": {"schema": {}}}}},
         tags=["openai"],
         openapi_extra=_json_body(ChatCompletionRequest),
     )
@@ -582,7 +596,8 @@ def create_app(platform: Platform) -> FastAPI:
 
     @app.post(
         "/v1/feedback",
-        responses=_ERRORS,
+        # the same feedback again answers 200: it is idempotent, not a conflict
+        responses={**_ERRORS, 200: {"description": "This feedback was recorded already"}},
         tags=["experiments"],
         status_code=201,
         openapi_extra=_json_body(FeedbackRequest),
@@ -629,6 +644,8 @@ def create_app(platform: Platform) -> FastAPI:
             raw = json.loads(await http_request.body())
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise BadRequest("the body is not valid JSON; send an experiment as JSON") from None
+        except RecursionError:
+            raise BadRequest(_TOO_DEEP) from None
         if isinstance(raw, dict):
             raw.setdefault("tenant", principal.tenant)
             if raw["tenant"] != principal.tenant:
@@ -722,6 +739,16 @@ def create_app(platform: Platform) -> FastAPI:
 
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
+
+
+def _allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """Every method a path answers: Starlette's own 405 names its first route's only, and
+    a path may have several (GET and POST /v1/experiments)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        if isinstance(route, Route) and route.matches(scope)[0] != Match.NONE:
+            methods |= route.methods or set()
+    return ", ".join(sorted(methods))
 
 
 def _admin(principal: Principal, what: str = "the audit trail") -> Principal:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Literal
+from urllib.parse import unquote
 
 import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -47,7 +49,44 @@ class JsonSchemaFormat(BaseModel):
             jsonschema.validators.validator_for(v).check_schema(v)
         except jsonschema.SchemaError as exc:
             raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+        # check_schema leaves $refs unresolved: one to nowhere would fail only when the
+        # answer is checked (a 5xx), and one to a URL would have the server fetch it.
+        for ref in _refs(v):
+            if not _points_inside(v, ref):
+                raise ValueError(
+                    f"$ref '{ref}' does not point inside the schema; refer to its own parts "
+                    "only, e.g. '#/$defs/name'"
+                )
         return v
+
+
+def _refs(node: Any) -> Iterator[str]:
+    """Every $ref in a schema (not inside values it only lists, such as `const`)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("$ref"), str):
+            yield node["$ref"]
+        for key, value in node.items():
+            if key not in ("const", "enum", "default", "examples"):
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _refs(value)
+
+
+def _points_inside(schema: dict[str, Any], ref: str) -> bool:
+    """Whether `ref` is a JSON pointer ('#', '#/$defs/x') to a part of `schema`."""
+    if ref != "#" and not ref.startswith("#/"):
+        return False
+    node: Any = schema
+    for token in ref[2:].split("/") if ref != "#" else []:
+        token = unquote(token).replace("~1", "/").replace("~0", "~")
+        if isinstance(node, dict) and token in node:
+            node = node[token]
+        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+            node = node[int(token)]
+        else:
+            return False
+    return True
 
 
 class ResponseFormat(BaseModel):
