@@ -758,17 +758,24 @@ def bastion_home() -> Path:
 
 def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
-    for key, raw in environ.items():
+    # Sorted, so that BASTION_A__B comes before BASTION_A__B__C whatever the order of the
+    # environment: that one sets both a value and a key inside it, which is refused below.
+    for key, raw in sorted(environ.items()):
         if not key.startswith(ENV_PREFIX) or "__" not in key:
             continue
         path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__")]
         try:
             value = yaml.safe_load(raw)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):  # RecursionError: nested too deeply
             value = raw
         node = overrides
-        for part in path[:-1]:
+        for depth, part in enumerate(path[:-1], start=1):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):  # was a TypeError
+                raise ConfigError(
+                    f"{key} sets a key inside {'.'.join(path[:depth])}, which another "
+                    "BASTION_* variable sets to a value; unset one of them"
+                )
         node[path[-1]] = value
     return overrides
 
@@ -803,6 +810,8 @@ def read_yaml(path: Path, what: str, error: type[BastionError] = ConfigError) ->
         raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise error(f"{what} {path} is not valid YAML: {exc}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise error(f"{what} {path} is nested too deeply to read; flatten it") from None
 
 
 def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> BastionConfig:

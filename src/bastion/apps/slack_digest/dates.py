@@ -123,7 +123,10 @@ def due_date(text: str, written: date) -> date | None:
     """The due date `text` states, read relative to `written`; None when it states none."""
     for pattern, read in _RULES:
         for match in pattern.finditer(text):
-            found = read(match, written)
+            try:
+                found = read(match, written)
+            except OverflowError:  # "in 99999999 days": past the year 9999, no due date
+                continue
             if found is not None:
                 return found
     return None

@@ -71,10 +71,11 @@ def _acl_rules(tree: SourceTree) -> tuple[dict[str, Any], Skipped | None]:
         return {}, None
     try:
         rules = json.loads(tree.read(ACL_FILE).decode("utf-8"))
-        if not isinstance(rules, dict):
-            raise ValueError("expected an object with 'default' and 'files'")
+        # 'files' not an object was an AttributeError when each file's rule was looked up
+        if not isinstance(rules, dict) or not isinstance(rules.get("files", {}), dict):
+            raise ValueError("expected an object with 'default' and 'files' (an object)")
         return rules, None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         # Unreadable rules must not widen access: every file falls back to deny.
         return {"default": []}, Skipped(ACL_FILE, f"unreadable ({exc}); every file denied")
 

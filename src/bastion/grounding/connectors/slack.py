@@ -29,13 +29,34 @@ _LINK = re.compile(r"<(https?://[^|>]+)(?:\|([^>]*))?>")
 _NOISE = {"channel_join", "channel_leave", "channel_purpose", "channel_topic", "bot_add"}
 
 
-def _load(tree: SourceTree, name: str) -> tuple[Any, Skipped | None]:
+def _parse(data: bytes) -> Any:
+    """A JSON file of the export (RecursionError: nested too deeply). A lone surrogate
+    escape ("\\ud83d" of a cut emoji) becomes '?': text holding one cannot be stored or
+    hashed as UTF-8 (was a UnicodeEncodeError at ingest)."""
+    found = json.loads(data.decode("utf-8"))
+    text = json.dumps(found, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.loads(text.encode("utf-8", "replace").decode("utf-8"))
+    return found
+
+
+def _nonempty(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _load(tree: SourceTree, name: str) -> tuple[list[Any], Skipped | None]:
+    """A listing (users.json, channels.json, groups.json): a JSON list."""
     if not tree.exists(name):
         return [], None
     try:
-        return json.loads(tree.read(name).decode("utf-8")), None
-    except (ValueError, UnicodeDecodeError) as exc:
+        found = _parse(tree.read(name))
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         return [], Skipped(name, f"unreadable ({exc}); its entries are missing")
+    if not isinstance(found, list):  # was a TypeError (a number) when iterated
+        return [], Skipped(name, "not a JSON list; its entries are missing")
+    return found, None
 
 
 @dataclass(frozen=True)
@@ -48,7 +69,9 @@ class SlackChannel:
 def slack_users(tree: SourceTree) -> tuple[dict[str, Any], list[Skipped]]:
     """The workspace's users by id (users.json), and a problem if it is unreadable."""
     users_raw, problem = _load(tree, "users.json")
-    users = {u["id"]: u for u in users_raw if isinstance(u, dict) and "id" in u}
+    # An id that is not a string (a list) was a TypeError; an empty one was a contact with
+    # no id, whose name every message without a user was shown under.
+    users = {u["id"]: u for u in users_raw if isinstance(u, dict) and _nonempty(u.get("id"))}
     return users, [problem] if problem else []
 
 
@@ -70,8 +93,13 @@ def slack_channels(
             if "/" in name or name in ("..", "."):
                 problems.append(Skipped(name, "channel name is not a folder name; skipped"))
                 continue
+            # Members that are not a list of user ids were a TypeError; they grant no access.
+            members = channel.get("members")
+            members = (
+                [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
+            )
             acl = (
-                tuple(sorted(f"user:{_username(users, m)}" for m in channel.get("members", [])))
+                tuple(sorted(f"user:{_username(users, m)}" for m in members))
                 if private
                 else ((EVERYONE,) if cfg.acl is None else tuple(cfg.acl))
             )
@@ -108,7 +136,8 @@ def _people(cfg: SourceConfig, users: dict[str, Any]) -> Iterator[SourceRecord]:
     for uid, user in sorted(users.items()):
         if user.get("is_bot") or user.get("deleted"):
             continue
-        profile = user.get("profile") or {}
+        profile = user.get("profile")
+        profile = profile if isinstance(profile, dict) else {}  # was an AttributeError
         fields = {
             "username": user.get("name"),
             "full_name": user.get("real_name") or profile.get("real_name"),
@@ -130,7 +159,9 @@ def _username(users: dict[str, Any], uid: str) -> str:
 
 def _display(users: dict[str, Any], uid: str | None) -> str:
     user = users.get(uid or "", {})
-    return str(user.get("real_name") or user.get("profile", {}).get("real_name") or uid or "?")
+    profile = user.get("profile")
+    profile = profile if isinstance(profile, dict) else {}  # was an AttributeError
+    return str(user.get("real_name") or profile.get("real_name") or uid or "?")
 
 
 def _clean(text: str, users: dict[str, Any]) -> str:
@@ -151,18 +182,19 @@ def _channel(
     for day in days:
         where = f"{name}/{day}"
         try:
-            messages = json.loads(tree.read(where).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+            messages = _parse(tree.read(where))
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
             yield Skipped(where, f"unreadable day file ({exc})")
             continue
         if not isinstance(messages, list):
             yield Skipped(where, "expected a list of messages")
             continue
         for m in messages:
-            if not isinstance(m, dict) or m.get("subtype") in _NOISE or not m.get("text"):
+            # str(): a subtype that is a list or an object was a TypeError (unhashable)
+            if not isinstance(m, dict) or str(m.get("subtype")) in _NOISE or not m.get("text"):
                 continue
-            if not isinstance(m.get("ts"), str):
-                yield Skipped(where, "a message without a 'ts' timestamp")
+            if problem := _malformed(m):
+                yield Skipped(where, problem)
                 continue
             if m.get("thread_ts"):
                 threads[m["thread_ts"]].append(m)
@@ -185,6 +217,30 @@ def _channel(
     for day, messages in sorted(loose.items()):
         messages.sort(key=lambda m: float(m["ts"]))
         yield _record(cfg, f"{name}/{day}", f"#{name}, {day}", name, day, messages, users, acl)
+
+
+def _timestamp(value: Any) -> bool:
+    """Whether `value` is a Slack timestamp ("1767600000.000100"): a string of seconds that
+    a date can be made of (the digest sorts and dates messages by it)."""
+    try:
+        datetime.fromtimestamp(float(value), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return False
+    return isinstance(value, str)
+
+
+def _malformed(message: dict[str, Any]) -> str | None:
+    """Why a message cannot be read, if it cannot. Slack writes these fields as strings;
+    others were a ValueError or TypeError further on (sorting, dating, cleaning)."""
+    if not _timestamp(message.get("ts")):
+        return "a message without a valid 'ts' timestamp"
+    if not isinstance(message["text"], str):
+        return "a message whose 'text' is not a string"
+    if message.get("thread_ts") and not _timestamp(message["thread_ts"]):
+        return "a message whose 'thread_ts' is not a timestamp"
+    if message.get("user") is not None and not isinstance(message["user"], str):
+        return "a message whose 'user' is not a user id"
+    return None
 
 
 def _date(ts: str) -> str:

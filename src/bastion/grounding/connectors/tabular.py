@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ class _Blank(dict[str, Any]):
 def _render(template: str, values: Mapping[str, Any], where: str) -> str:
     try:
         return template.format_map(_Blank({k: "" if v is None else v for k, v in values.items()}))
-    except (ValueError, AttributeError, IndexError, KeyError) as exc:
+    except (ValueError, AttributeError, IndexError, KeyError, TypeError) as exc:
+        # TypeError: "{total:.2f}" on a JSON object, "{name[0]}" on a number
         raise ConfigError(f"template {template!r} cannot be filled ({exc}) at {where}") from exc
 
 
@@ -38,10 +40,10 @@ def map_row(cfg: SourceConfig, row: Mapping[str, Any], where: str) -> Item:
     raw_id = row.get(cfg.id_field)
     if raw_id is None or str(raw_id).strip() == "":
         return Skipped(where, f"no value in the id field '{cfg.id_field}'")
-    if any(isinstance(v, str) and _undecodable(v) for v in row.values()):
-        return Skipped(where, f"text is not valid {cfg.encoding}; set sources[].encoding")
     fields = {canon: row.get(src) for canon, src in cfg.fields.items()} if cfg.fields else dict(row)
     fields = {k: v for k, v in fields.items() if v is not None and str(v).strip() != ""}
+    if _undecodable([*row.values(), *fields]):  # the values, and the column names kept
+        return Skipped(where, f"text is not valid {cfg.encoding}; set sources[].encoding")
     title = _render(cfg.title, fields, where) if cfg.title else f"{cfg.entity} {raw_id}"
     body = (
         _render(cfg.text, fields, where)
@@ -65,15 +67,39 @@ def map_row(cfg: SourceConfig, row: Mapping[str, Any], where: str) -> Item:
     )
 
 
-def _undecodable(value: str) -> bool:
-    # surrogateescape turns bytes the codec cannot read into lone surrogates
-    return any("\udc80" <= ch <= "\udcff" for ch in value)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _undecodable(value: Any) -> bool:
+    # surrogateescape turns bytes the codec cannot read into lone surrogates, and a JSON
+    # "\ud800" escape gives one: a record holding one (in a nested JSON value or a column
+    # name too) cannot be stored or hashed as UTF-8. A loop, not recursion: JSON nests deep.
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str) and _SURROGATE.search(item):
+            return True
+        if isinstance(item, dict):
+            stack += [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            stack += item
+    return False
+
+
+def _json_problem(exc: ValueError | RecursionError) -> str:
+    """Why json.loads failed: its own message, or the two limits it has no message for."""
+    if isinstance(exc, json.JSONDecodeError):
+        return exc.msg
+    return "nested too deeply" if isinstance(exc, RecursionError) else "a number too long"
 
 
 def _read_text(path: Path, cfg: SourceConfig) -> str:
     check_size(path.stat().st_size, cfg.max_file_mb * 1e6)
     try:
         return path.read_bytes().decode(cfg.encoding, errors="surrogateescape")
+    except UnicodeDecodeError as exc:  # utf-16 cut short: surrogateescape cannot get past it
+        message = f"sources[{cfg.name}]: {path.name} is not valid {cfg.encoding} ({exc.reason})"
+        raise ConfigError(message + "; set sources[].encoding") from exc
     except LookupError as exc:
         message = f"sources[{cfg.name}].encoding: unknown encoding '{cfg.encoding}'"
         raise ConfigError(message) from exc
@@ -82,7 +108,12 @@ def _read_text(path: Path, cfg: SourceConfig) -> str:
 def read_csv(cfg: SourceConfig, path: Path) -> Iterator[Item]:
     content = _read_text(path, cfg).lstrip("\ufeff")
     reader = csv.DictReader(io.StringIO(content, newline=""))
-    if cfg.id_field not in (reader.fieldnames or []):
+    try:
+        columns = reader.fieldnames or []
+    except csv.Error as exc:  # was uncaught: a header cell over the csv module's size limit
+        yield Skipped(f"{path.name}:1", f"unreadable CSV header ({exc}); file skipped")
+        return
+    if cfg.id_field not in columns:
         yield Skipped(str(path), f"no '{cfg.id_field}' column; columns: {reader.fieldnames}")
         return
     try:
@@ -103,17 +134,19 @@ def read_jsonl(cfg: SourceConfig, path: Path) -> Iterator[Item]:
         where = f"{path.name}:{n}"
         try:
             row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            yield Skipped(where, f"invalid JSON ({exc.msg}); truncated or corrupt line")
+        except (ValueError, RecursionError) as exc:  # was uncaught: deep nesting, long numbers
+            yield Skipped(where, f"invalid JSON ({_json_problem(exc)}); truncated or corrupt line")
             continue
         yield map_row(cfg, row, where) if isinstance(row, dict) else Skipped(where, "not an object")
 
 
 def read_json(cfg: SourceConfig, path: Path) -> Iterator[Item]:
+    text = _read_text(path, cfg)
     try:
-        data = json.loads(_read_text(path, cfg))
-    except json.JSONDecodeError as exc:
-        yield Skipped(path.name, f"invalid JSON ({exc.msg} at line {exc.lineno}); file skipped")
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # was uncaught: deep nesting, long numbers
+        at = f" at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
+        yield Skipped(path.name, f"invalid JSON ({_json_problem(exc)}{at}); file skipped")
         return
     if isinstance(data, dict):  # {"records": [...]}: the one list inside
         lists = [v for v in data.values() if isinstance(v, list)]
