@@ -119,6 +119,26 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServedApp:
+    """Any ASGI app served by uvicorn on a free port in a background thread (a test's own
+    upstream model server, say)."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self._server = uvicorn.Server(uvicorn.Config(app, port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    def __enter__(self) -> ServedApp:
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(5)
+
+
 class LiveServer:
     """The real app served by uvicorn on a free port, in a background thread."""
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
@@ -26,7 +25,7 @@ from bastion.models.base import SamplingSource, StopScanner, truncate_at_stop
 from bastion.models.echo import EchoBackend
 from bastion.models.llamacpp_backend import gguf_sampling
 from bastion.models.openai_backend import OpenAICompatibleBackend
-from conftest import LiveServer, free_port
+from conftest import LiveServer, ServedApp, free_port
 
 INFO = ModelInfo("remote", "openai", None, 4096)
 HELLO = [ChatMessage("user", "hello remote world")]
@@ -185,19 +184,15 @@ class FlakyServer:
                 }
             )
 
-        self.port = free_port()
-        self._server = uvicorn.Server(uvicorn.Config(app, port=self.port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.served = ServedApp(app)
+        self.port = self.served.port
 
     def __enter__(self) -> FlakyServer:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.02)
+        self.served.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)
+        self.served.__exit__(*exc)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from sqlalchemy import event
@@ -24,7 +22,7 @@ from bastion.audit import AuditQuery
 from bastion.errors import BackendError, BadRequest, ModelUnavailable
 from bastion.models.breaker import CircuitBreaker
 from bastion.platform import Platform
-from conftest import ECHO_CONFIG, LiveServer, free_port, write_config
+from conftest import ECHO_CONFIG, LiveServer, ServedApp, write_config
 
 
 class Upstream:
@@ -57,9 +55,8 @@ class Upstream:
                 }
             )
 
-        self.port = free_port()
-        self._server = uvicorn.Server(uvicorn.Config(app, port=self.port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self.served = ServedApp(app)
+        self.port = self.served.port
 
     async def _chunks(self) -> Any:
         first = {"choices": [{"delta": {"content": "remote "}, "finish_reason": None}]}
@@ -71,14 +68,11 @@ class Upstream:
         yield f"data: {json.dumps(last)}\n\ndata: [DONE]\n\n"
 
     def __enter__(self) -> Upstream:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.02)
+        self.served.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(5)
+        self.served.__exit__(*exc)
 
 
 @pytest.fixture
