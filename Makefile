@@ -42,6 +42,7 @@ docs: install
 # A temporary folder of its own: pytest keeps only the newest three under /tmp, so other
 # pytest runs on the machine would delete this run's PostgreSQL data directory mid-run.
 test: lint browser
+	mkdir -p .cache
 	$(BIN)/pytest --basetemp=.cache/pytest-tmp
 
 bench: install
