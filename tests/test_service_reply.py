@@ -98,4 +98,4 @@ def test_the_evaluation_scores_every_labelled_case(
     bad.write_text('{"input": 1}\n')
     args[4] = str(bad)
     failed = CliRunner().invoke(cli, args, env={"BASTION_HOME": str(info["home"])})
-    assert failed.exit_code == 1 and "bad.jsonl:1" in failed.stderr
+    assert failed.exit_code == 1 and "bad.jsonl:1" in failed.stderr.replace("\n", "")  # wrapped
