@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import delete, select, update
 
-from bastion.audit import AuditEntry, AuditLog, AuditQuery
+from bastion.audit import ActivityBucket, AuditEntry, AuditLog, AuditQuery
 from bastion.audit.log import chain_hash
 from bastion.errors import NotFound
 from bastion.storage import Database
@@ -262,3 +262,37 @@ def test_matching_reads_every_match_oldest_first_across_batches(
         audit.append(e)
     found = [r["trace_id"] for r in audit.matching(AuditQuery(tenant="acme", user="bob"))]
     assert found == ["trace-acme-1", "trace-acme-3", "trace-acme-5", "trace-acme-7"]
+
+
+def test_activity_sums_each_hour_and_reads_its_latency_percentiles(db: Database) -> None:
+    audit = AuditLog(db)
+    # (hour, status, strictest action, latency): hours out of order, latencies unsorted
+    rows = [
+        ("2030-01-01T10", "ok", "allow", 40.0),
+        ("2030-01-01T11", "error", "allow", 20.0),
+        ("2030-01-01T10", "ok", "flag", 10.0),
+        ("2030-01-01T11", "ok", "redact", 60.0),
+        ("2030-01-01T10", "blocked", "block", 30.0),
+        ("2029-12-31T23", "ok", "allow", 999.0),  # before the period
+    ]
+    for n, (hour, status, action, latency) in enumerate(rows):
+        e = replace(entry(n), status=status, latency_ms=latency)
+        e.verdicts = [{"guard": "g", "action": action}]
+        audit.append(e)
+        with db.session() as s:  # the hour it was filed in, as if written then
+            s.execute(
+                update(AuditRecord)
+                .where(AuditRecord.trace_id == e.trace_id)
+                .values(created_at=f"{hour}:30:00+00:00")
+            )
+    audit.append(replace(entry(9, tenant="globex"), latency_ms=5.0))  # another tenant's
+    summed = audit.activity("acme", "2030-01-01T00:00:00+00:00", width=13)
+    # An even count's median is the mean of the middle two; the p95 is the lower nearest rank.
+    assert summed.buckets == [
+        ActivityBucket("2030-01-01T10", requests=3, blocked=1, flagged=1, tokens=12,
+                       latency_p50=30.0, latency_p95=30.0),
+        ActivityBucket("2030-01-01T11", requests=2, flagged=1, errors=1, tokens=8,
+                       latency_p50=40.0, latency_p95=20.0),
+    ]  # fmt: skip
+    assert summed.latency_p50 == 30.0  # of all five, not of the hours' medians
+    assert audit.activity("nobody", "2030-01-01", width=13).buckets == []

@@ -163,7 +163,11 @@ def test_the_audit_trail_filters_pages_and_shows_one_tenants_records(
     assert len(lines) == 4 and '"globex"' not in export.text
     verified = admin.post("/audit/verify", {}, page="/audit")
     assert "The chain is intact" in verified.text
-    assert admin.get("/audit", since="yesterday").status_code == 400
+    typo = admin.get("/audit", since="yesterday")
+    assert typo.status_code == 400 and "since &#39;yesterday&#39; is not a date" in typo.text
+    # the edges of the calendar: each was a 500 (an overflow)
+    assert admin.get("/audit", until="9999-12-31").status_code == 200
+    assert admin.get("/audit", since="0001-01-01T00:00+01:00").status_code == 400
     assert admin.get("/audit", before="-3").status_code == 400
 
 

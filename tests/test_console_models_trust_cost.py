@@ -296,6 +296,7 @@ def test_bad_plan_input_is_refused_with_what_to_type(
         ({"hardware": "nvidia-z9"}, "no hardware named &#39;nvidia-z9&#39;"),
         ({"precision": "int3"}, "precision &#39;int3&#39; is unknown"),
         ({"prompt_tokens": "1.5"}, "prompt tokens &#39;1.5&#39; is not a whole number"),
+        ({"since": "last week"}, "since &#39;last week&#39; is not a date; use YYYY-MM-DD"),
     ]:
         page = plan(admin, **{"model": "tiny", "qps": "1", "p95_ms": "5000", **params})
         assert page.status_code == 400 and message in page.text, params

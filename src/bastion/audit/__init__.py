@@ -1,5 +1,21 @@
 """The tamper-evident audit trail."""
 
-from bastion.audit.log import AuditEntry, AuditLog, AuditPage, AuditQuery, VerifyReport
+from bastion.audit.log import (
+    Activity,
+    ActivityBucket,
+    AuditEntry,
+    AuditLog,
+    AuditPage,
+    AuditQuery,
+    VerifyReport,
+)
 
-__all__ = ["AuditEntry", "AuditLog", "AuditPage", "AuditQuery", "VerifyReport"]
+__all__ = [
+    "Activity",
+    "ActivityBucket",
+    "AuditEntry",
+    "AuditLog",
+    "AuditPage",
+    "AuditQuery",
+    "VerifyReport",
+]

@@ -14,9 +14,11 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from itertools import chain
+from statistics import median
 from typing import Any, TextIO
 
-from sqlalchemy import Row, Select, bindparam, func, insert, select, update
+from sqlalchemy import ColumnElement, Select, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from bastion.errors import AuditUnavailable, NotFound
@@ -289,20 +291,52 @@ class AuditLog:
                 return
             last = rows[-1].seq
 
-    def activity(
-        self, tenant: str, since: str
-    ) -> Iterator[Row[str, str | None, str | None, float | None, int | None]]:
-        """(created_at, status, verdict, latency_ms, tokens) of the tenant's records since
-        `since` (ISO 8601, UTC), from the searched columns alone: no body is parsed."""
-        query = select(
-            AuditRecord.created_at,
-            AuditRecord.status,
-            AuditRecord.verdict,
-            AuditRecord.latency_ms,
-            AuditRecord.tokens,
-        ).where(AuditRecord.tenant_id == tenant, AuditRecord.created_at >= since)
+    def activity(self, tenant: str, since: str, width: int) -> Activity:
+        """The tenant's records since `since` (ISO 8601, UTC), summed per bucket: those whose
+        created_at agrees in its first `width` characters (13: the hour, 10: the day).
+
+        The database counts from the searched columns (no body is parsed) and hands over the
+        latencies alone. Ranking them there instead, with window functions or a LIMIT/OFFSET
+        per bucket, took SQLite 1.7 to 2 times as long as this at 90,000 records.
+        """
+        # What both statements read: the period's records, each with its bucket.
+        recent = (
+            select(
+                func.substr(AuditRecord.created_at, 1, width).label("bucket"),
+                AuditRecord.status,
+                AuditRecord.verdict,
+                AuditRecord.latency_ms,
+                AuditRecord.tokens,
+            )
+            .where(AuditRecord.tenant_id == tenant, AuditRecord.created_at >= since)
+            .subquery()
+        )
+        bucket, status, verdict = recent.c.bucket, recent.c.status, recent.c.verdict
+        counts = (
+            select(  # labelled as ActivityBucket's fields
+                bucket.label("key"),
+                func.count().label("requests"),
+                _tally(status.in_(("blocked", "rejected"))).label("blocked"),
+                _tally(verdict.in_(("flag", "redact")) & (status == "ok")).label("flagged"),
+                _tally(status == "error").label("errors"),
+                func.coalesce(func.sum(recent.c.tokens), 0).label("tokens"),
+            )
+            .group_by(bucket)
+            .order_by(bucket)
+        )
+        latency = recent.c.latency_ms
+        timed = select(bucket, latency).where(latency.is_not(None))
+        latencies: dict[str, list[float]] = {}
         with self._db.read() as conn:
-            yield from conn.execute(query)
+            rows = conn.execute(counts).all()
+            for key, ms in conn.execute(timed):
+                latencies.setdefault(key, []).append(ms)
+        buckets = []
+        for row in rows:
+            p50, p95 = _percentiles(sorted(latencies.get(row.key, [])))
+            buckets.append(ActivityBucket(**row._asdict(), latency_p50=p50, latency_p95=p95))
+        every = list(chain.from_iterable(latencies.values()))
+        return Activity(buckets, median(every) if every else None)
 
     def get(self, trace_id: str, tenant: str | None = None) -> dict[str, Any]:
         """One record by trace id; another tenant's record is reported as not found."""
@@ -359,6 +393,26 @@ class AuditQuery:
 
 
 @dataclass(frozen=True)
+class ActivityBucket:
+    """One hour's or day's requests; quiet ones are all zero."""
+
+    key: str  # created_at cut to the hour (13 characters) or the day (10)
+    requests: int = 0
+    blocked: int = 0  # blocked or rejected
+    flagged: int = 0  # answered, with something flagged or redacted
+    errors: int = 0
+    tokens: int = 0
+    latency_p50: float | None = None  # ms; None: no latency recorded
+    latency_p95: float | None = None
+
+
+@dataclass(frozen=True)
+class Activity:
+    buckets: list[ActivityBucket]  # those with records, oldest first
+    latency_p50: float | None  # over the whole period
+
+
+@dataclass(frozen=True)
 class AuditPage:
     records: list[dict[str, Any]]
     total: int  # records matching the query, on every page
@@ -384,6 +438,18 @@ def _filters(statement: Select[Any], query: AuditQuery) -> Select[Any]:
     if query.until is not None:
         statement = statement.where(AuditRecord.created_at < query.until)
     return statement
+
+
+def _tally(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """How many of a group's rows meet `condition`."""
+    return func.sum(case((condition, 1), else_=0))
+
+
+def _percentiles(ordered: list[float]) -> tuple[float | None, float | None]:
+    """The median and the p95 (lower nearest rank) of sorted values; None for none."""
+    if not ordered:
+        return None, None
+    return median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
 
 
 def _as_dict(rec: AuditRecord) -> dict[str, Any]:

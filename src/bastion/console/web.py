@@ -96,6 +96,19 @@ def numbered(items: list[T], page: int, size: int) -> tuple[list[T], Numbered]:
     return items[at.offset : at.offset + size], at
 
 
+def parse_moment(value: str, name: str) -> datetime | None:
+    """A typed ISO date or date-time (no zone: UTC) in UTC; empty: None; bad: a 400 BadRequest."""
+    if not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+        return moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved across zones
+        raise BadRequest(
+            f"{name} '{value}' is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+        ) from None
+
+
 class SignInNeeded(Exception):
     """No live session: the viewer is sent to the sign-in page."""
 

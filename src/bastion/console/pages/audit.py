@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -12,27 +12,12 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.audit import AuditQuery
 from bastion.audit.log import canonical_json
-from bastion.console.web import AdminViewer, Console
+from bastion.console.web import AdminViewer, Console, parse_moment
 from bastion.errors import BadRequest
 
 STATUSES = ("ok", "blocked", "rejected", "error", "cancelled")
 VERDICTS = ("allow", "flag", "redact", "block")
 PAGE_SIZE = 50
-
-
-def _moment(value: str, name: str) -> str | None:
-    """A date or date-time the viewer typed, as the UTC ISO text records are filed under."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(
-            f"{name} '{value}' is not a date; use YYYY-MM-DD or YYYY-MM-DDTHH:MM"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
 
 
 def _choice(value: str, allowed: tuple[str, ...], name: str) -> str | None:
@@ -57,9 +42,10 @@ def audit_query(
     limit: int = PAGE_SIZE,
 ) -> AuditQuery:
     """The search that a filter form's fields (as typed) ask for; bad values are refused."""
-    until_at = _moment(until, "until")
-    if until and len(until) == 10:  # a plain date: include that whole day
-        until_at = (datetime.fromisoformat(until_at or "") + timedelta(days=1)).isoformat()
+    since_at, until_at = parse_moment(since, "since"), parse_moment(until, "until")
+    # A plain date includes that whole day (9999-12-31 has no next day to stop at).
+    if until_at and len(until.strip()) == 10 and until_at.date() < date.max:
+        until_at += timedelta(days=1)
     return AuditQuery(
         tenant=tenant,
         user=user.strip() or None,
@@ -67,8 +53,8 @@ def audit_query(
         model=model.strip() or None,
         status=_choice(status, STATUSES, "status"),
         verdict=_choice(verdict, VERDICTS, "verdict"),
-        since=_moment(since, "since"),
-        until=until_at,
+        since=since_at.isoformat() if since_at else None,  # the UTC text records are filed under
+        until=until_at.isoformat() if until_at else None,
         before=before,
         after=after,
         limit=limit,

@@ -12,7 +12,7 @@ from bastion.capacity import PlanRequest, capacity_plan
 from bastion.capacity.architecture import BYTES_PER_PARAMETER
 from bastion.capacity.hardware import hardware_table
 from bastion.capacity.traffic import observed_traffic
-from bastion.console.web import AdminViewer, Console
+from bastion.console.web import AdminViewer, Console, parse_moment
 from bastion.errors import BadRequest
 from bastion.models.backends import weights_path
 from bastion.sweep.report import saved_reports
@@ -34,16 +34,6 @@ def _number(value: str, name: str, whole: bool = False) -> float | None:
     if not number > 0 or number == float("inf"):
         raise BadRequest(f"{name} must be more than 0, not {value}")
     return number
-
-
-def _since(value: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        day = datetime.fromisoformat(value)
-    except ValueError:
-        raise BadRequest(f"'{value}' is not a date; use YYYY-MM-DD") from None
-    return day.replace(tzinfo=day.tzinfo or UTC)
 
 
 def register(web: FastAPI, console: Console) -> None:
@@ -74,7 +64,7 @@ def register(web: FastAPI, console: Console) -> None:
             )
         prompt = _number(form["prompt_tokens"], "prompt tokens", whole=True)
         answer = _number(form["answer_tokens"], "answer tokens", whole=True)
-        since, observed, unseen = _since(form["since"]), None, False
+        since, observed, unseen = parse_moment(form["since"], "since"), None, False
         if since is not None and (prompt is None or answer is None):
             try:
                 observed = observed_traffic(platform.audit, config.name, since, tenant)

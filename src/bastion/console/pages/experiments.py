@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, get_args
 
 from fastapi import FastAPI, Query, Request
@@ -12,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bastion.config import ExperimentConfig, MetricName
 from bastion.console.sessions import Viewer
-from bastion.console.web import AdminViewer, Console, numbered, redirect
+from bastion.console.web import AdminViewer, Console, numbered, parse_moment, redirect
 from bastion.errors import BadRequest, BastionError
 from bastion.experiments.metrics import METRICS
 from bastion.experiments.report import figures
@@ -23,19 +22,6 @@ GUARDRAIL_ROWS = 2
 UNITS = ("user", "account", "request")
 METRIC_NAMES: tuple[str, ...] = get_args(MetricName)
 ARM_FIELDS = ("name", "model", "weight", "system_prompt", "temperature", "max_tokens")
-
-
-def _moment(value: str, label: str) -> str | None:
-    """A date-time typed as UTC, as the ISO text the experiment store compares."""
-    if not value.strip():
-        return None
-    try:
-        moment = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise BadRequest(f"{label} '{value}' is not a date-time; use YYYY-MM-DDTHH:MM") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat()
 
 
 def _where(loc: tuple[int | str, ...]) -> str:
@@ -83,9 +69,10 @@ def spec_from_form(form: dict[str, str], tenant: str, apps: list[str]) -> Experi
         "primary_metric": form.get("primary_metric", "feedback_score"),
         "variants": variants,
         "guardrails": guardrails,
-        "start": _moment(form.get("start", ""), "start"),
-        "stop": _moment(form.get("stop", ""), "stop"),
     }
+    for key in ("start", "stop"):  # as the UTC ISO text the experiment store compares
+        moment = parse_moment(form.get(key, ""), key)
+        data[key] = moment.isoformat() if moment else None
     for key in ("traffic", "minimum_effect"):
         if form.get(key, "").strip():
             data[key] = form[key].strip()

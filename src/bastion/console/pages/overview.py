@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from statistics import median
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
 from fastapi.responses import Response
 
-from bastion.audit import AuditLog
+from bastion.audit import ActivityBucket, AuditLog
 from bastion.console.web import AdminViewer, Console
 from bastion.plots import concise_dates, inline_png, pyplot
-
-
-def _empty_bucket() -> dict[str, Any]:
-    return {"requests": 0, "blocked": 0, "flagged": 0, "errors": 0, "tokens": 0, "latencies": []}
 
 
 def activity(audit: AuditLog, tenant: str, days: int) -> dict[str, Any]:
@@ -26,23 +21,16 @@ def activity(audit: AuditLog, tenant: str, days: int) -> dict[str, Any]:
     step = timedelta(hours=1) if width == 13 else timedelta(days=1)
     # Every hour or day of the period, so quiet ones show as zero rather than as gaps.
     moments = [start + n * step for n in range(int((now - start) / step) + 1)]
-    buckets = {m.isoformat()[:width]: _empty_bucket() for m in moments}
-    for at, status, verdict, latency, tokens in audit.activity(tenant, start.isoformat()):
-        b = buckets.setdefault(at[:width], _empty_bucket())
-        b["requests"] += 1
-        b["blocked"] += status in ("blocked", "rejected")
-        b["flagged"] += verdict in ("flag", "redact") and status == "ok"
-        b["errors"] += status == "error"
-        b["tokens"] += tokens or 0
-        if latency is not None:
-            b["latencies"].append(latency)
+    buckets = {key: ActivityBucket(key) for key in (m.isoformat()[:width] for m in moments)}
+    summed = audit.activity(tenant, start.isoformat(), width)
+    buckets.update((b.key, b) for b in summed.buckets)
     keys = sorted(buckets)
-    totals = {
-        k: sum(buckets[b][k] for b in keys)
+    totals: dict[str, Any] = {
+        k: sum(getattr(buckets[b], k) for b in keys)
         for k in ("requests", "blocked", "flagged", "errors", "tokens")
     }
-    every = [x for b in keys for x in buckets[b]["latencies"]]
-    totals["latency_p50"] = round(median(every)) if every else None
+    p50 = summed.latency_p50
+    totals["latency_p50"] = round(p50) if p50 is not None else None
     return {
         "keys": keys,
         "buckets": buckets,
@@ -61,26 +49,25 @@ def _plots(data: dict[str, Any]) -> list[tuple[str, str]]:
     plt = pyplot()
     hourly = data["hourly"]
     moments = [datetime.fromisoformat(k + (":00" if hourly else "")) for k in keys]
-    latencies = [sorted(buckets[k]["latencies"]) for k in keys]
     series = {
         "Requests, blocked and flagged (UTC)": (
             "per hour" if hourly else "per day",
             [
-                ("requests", "#1f5fbf", [buckets[k]["requests"] for k in keys]),
-                ("blocked", "#b3261e", [buckets[k]["blocked"] for k in keys]),
-                ("flagged or redacted", "#d08c00", [buckets[k]["flagged"] for k in keys]),
+                ("requests", "#1f5fbf", [buckets[k].requests for k in keys]),
+                ("blocked", "#b3261e", [buckets[k].blocked for k in keys]),
+                ("flagged or redacted", "#d08c00", [buckets[k].flagged for k in keys]),
             ],
         ),
         "Latency (UTC)": (
             "ms",
             [
-                ("p50", "#1f5fbf", [median(v) if v else None for v in latencies]),
-                ("p95", "#6b3fa0", [v[int(0.95 * (len(v) - 1))] if v else None for v in latencies]),
+                ("p50", "#1f5fbf", [buckets[k].latency_p50 for k in keys]),
+                ("p95", "#6b3fa0", [buckets[k].latency_p95 for k in keys]),
             ],
         ),
         "Tokens, prompt and completion (UTC)": (
             "tokens",
-            [("tokens", "#1e6b3a", [buckets[k]["tokens"] for k in keys])],
+            [("tokens", "#1e6b3a", [buckets[k].tokens for k in keys])],
         ),
     }
     figures = []
