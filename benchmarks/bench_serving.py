@@ -12,7 +12,7 @@ JSON object. The prefix cache: time to first token of the segment app's requests
 shared start, against the same backend evaluating every prompt whole, alternating.
 
 Usage: python benchmarks/bench_serving.py [--rounds 7] [--tokens 128] [--threads 1,2]
-    [--only prefix-cache]
+    [--only prefix-cache|llamacpp]
 """
 
 from __future__ import annotations
@@ -254,7 +254,9 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--threads", default="1,2", help="llama.cpp and torch threads to try")
     parser.add_argument("--samples", type=int, default=3, help="answers before/after")
-    parser.add_argument("--only", choices=["prefix-cache"])
+    parser.add_argument(
+        "--only", choices=["prefix-cache", "llamacpp"], help="llamacpp: against the direct call"
+    )
     args = parser.parse_args()
     if args.only == "prefix-cache":
         print(json.dumps({"benchmark": "prefix_cache", **prefix_cache(2, 20)}, indent=2))
@@ -274,6 +276,9 @@ def main() -> None:
             bastion = Bastion(threads, cache)
             sampling = bastion.params(args.tokens)
             llama = compare(bastion, Direct(threads, sampling), args.rounds, args.tokens)
+            result[f"threads_{threads}"] = llama
+            if args.only == "llamacpp":
+                continue
             references = {
                 "transformers_embedded": Transformers(threads, cache, sampling),
                 "transformers_lora_adapter": Transformers(threads, cache, sampling, adapter),
@@ -282,7 +287,9 @@ def main() -> None:
                 reference.generate("Hello", 4)
                 rounds = range(max(3, args.rounds // 2))
                 llama[name] = summary([measure(reference, r, args.tokens) for r in rounds])
-            result[f"threads_{threads}"] = llama
+    if args.only == "llamacpp":
+        print(json.dumps(result, indent=2))
+        return
     result["say_hello_to_the_sales_team"] = sales_hello(cache, args.samples)
     result["prefix_cache"] = prefix_cache(2, 20)
     print(json.dumps(result, indent=2))

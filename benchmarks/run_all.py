@@ -11,6 +11,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     "bench_model.py",
     "bench_serving.py",  # about 6 minutes
+    "bench_batching.py",  # about 3 minutes
     "bench_gateway.py",
     "bench_pii.py",
     "bench_trust.py",

@@ -119,6 +119,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def streamed_logprobs(chunks: list[Any]) -> list[Any]:
+    """The token log-probabilities a stream's chunks carried (openai client objects)."""
+    return [
+        token
+        for chunk in chunks
+        if chunk.choices and chunk.choices[0].logprobs
+        for token in chunk.choices[0].logprobs.content or []
+    ]
+
+
 class ServedApp:
     """Any ASGI app served by uvicorn on a free port in a background thread (a test's own
     upstream model server, say)."""

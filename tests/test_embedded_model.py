@@ -17,14 +17,14 @@ import openai
 import pytest
 
 from bastion.config import EMBEDDED_MODEL_NAME, BastionConfig, ModelConfig
-from bastion.errors import BadRequest
+from bastion.errors import BadRequest, Overloaded
 from bastion.models import ChatMessage, GenerationParams, JsonFormat, ModelInfo
 from bastion.models.embedded import embedded_gguf_path, is_prepared, prepare_embedded_model
 from bastion.models.llamacpp_backend import LlamaCppBackend
 from bastion.models.transformers_backend import TransformersBackend
 from bastion.platform import Platform
 from bastion.tuning import job
-from conftest import LiveServer
+from conftest import LiveServer, streamed_logprobs
 
 pytestmark = pytest.mark.slow
 GREEDY = GenerationParams(temperature=0, max_tokens=12)
@@ -151,6 +151,7 @@ def gguf_backend() -> LlamaCppBackend:
         ModelInfo("smollm2-135m-instruct", "llamacpp", 134.5e6, 2048),
         embedded_gguf_path(),
         prefix_cache=False,
+        parallel=3,
     )
     b.load()
     return b
@@ -226,43 +227,84 @@ def test_llamacpp_holds_answers_to_a_json_schema(gguf_backend: LlamaCppBackend) 
 def test_llamacpp_prefix_cache_evaluates_only_what_is_new(gguf_backend: LlamaCppBackend) -> None:
     """An app's long instructions are evaluated once: the next request of the app has only
     its own tokens evaluated. Without the cache, every prompt is evaluated whole."""
-    cached = LlamaCppBackend(gguf_backend.info, embedded_gguf_path(), prefix_cache=True)
+    cached = LlamaCppBackend(gguf_backend.info, embedded_gguf_path(), prefix_cache=True, parallel=2)
     system = ChatMessage("system", "You answer questions about Acme Corp's sensors. " * 20)
     for backend, reuses in ((cached, True), (gguf_backend, False)):
-        llm = backend.load().llm
-        evaluated: list[int] = []
-        original = llm.eval
-
-        def counting(tokens: Any, seen: list[int] = evaluated, run: Any = original) -> Any:
-            seen.append(len(tokens))
-            return run(tokens)
-
-        llm.eval = counting
-        try:
-            backend.generate([system, ChatMessage("user", "What is VibeSense?")], GREEDY)
-            evaluated.clear()
-            second = backend.generate([system, ChatMessage("user", "What is AirGuard?")], GREEDY)
-        finally:
-            llm.eval = original
-        prompt = evaluated[0]  # the prompt goes in one eval, each new token in its own
+        loop = backend.load().loop
+        backend.generate([system, ChatMessage("user", "What is VibeSense?")], GREEDY)
+        before = loop.prompt_tokens_evaluated
+        second = backend.generate([system, ChatMessage("user", "What is AirGuard?")], GREEDY)
+        evaluated = loop.prompt_tokens_evaluated - before
         if reuses:
-            assert prompt < second.prompt_tokens // 4
+            assert evaluated < second.prompt_tokens // 4
         else:
-            assert prompt == second.prompt_tokens
+            assert evaluated == second.prompt_tokens
         assert second.text
 
 
-def test_llamacpp_takes_turns_and_a_closed_stream_frees_the_model(
-    gguf_backend: LlamaCppBackend,
+def test_llamacpp_decodes_concurrent_requests_together(
+    gguf_backend: LlamaCppBackend, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    expected = gguf_backend.generate(SUM, GREEDY).text
+    """Requests at once share decode steps (one llama.cpp call carries a token of each),
+    and each gets the answer to its own question, not a neighbour's."""
+    from bastion.models import llamacpp_batching
+
+    together: list[int] = []  # the sequences in each decode step
+    decode = llamacpp_batching.llama_cpp.llama_decode
+
+    def watched(ctx: Any, batch: Any) -> int:
+        together.append(len({batch.seq_id[i][0] for i in range(batch.n_tokens)}))
+        return int(decode(ctx, batch))
+
+    monkeypatch.setattr(llamacpp_batching.llama_cpp, "llama_decode", watched)
+    questions = {
+        "4": SUM,
+        "blue": [ChatMessage("user", "What colour is the sky?")],
+        "10 + 5": [ChatMessage("user", "What is 10 + 5?")],
+    }
+    params = GenerationParams(temperature=0, max_tokens=24)
     with ThreadPoolExecutor(3) as pool:
-        answers = list(pool.map(lambda _: gguf_backend.generate(SUM, GREEDY).text, range(3)))
-    assert answers == [expected] * 3
-    stream = gguf_backend.stream(QUESTION, GenerationParams(temperature=0, max_tokens=40))
+        found = pool.map(lambda q: gguf_backend.generate(q, params), questions.values())
+        answers = dict(zip(questions, found, strict=True))
+    assert max(together) == 3
+    for expected, answer in answers.items():
+        assert expected in answer.text
+
+
+def test_llamacpp_a_closed_stream_stops_its_decoding(gguf_backend: LlamaCppBackend) -> None:
+    expected = gguf_backend.generate(SUM, GREEDY).text
+    stream = gguf_backend.stream(QUESTION, GenerationParams(temperature=0, max_tokens=400))
     next(stream)
+    loop = gguf_backend.load().loop
     stream.close()  # a client that went away
     assert gguf_backend.generate(SUM, GREEDY).text == expected
+    # and its sequence left at the next step: no slot still decodes it
+    assert not any(slot.decoding for slot in loop._slots)
+
+
+def test_llamacpp_a_full_kv_cache_refuses_one_request_not_all() -> None:
+    """Two long answers that together outgrow the KV cache: the one that runs out of cells
+    ends with a 503 to retry, the other finishes, and the model goes on answering."""
+    small = LlamaCppBackend(
+        ModelInfo("smollm2-135m-instruct", "llamacpp", 134.5e6, 256),
+        embedded_gguf_path(),
+        parallel=2,
+        kv_tokens=256,
+    )
+    essay = GenerationParams(temperature=0.8, seed=1, max_tokens=200, stop=())
+    ask = [ChatMessage("user", "Write a long story about a lighthouse keeper.")]
+
+    def attempt(_: int) -> str:
+        try:
+            return small.generate(ask, essay).finish_reason
+        except Overloaded:
+            return "overloaded"
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(attempt, range(2)))
+    assert outcomes.count("overloaded") == 1
+    assert set(outcomes) - {"overloaded"} <= {"length", "stop"}
+    assert "4" in small.generate(SUM, GenerationParams(temperature=0, max_tokens=24)).text
 
 
 def test_tuning_the_default_model_uses_its_gguf_converted(weights: Path, tmp_path: Path) -> None:
@@ -318,3 +360,70 @@ def test_default_model_is_the_gguf_with_its_sampling(default_server: LiveServer)
     assert usage is not None and whole.usage is not None
     assert usage.completion_tokens == whole.usage.completion_tokens
     assert default_server.platform.audit.verify().records == 3
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string", "maxLength": 40},
+                "unit": {"enum": ["celsius", "fahrenheit"]},
+            },
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def test_the_default_model_calls_a_tool_held_to_its_schema(default_server: LiveServer) -> None:
+    """The 135M model has no tool training and its template no place for tools: told
+    about them, and held to the call's schema while decoding, it still makes a valid call,
+    for the official client and for LangChain's bind_tools."""
+    from langchain_openai import ChatOpenAI
+
+    client = openai.OpenAI(base_url=default_server.url + "/v1", api_key=default_server.key())
+    answer = client.chat.completions.create(
+        model=EMBEDDED_MODEL_NAME,
+        messages=[{"role": "user", "content": "What is the weather in Paris?"}],
+        tools=[WEATHER],  # type: ignore[list-item]
+        tool_choice="required",
+        max_tokens=100,
+    )
+    choice = answer.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    (call,) = choice.message.tool_calls or []
+    assert call.type == "function" and call.function.name == "get_weather"
+    jsonschema.validate(json.loads(call.function.arguments), WEATHER["function"]["parameters"])  # type: ignore[index]
+    llm = ChatOpenAI(
+        base_url=default_server.url + "/v1",
+        api_key=default_server.key(),  # type: ignore[arg-type]
+        model=EMBEDDED_MODEL_NAME,
+        max_tokens=100,  # type: ignore[call-arg]
+    )
+    message = llm.bind_tools([WEATHER], tool_choice="get_weather").invoke("Weather in Oslo?")
+    (made,) = message.tool_calls  # type: ignore[attr-defined]
+    assert made["name"] == "get_weather" and set(made["args"]) == {"city", "unit"}
+
+
+def test_the_default_model_gives_token_logprobs(default_server: LiveServer) -> None:
+    client = openai.OpenAI(base_url=default_server.url + "/v1", api_key=default_server.key())
+    messages: Any = [{"role": "user", "content": "What is 2 + 2?"}]
+    asked: dict[str, Any] = {"model": EMBEDDED_MODEL_NAME, "messages": messages, "max_tokens": 16}
+    answer = client.chat.completions.create(**asked, temperature=0, logprobs=True, top_logprobs=3)
+    choice = answer.choices[0]
+    assert choice.logprobs is not None and choice.logprobs.content
+    tokens = choice.logprobs.content
+    assert "".join(t.token for t in tokens) == choice.message.content
+    for t in tokens:
+        top = [x.logprob for x in t.top_logprobs]
+        assert len(top) == 3 and top == sorted(top, reverse=True) and top[0] <= 0
+        assert t.logprob <= top[0] + 1e-6  # the model's own distribution, before penalties
+    chunks = list(client.chat.completions.create(**asked, logprobs=True, stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    streamed = streamed_logprobs(chunks)
+    assert "".join(t.token for t in streamed) == text

@@ -21,7 +21,7 @@ from bastion.models import (
     Sampling,
 )
 from bastion.models.admission import AdmissionGate
-from bastion.models.base import SamplingSource, StopScanner, truncate_at_stop
+from bastion.models.base import SamplingSource, StopScanner, Tool, ToolUse, truncate_at_stop
 from bastion.models.echo import EchoBackend
 from bastion.models.llamacpp_backend import gguf_sampling
 from bastion.models.openai_backend import OpenAICompatibleBackend
@@ -123,6 +123,33 @@ def test_admission_gate_refuses_beyond_its_queue() -> None:
     gate.release()
     waiter.join(5)
     assert gate.in_flight == 0
+
+
+def test_concurrency_defaults_to_what_the_backend_decodes_together() -> None:
+    assert ModelConfig(name="m", backend="llamacpp").max_concurrency == 8  # one batch
+    assert ModelConfig(name="m", backend="echo").max_concurrency == 1
+    assert ModelConfig(name="m", backend="llamacpp", max_concurrency=2).max_concurrency == 2
+
+
+def test_a_tool_call_is_read_from_an_answer_only_when_it_is_one() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    tools = ToolUse((Tool("get_weather", "", schema), Tool("look_up")))
+    made = '{"name": "get_weather", "arguments": {"city": "Oslo"}}'
+    for text in (made, f"<tool_call>\n{made}\n</tool_call>", f"```json\n{made}\n```"):
+        call = tools.parse(text)
+        assert call is not None and call.name == "get_weather" and call.id.startswith("call_")
+        assert json.loads(call.arguments) == {"city": "Oslo"}
+    for text in (
+        "It is sunny in Oslo.",
+        '{"name": "get_weather", "arguments": {"town": "Oslo"}}',  # not its schema
+        '{"name": "send_email", "arguments": {}}',  # not offered
+        '{"name": "get_weather", "arguments": "Oslo"}',
+    ):
+        assert tools.parse(text) is None
+    only = ToolUse(tools.tools, "required", "look_up")
+    assert only.parse(made) is None and only.must_call()
+    assert only.call_schema()["properties"]["name"] == {"const": "look_up"}
+    assert ToolUse(tools.tools, "none").offered() == ()
 
 
 def test_openai_backend_against_a_real_bastion_server(server: LiveServer) -> None:

@@ -215,7 +215,7 @@ def test_missing_and_revoked_keys_get_401(server: LiveServer) -> None:
             400,
             "json_schema",
         ),
-        (b'{"messages": [{"role": "user", "content": "x"}], "logprobs": true}', 400, "logprobs"),
+        (b'{"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2}', 400, "logprobs"),
         (b"[" * 100_000 + b"]" * 100_000, 400, "nested too deeply"),  # was a RecursionError
         *(  # $refs used to fail only once the answer was checked (a 502), or fetch a URL
             (

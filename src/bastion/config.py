@@ -150,7 +150,13 @@ class ModelConfig(Section):
         30.0, gt=0, description="How long an open circuit refuses before one trial request."
     )
     threads: int | None = Field(None, ge=1, description="CPU threads for local inference.")
-    max_concurrency: int = Field(1, ge=1, description="Requests generated at once.")
+    max_concurrency: int = Field(
+        None,  # filled in from the backend
+        ge=1,
+        validate_default=True,
+        description="Requests generated at once; default: the backend's (llamacpp decodes "
+        "8 together, other backends take 1 at a time).",
+    )
     max_queue: int = Field(16, ge=0, description="Requests allowed to wait; beyond: 503.")
     tenant: str | None = Field(
         None, description="Only this tenant may use it (fine-tuned models: whose data)."
@@ -168,6 +174,15 @@ class ModelConfig(Section):
     def _known_backend(cls, value: str) -> str:
         _registered("backend", value)
         return value
+
+    @field_validator("max_concurrency", mode="before")
+    @classmethod
+    def _backend_concurrency(cls, value: int | None, info: ValidationInfo) -> int:
+        if value is not None:
+            return value
+        backend = info.data.get("backend")
+        spec = registry.part("backend", backend) if backend else None
+        return getattr(spec, "concurrency", 1)
 
     @field_validator("settings")
     @classmethod

@@ -14,6 +14,7 @@ threads, off its event loop.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -56,7 +57,14 @@ from bastion.guards.base import (
 )
 from bastion.models import ChatMessage, GenerationParams, ModelRegistry
 from bastion.models.admission import AdmissionGate
-from bastion.models.base import FinishReason, Generation, Role, StreamDelta
+from bastion.models.base import (
+    FinishReason,
+    Generation,
+    Role,
+    StreamDelta,
+    TokenLogprob,
+    ToolCall,
+)
 from bastion.observability import REQUESTS, TOKENS, TRACER
 
 log = logging.getLogger("bastion.pipeline")
@@ -143,17 +151,22 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     bastion: dict[str, Any]
+    logprobs: list[TokenLogprob] | None = None  # asked for, and the answer is the model's
+    tool_calls: list[ToolCall] = field(default_factory=list)  # checked, names restored
 
 
 @dataclass
 class StreamEvent:
-    """Text to send; the last event also carries the finish reason, usage and trust report."""
+    """Text to send; the last event also carries the finish reason, usage and trust report
+    (and the answer's token log-probabilities, when asked for and not withheld)."""
 
     text: str
     finish_reason: FinishReason | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
     bastion: dict[str, Any] | None = None
+    logprobs: list[TokenLogprob] | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 class Stage(Protocol):
@@ -309,18 +322,20 @@ class InputGuards:
         prompt_chars = sum(len(m.content) for m in ctx.messages[ctx.trusted_prefix :])
         gctx = GuardContext(ctx.trace_id, ctx.app.name, "input", prompt_chars, ctx.state)
         trusted, checked = ctx.messages[: ctx.trusted_prefix], ctx.messages[ctx.trusted_prefix :]
+        fail_open = self._fail_open(ctx.app.name)
         for guard in self.guards:
             if ctx.sources:
                 self._check_sources(guard, ctx, gctx)
-            verdicts = [
-                run_guard(guard, m.content, gctx, fail_open=self._fail_open(ctx.app.name))
+            # A message's text, and the arguments of the tool calls it made earlier.
+            readings = [
+                [run_guard(guard, text, gctx, fail_open=fail_open) for text in _texts(m)]
                 for m in checked
             ]
             checked = [
-                ChatMessage(m.role, v.text) if v.action == "redact" and v.text is not None else m
-                for m, v in zip(checked, verdicts, strict=True)
+                _rewritten(m, vs, _redacted) for m, vs in zip(checked, readings, strict=True)
             ]
             ctx.messages = trusted + checked
+            verdicts = [v for vs in readings for v in vs]
             if not verdicts:
                 continue
             verdict = merge(verdicts)
@@ -328,8 +343,7 @@ class InputGuards:
             if verdict.action == "block":
                 # What was refused must not reach the audit trail either.
                 ctx.messages = trusted + [
-                    ChatMessage(m.role, _struck(m.content, v)) if v.action == "block" else m
-                    for m, v in zip(checked, verdicts, strict=True)
+                    _rewritten(m, vs, _struck) for m, vs in zip(checked, readings, strict=True)
                 ]
                 reasons = "; ".join(f.detail for f in verdict.findings) or guard.name
                 if any(f.kind == GUARD_FAILED for f in verdict.findings):
@@ -370,8 +384,78 @@ class InputGuards:
             ctx.verdicts.append(merged)
 
 
+def _audited(text: str, calls: list[ToolCall] | None) -> str:
+    """What the audit record keeps of an answer: its text, then its tool calls."""
+    if not calls:
+        return text
+    laid_out = json.dumps([c.openai() for c in calls])
+    return f"{text}\n{laid_out}" if text else laid_out
+
+
+def _texts(message: ChatMessage) -> list[str]:
+    """What the input guards read of a message: its text, then each string in the
+    arguments of the tool calls it made earlier (JSON syntax would read as an injection)."""
+    return [message.content, *(s for call in message.tool_calls for s in _strings(_args(call)))]
+
+
+def _rewritten(
+    message: ChatMessage, verdicts: list[Verdict], rewrite: Callable[[str, Verdict], str]
+) -> ChatMessage:
+    """`message` with each of its texts (as `_texts` lists them) rewritten by its verdict."""
+    before = _texts(message)
+    after = [rewrite(t, v) for t, v in zip(before, verdicts, strict=True)]
+    if after == before:
+        return message
+    texts = iter(after)
+    content = next(texts)
+    calls = []
+    for call in message.tool_calls:
+        value = _args(call)
+        arguments = _with_strings(value, texts)
+        laid_out = arguments if value == call.arguments else json.dumps(arguments)
+        calls.append(replace(call, arguments=laid_out))
+    return replace(message, content=content, tool_calls=tuple(calls))
+
+
+def _args(call: ToolCall) -> Any:
+    """A call's arguments as JSON values; arguments that are not JSON: the text itself."""
+    try:
+        return json.loads(call.arguments)
+    except ValueError:
+        return call.arguments
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _with_strings(value: Any, strings: Iterator[str]) -> Any:
+    """`value` with its strings, in `_strings` order, replaced by the next of `strings`."""
+    if isinstance(value, str):
+        return next(strings)
+    if isinstance(value, dict):
+        return {key: _with_strings(item, strings) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_strings(item, strings) for item in value]
+    return value
+
+
+def _redacted(text: str, verdict: Verdict) -> str:
+    return verdict.text if verdict.action == "redact" and verdict.text is not None else text
+
+
 def _struck(text: str, verdict: Verdict) -> str:
-    """`text` with each finding of a blocking verdict replaced by its kind, e.g. <US_SSN>."""
+    """`text` with each finding of a blocking verdict replaced by its kind, e.g. <US_SSN>;
+    unchanged when the verdict does not block."""
+    if verdict.action != "block":
+        return text
     for f in sorted(verdict.findings, key=lambda f: f.start or 0, reverse=True):
         if f.start is not None and f.end is not None:
             text = f"{text[: f.start]}<{f.kind.upper()}>{text[f.end :]}"
@@ -392,8 +476,10 @@ class PreparePrompt:
     def run(self, ctx: RequestContext) -> None:
         grounded = "grounding" in ctx.extra
         shown = ctx.shown_sources
+        # Hooks see role and text; a message they keep keeps its tool calls.
+        given = [(PromptMessage(m.role, m.content), m) for m in ctx.messages]
         prompt = Prompt(
-            messages=[PromptMessage(m.role, m.content) for m in ctx.messages],
+            messages=[pm for pm, _ in given],
             sources=[DataBlock(f"source [{s.n}]: {s.chunk.source}", s.text) for s in shown],
             grounded=grounded,
             notes=[GROUNDING_RULE] if grounded else [],
@@ -401,7 +487,13 @@ class PreparePrompt:
         )
         for part in self._hooks:
             part.before_generation(prompt)
-        messages = [ChatMessage(cast(Role, m.role), m.content) for m in prompt.messages]
+        kept = {id(pm): m for pm, m in given}
+        messages = [
+            replace(kept[id(pm)], role=cast(Role, pm.role), content=pm.content)
+            if id(pm) in kept
+            else ChatMessage(cast(Role, pm.role), pm.content)
+            for pm in prompt.messages
+        ]
         if grounded:
             ctx.extra["grounding"]["shown"] = [s.chunk.id for s in shown]
             context = "\n\n".join(b.text for b in prompt.sources) or "(no sources matched)"
@@ -731,25 +823,31 @@ class Pipeline:
         checker = self._checker(ctx, max_holdback=0)  # nothing to hold back: one pass
         text = checker.feed(generation.text) + checker.finish()
         ctx.verdicts.extend(checker.verdicts.values())
-        finish: FinishReason = "content_filter" if checker.blocked else generation.finish_reason
+        calls = self._checked_calls(ctx, generation.tool_calls)
+        blocked = checker.blocked or calls is None
+        finish: FinishReason = "content_filter" if blocked else generation.finish_reason
         answer = text
-        if not checker.blocked:
+        if not blocked and not calls:
             answer, finish = self._check_support(ctx, text, finish)
             answer += self._notices(ctx)
         self._record(
             ctx,
             "ok",
-            response=text,
+            response=_audited(text, calls),
             usage=(generation.prompt_tokens, generation.completion_tokens),
         )
+        shown = self._reveal(ctx, answer)
+        logprobs = self._logprobs(ctx, generation.logprobs, generation.text, shown)
         return Completion(
             ctx.trace_id,
             ctx.model,
-            self._reveal(ctx, answer),
+            shown,
             finish,
             generation.prompt_tokens,
             generation.completion_tokens,
             self.bastion_field(ctx),
+            logprobs,
+            self._revealed_calls(ctx, calls),
         )
 
     def open_stream(self, ctx: RequestContext) -> Generator[StreamEvent, None, None]:
@@ -805,6 +903,10 @@ class Pipeline:
             ctx.app is not None and ctx.app.support_action == "block"
         )
         sent: list[str] = []  # what the model's answer became, masked (for the audit)
+        generated: list[str] = []  # what the model said; `shown`: what the client got
+        shown_all: list[str] = []
+        logprobs: list[TokenLogprob] = []
+        called: list[ToolCall] = []
         usage = (0, 0)
         finish: FinishReason = "stop"
         status, error = "cancelled", None
@@ -813,11 +915,15 @@ class Pipeline:
         )
         try:
             for delta in self._deltas(ctx, held):
+                generated.append(delta.text)
+                logprobs.extend(delta.logprobs)
+                called.extend(delta.tool_calls)
                 out = checker.feed(delta.text)
                 if out:
                     sent.append(out)
                     shown = "" if hold_all else reveal.feed(out)
                     if shown:
+                        shown_all.append(shown)
                         yield StreamEvent(shown)
                 if checker.blocked:
                     finish = "content_filter"
@@ -828,18 +934,24 @@ class Pipeline:
             tail = checker.finish()
             if tail:
                 sent.append(tail)
-            if checker.blocked:
-                finish = "content_filter"
             ctx.verdicts.extend(checker.verdicts.values())
+            calls = self._checked_calls(ctx, called)
+            if checker.blocked or calls is None:
+                finish = "content_filter"
             answer = "".join(sent)
             final = answer if hold_all else tail
-            if not checker.blocked:
+            if finish != "content_filter" and not calls:
                 checked, finish = self._check_support(ctx, answer, finish)
                 final = (checked if hold_all else tail) + self._notices(ctx)
             status = "ok"
-            self._record(ctx, status, response=answer, usage=usage)
+            self._record(ctx, status, response=_audited(answer, calls), usage=usage)
             shown = reveal.feed(final) + reveal.flush()
-            yield StreamEvent(shown, finish, usage[0], usage[1], self.bastion_field(ctx))
+            shown_all.append(shown)
+            asked = logprobs if ctx.request.params.logprobs is not None else None
+            kept = self._logprobs(ctx, asked, "".join(generated), "".join(shown_all))
+            bastion = self.bastion_field(ctx)
+            revealed = self._revealed_calls(ctx, calls)
+            yield StreamEvent(shown, finish, usage[0], usage[1], bastion, kept, revealed)
         except GeneratorExit:
             raise  # the client went away: recorded as cancelled below
         except Exception as exc:
@@ -888,6 +1000,47 @@ class Pipeline:
             return UNSUPPORTED_ANSWER, "content_filter"
         return answer, finish
 
+    def _checked_calls(self, ctx: RequestContext, calls: list[ToolCall]) -> list[ToolCall] | None:
+        """The model's tool calls with their arguments checked by the output guards as
+        answer text is (a redaction applies inside them); None when a guard blocked one, or
+        left its arguments no longer JSON."""
+        checked = []
+        for call in calls:
+            checker = self._checker(ctx, max_holdback=0)
+            arguments = checker.feed(call.arguments) + checker.finish()
+            ctx.verdicts.extend(checker.verdicts.values())
+            try:
+                json.loads(arguments)
+            except ValueError:
+                return None
+            if checker.blocked:
+                return None
+            checked.append(replace(call, arguments=arguments))
+        return checked
+
+    def _revealed_calls(self, ctx: RequestContext, calls: list[ToolCall] | None) -> list[ToolCall]:
+        """Tool calls as the caller gets them: names and numbers the PII guard masked
+        restored in the arguments, so that the tool acts on the real ones."""
+        return [replace(c, arguments=self._reveal(ctx, c.arguments)) for c in calls or []]
+
+    def _logprobs(
+        self,
+        ctx: RequestContext,
+        logprobs: list[TokenLogprob] | None,
+        generated: str,
+        shown: str,
+    ) -> list[TokenLogprob] | None:
+        """The answer's token log-probabilities when the client sees the model's own words:
+        once a guard redacted, restored or blocked any of it, its tokens could show what
+        was taken out (or a placeholder put in), so they are withheld, and the bastion
+        field says so."""
+        if logprobs is None:
+            return None
+        if shown != generated:
+            ctx.extra["logprobs"] = "withheld: the guards changed the answer"
+            return None
+        return logprobs
+
     def bastion_field(self, ctx: RequestContext) -> dict[str, Any]:
         """The `bastion` field of a response: trace id, app, route and trust report."""
         field: dict[str, Any] = {
@@ -902,6 +1055,8 @@ class Pipeline:
             field["experiment"] = ctx.extra["experiment"]
         if "fallback" in ctx.extra:  # the models that failed before this one answered
             field["fallback"] = ctx.extra["fallback"]
+        if "logprobs" in ctx.extra:
+            field["logprobs"] = ctx.extra["logprobs"]
         if "grounding" in ctx.extra:
             chars = self.config.grounding.snippet_chars
             reveal = partial(self._reveal, ctx)

@@ -10,6 +10,7 @@ from bastion.models.base import (
     Price,
     Sampling,
     StreamDelta,
+    TokenLogprob,
 )
 from bastion.models.registry import ModelRegistry
 
@@ -24,4 +25,5 @@ __all__ = [
     "Price",
     "Sampling",
     "StreamDelta",
+    "TokenLogprob",
 ]

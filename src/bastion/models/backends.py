@@ -35,9 +35,15 @@ def _openai(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
 
 
 class LlamaCppSettings(BaseModel):
+    kv_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="KV cache cells (prompt and answer tokens held at once) that the "
+        "requests decoded together share; default twice the context length.",
+    )
     prefix_cache: bool = Field(
         True,
-        description="Reuse the KV cache of the prompt's start that the last request shared "
+        description="Reuse the KV cache of the prompt's start that an earlier request shared "
         "(an app's instructions): faster first tokens; a repeated greedy request may then "
         "differ in a token from its first answer.",
     )
@@ -63,7 +69,12 @@ def _llamacpp(config: ModelConfig, setup: BackendSetup) -> ModelBackend:
     path = weights_path(config)
     settings = config.settings or LlamaCppSettings()
     return LlamaCppBackend(
-        setup.info, path, threads=config.threads, prefix_cache=settings.prefix_cache
+        setup.info,
+        path,
+        threads=config.threads,
+        prefix_cache=settings.prefix_cache,
+        parallel=config.max_concurrency,
+        kv_tokens=settings.kv_tokens,
     )
 
 
@@ -114,6 +125,7 @@ def register_backends(register: Register) -> None:
             "SmolLM2-135M-Instruct, the default model)",
             settings=LlamaCppSettings,
             build=_llamacpp,
+            concurrency=8,
         )
     )
     register(

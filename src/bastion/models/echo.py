@@ -20,6 +20,7 @@ from bastion.models.base import (
     GenerationParams,
     ModelInfo,
     StreamDelta,
+    only_text,
     truncate_at_stop,
 )
 
@@ -31,6 +32,7 @@ class EchoBackend:
     def _answer(
         self, messages: list[ChatMessage], params: GenerationParams
     ) -> tuple[list[str], int, str]:
+        only_text(self.info, params)
         prompt_tokens = sum(len(m.content.split()) for m in messages)
         last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
         if params.json_format is not None:

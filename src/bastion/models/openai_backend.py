@@ -17,6 +17,9 @@ from bastion.models.base import (
     GenerationParams,
     ModelInfo,
     StreamDelta,
+    TokenLogprob,
+    ToolCall,
+    new_call_id,
 )
 
 _RETRYABLE_STATUS = {408, 429, 500, 502, 503, 504}
@@ -69,7 +72,7 @@ class OpenAICompatibleBackend:
         sampling = params.sampling()
         body: dict[str, Any] = {
             "model": self.remote_model,
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "messages": [m.openai() for m in messages],
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
             "max_tokens": sampling.max_tokens,
@@ -83,6 +86,11 @@ class OpenAICompatibleBackend:
             body["seed"] = params.seed
         if params.json_format is not None:
             body["response_format"] = params.json_format.openai()
+        if params.logprobs is not None:
+            body["logprobs"] = True
+            body["top_logprobs"] = params.logprobs
+        if params.tools is not None:
+            body.update(params.tools.openai())
         if stream:
             body["stream_options"] = {"include_usage": True}
         return body
@@ -127,11 +135,17 @@ class OpenAICompatibleBackend:
             data = response.json()
             choice = data["choices"][0]
             usage = data.get("usage") or {}
+            calls = [
+                ToolCall(c["id"], c["function"]["name"], c["function"]["arguments"])
+                for c in choice["message"].get("tool_calls") or []
+            ]
             return Generation(
                 choice["message"].get("content") or "",
                 int(usage.get("prompt_tokens", 0)),
                 int(usage.get("completion_tokens", 0)),
                 _finish(choice.get("finish_reason")),
+                list(_logprobs(choice)) if params.logprobs is not None else None,
+                calls,
             )
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise BackendError(
@@ -144,6 +158,7 @@ class OpenAICompatibleBackend:
         response = self._send(self._body(messages, params, stream=True), stream=True)
         finish: str | None = None
         usage: dict[str, Any] = {}
+        calls: dict[int, dict[str, str]] = {}  # tool calls come in pieces, by index
         try:
             for line in response.iter_lines():
                 if not line.startswith("data:"):
@@ -156,9 +171,16 @@ class OpenAICompatibleBackend:
                 for choice in chunk.get("choices") or []:
                     text = (choice.get("delta") or {}).get("content") or ""
                     finish = choice.get("finish_reason") or finish
-                    if text:
-                        yield StreamDelta(text)
-        except (httpx.TransportError, ValueError) as exc:
+                    logprobs = tuple(_logprobs(choice))
+                    if text or logprobs:
+                        yield StreamDelta(text, logprobs=logprobs)
+                    for piece in (choice.get("delta") or {}).get("tool_calls") or []:
+                        call = calls.setdefault(piece["index"], {"id": "", "name": "", "args": ""})
+                        function = piece.get("function") or {}
+                        call["id"] = piece.get("id") or call["id"]
+                        call["name"] += function.get("name") or ""
+                        call["args"] += function.get("arguments") or ""
+        except (httpx.TransportError, ValueError, KeyError, TypeError) as exc:
             raise BackendError(
                 f"stream from model server for '{self.info.name}' broke: {exc}"
             ) from exc
@@ -169,8 +191,19 @@ class OpenAICompatibleBackend:
             _finish(finish),
             int(usage.get("prompt_tokens", 0)),
             int(usage.get("completion_tokens", 0)),
+            tool_calls=tuple(
+                ToolCall(c["id"] or new_call_id(), c["name"], c["args"])
+                for _, c in sorted(calls.items())
+            ),
         )
 
 
+def _logprobs(choice: dict[str, Any]) -> Iterator[TokenLogprob]:
+    """A choice's (or a chunk's) token log-probabilities, in OpenAI's shape."""
+    for item in (choice.get("logprobs") or {}).get("content") or []:
+        top = tuple((t["token"], float(t["logprob"])) for t in item.get("top_logprobs") or [])
+        yield TokenLogprob(item["token"], float(item["logprob"]), top)
+
+
 def _finish(reason: Any) -> Any:
-    return reason if reason in ("stop", "length", "content_filter") else "stop"
+    return reason if reason in ("stop", "length", "content_filter", "tool_calls") else "stop"

@@ -29,6 +29,7 @@ from bastion.models.base import (
     ModelInfo,
     StopScanner,
     StreamDelta,
+    only_text,
     truncate_at_stop,
 )
 
@@ -96,6 +97,7 @@ class TransformersBackend:
     def _prepare(
         self, messages: list[ChatMessage], params: GenerationParams
     ) -> tuple[Any, dict[str, Any]]:
+        only_text(self.info, params)
         if params.json_format is not None:
             raise BadRequest(
                 f"model '{self.info.name}' (transformers backend) cannot hold its answer to "

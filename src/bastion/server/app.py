@@ -35,8 +35,9 @@ from bastion.capacity import PlanRequest, capacity_plan
 from bastion.config import ExperimentConfig
 from bastion.console import create_console
 from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenied
-from bastion.models import ChatMessage, GenerationParams, JsonFormat
+from bastion.models import ChatMessage, GenerationParams, JsonFormat, TokenLogprob
 from bastion.models.backends import weights_path
+from bastion.models.base import Tool, ToolCall, ToolUse
 from bastion.observability import HTTP_LATENCY
 from bastion.pipeline import ChatRequest, Completion, Pipeline, StreamEvent
 from bastion.platform import Platform
@@ -56,6 +57,7 @@ from bastion.server.schemas import (
     FeedbackRequest,
     ModelCard,
     ModelList,
+    NamedToolChoice,
     PromoteRequest,
     ResponseFormat,
 )
@@ -235,11 +237,31 @@ def _json_format(fmt: ResponseFormat | None) -> JsonFormat | None:
     return JsonFormat(fmt.json_schema.schema_, fmt.json_schema.name)
 
 
+def _tool_use(body: ChatCompletionRequest) -> ToolUse | None:
+    if not body.tools:
+        return None
+    tools = tuple(
+        Tool(t.function.name, t.function.description or "", t.function.parameters)
+        for t in body.tools
+    )
+    if isinstance(body.tool_choice, NamedToolChoice):
+        return ToolUse(tools, "required", body.tool_choice.function.name)
+    return ToolUse(tools, body.tool_choice or "auto")
+
+
 def _to_chat_request(
     body: ChatCompletionRequest, app_header: str | None, account_header: str | None = None
 ) -> ChatRequest:
     messages = [
-        ChatMessage("system" if m.role == "developer" else m.role, m.text()) for m in body.messages
+        ChatMessage(
+            "system" if m.role == "developer" else m.role,
+            m.text(),
+            tuple(
+                ToolCall(c.id, c.function.name, c.function.arguments) for c in m.tool_calls or []
+            ),
+            m.tool_call_id,
+        )
+        for m in body.messages
     ]
     if not any(m.content.strip() for m in messages):
         raise BadRequest("messages are all empty; send at least one message with text")
@@ -251,6 +273,8 @@ def _to_chat_request(
         stop=stop,
         seed=body.seed,
         json_format=_json_format(body.response_format),
+        logprobs=(body.top_logprobs or 0) if body.logprobs else None,
+        tools=_tool_use(body),
     )
     app = body.app or app_header or "chat"
     account = body.account or account_header
@@ -287,8 +311,9 @@ def _completion_json(done: list[Completion]) -> dict[str, Any]:
         "choices": [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": d.text},
+                "message": _message_json(d.text, d.tool_calls),
                 "finish_reason": d.finish_reason,
+                "logprobs": _logprobs_json(d.logprobs),
             }
             for i, d in enumerate(done)
         ],
@@ -300,6 +325,29 @@ def _completion_json(done: list[Completion]) -> dict[str, Any]:
         "bastion": first.bastion
         if len(done) == 1
         else {**first.bastion, "choices": [d.bastion for d in done]},
+    }
+
+
+def _message_json(text: str, calls: list[ToolCall]) -> dict[str, Any]:
+    """An answer's `message` (ResponseMessage): its text, or the tool calls it makes."""
+    if not calls:
+        return {"role": "assistant", "content": text}
+    return {"role": "assistant", "content": text or None, "tool_calls": [c.openai() for c in calls]}
+
+
+def _logprobs_json(logprobs: list[TokenLogprob] | None) -> dict[str, Any] | None:
+    """OpenAI's `logprobs` of a choice (ChoiceLogprobs)."""
+    if logprobs is None:
+        return None
+
+    def token(text: str, logprob: float) -> dict[str, Any]:
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+    return {
+        "content": [
+            {**token(t.token, t.logprob), "top_logprobs": [token(*top) for top in t.top]}
+            for t in logprobs
+        ]
     }
 
 
@@ -338,13 +386,21 @@ async def _sse_stream(
             if event is sentinel:
                 break
             assert isinstance(event, StreamEvent)
+            delta: dict[str, Any] = {"content": event.text} if event.text else {}
+            if event.tool_calls:  # each call whole, in one piece
+                delta["tool_calls"] = [
+                    {"index": i, **call.openai()} for i, call in enumerate(event.tool_calls)
+                ]
             chunk: dict[str, Any] = {
                 **base,
                 "choices": [
                     {
                         "index": 0,
-                        "delta": {"content": event.text} if event.text else {},
+                        "delta": delta,
                         "finish_reason": event.finish_reason,
+                        # all of them at the end: only a whole answer shows whether a guard
+                        # changed it (and so whether they may be sent)
+                        "logprobs": _logprobs_json(event.logprobs),
                     }
                 ],
             }

@@ -15,12 +15,25 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str = Field(description="The arguments, a JSON object as text.")
+
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     content: str | list[TextPart] | None = None
     name: str | None = None
+    tool_calls: list[ToolCall] | None = Field(None, description="An assistant's earlier calls.")
+    tool_call_id: str | None = Field(None, description="A tool message: the call it answers.")
 
     def text(self) -> str:
         if self.content is None:
@@ -34,8 +47,27 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+def _checked_schema(v: dict[str, Any]) -> dict[str, Any]:
+    try:
+        jsonschema.validators.validator_for(v).check_schema(v)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
+    # check_schema leaves $refs unresolved: one to nowhere would fail only when the
+    # answer is checked (a 5xx), and one to a URL would have the server fetch it.
+    for ref in _refs(v):
+        if not _points_inside(v, ref):
+            raise ValueError(
+                f"$ref '{ref}' does not point inside the schema; refer to its own parts "
+                "only, e.g. '#/$defs/name'"
+            )
+    return v
+
+
+NAME = r"^[A-Za-z0-9_-]+$"  # OpenAI's pattern for schema and function names
+
+
 class JsonSchemaFormat(BaseModel):
-    name: str = Field("response", max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    name: str = Field("response", max_length=64, pattern=NAME)
     description: str | None = None
     schema_: dict[str, Any] = Field(alias="schema", description="A JSON Schema.")
     strict: bool | None = Field(None, description="Always enforced on local backends.")
@@ -45,19 +77,35 @@ class JsonSchemaFormat(BaseModel):
     @field_validator("schema_")
     @classmethod
     def _valid_schema(cls, v: dict[str, Any]) -> dict[str, Any]:
-        try:
-            jsonschema.validators.validator_for(v).check_schema(v)
-        except jsonschema.SchemaError as exc:
-            raise ValueError(f"not a valid JSON Schema: {exc.message}") from exc
-        # check_schema leaves $refs unresolved: one to nowhere would fail only when the
-        # answer is checked (a 5xx), and one to a URL would have the server fetch it.
-        for ref in _refs(v):
-            if not _points_inside(v, ref):
-                raise ValueError(
-                    f"$ref '{ref}' does not point inside the schema; refer to its own parts "
-                    "only, e.g. '#/$defs/name'"
-                )
-        return v
+        return _checked_schema(v)
+
+
+class FunctionDefinition(BaseModel):
+    name: str = Field(max_length=64, pattern=NAME)
+    description: str | None = None
+    parameters: dict[str, Any] | None = Field(
+        None, description="The arguments' JSON Schema; calls on local backends are held to it."
+    )
+    strict: bool | None = None
+
+    @field_validator("parameters")
+    @classmethod
+    def _valid_parameters(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if v is None else _checked_schema(v)
+
+
+class ToolDefinition(BaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class FunctionName(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: FunctionName
 
 
 def _refs(node: Any) -> Iterator[str]:
@@ -137,9 +185,28 @@ class ChatCompletionRequest(BaseModel):
         description="End customer's account, for account-level experiments "
         "(also header X-Bastion-Account).",
     )
-    tools: list[Any] | None = Field(None, description="Not supported yet; must be absent.")
-    logprobs: bool | None = Field(None, description="Not supported yet; must be absent.")
-    top_logprobs: int | None = Field(None, description="Not supported yet; must be absent.")
+    tools: list[ToolDefinition] | None = Field(
+        None,
+        max_length=128,
+        description="Functions the model may call: passed on to OpenAI-compatible models; "
+        "on llama.cpp models a call is read from the answer, and held to the function's "
+        "schema while decoding when tool_choice requires one. The guards check and the audit "
+        "trail keeps each call's arguments.",
+    )
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = Field(
+        None, description="Default: auto when tools are given."
+    )
+    parallel_tool_calls: bool | None = Field(
+        None, description="Passed on; llama.cpp models make one call at a time."
+    )
+    logprobs: bool | None = Field(
+        None,
+        description="Each answer token's log-probability (llamacpp and openai models); "
+        "withheld, with a note in `bastion.logprobs`, when a guard changed the answer.",
+    )
+    top_logprobs: int | None = Field(
+        None, ge=0, le=20, description="The likeliest tokens at each place; needs logprobs."
+    )
     response_format: ResponseFormat | None = Field(
         None, description="JSON answers: enforced while decoding on local backends."
     )
@@ -157,30 +224,53 @@ class ChatCompletionRequest(BaseModel):
             raise ValueError("n > 1 cannot be streamed; ask for one choice or set stream false")
         return self
 
-    @field_validator("logprobs", "top_logprobs")
-    @classmethod
-    def _no_logprobs(cls, v: bool | int | None) -> None:
-        if v:
-            raise ValueError("logprobs are not supported by this gateway yet; omit them")
-        return None
+    @model_validator(mode="after")
+    def _top_logprobs_need_logprobs(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs needs logprobs: true")
+        return self
 
-    @field_validator("tools")
-    @classmethod
-    def _no_tools(cls, v: list[Any] | None) -> None:
-        if v:
-            raise ValueError("tool calling is not supported by this gateway yet; omit 'tools'")
-        return None
+    @model_validator(mode="after")
+    def _tool_choice_among_tools(self) -> ChatCompletionRequest:
+        names = [t.function.name for t in self.tools or []]
+        if len(set(names)) < len(names):
+            raise ValueError("tools: each function needs a name of its own")
+        if self.tool_choice is not None and not names:
+            raise ValueError("tool_choice needs tools; give the functions in 'tools'")
+        named = self.tool_choice
+        if isinstance(named, NamedToolChoice) and named.function.name not in names:
+            raise ValueError(
+                f"tool_choice names '{named.function.name}', which is not among the tools "
+                f"({', '.join(names)})"
+            )
+        return self
 
 
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None = Field(description="None when the answer is tool calls.")
+    tool_calls: list[ToolCall] | None = None
+
+
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int]
+
+
+class TokenLogprob(TopLogprob):
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprob]
 
 
 class Choice(BaseModel):
     index: int = 0
     message: ResponseMessage
     finish_reason: str
+    logprobs: ChoiceLogprobs | None = None
 
 
 class Usage(BaseModel):
