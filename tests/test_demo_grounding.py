@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +165,15 @@ def test_unsupported_answers_are_blocked_when_the_app_says_so(
         ).text
     assert supported["choices"][0]["finish_reason"] != "content_filter"
     assert supported["bastion"]["support"] >= 0.6
+    # each supported sentence with the source it was found in, one the answer holds
+    attribution = supported["bastion"]["attribution"]
+    shown = {c["n"] for c in supported["bastion"]["citations"]}
+    assert attribution and {a["source"] for a in attribution} <= shown
+    uncited = re.sub(r"\[\d+(?:,\s*\d+)*\]", "", supported["choices"][0]["message"]["content"])
+    assert all(a["sentence"] in uncited for a in attribution)  # sentences lose their [n]
     assert blocked["choices"][0]["finish_reason"] == "content_filter"
     assert blocked["bastion"]["citations"] == [] and blocked["bastion"]["support"] < 0.6
+    assert blocked["bastion"]["attribution"] == []  # a blocked answer's sentences stay hidden
     verdict = next(
         v for v in blocked["bastion"]["trust"]["verdicts"] if v["guard"] == "groundedness"
     )

@@ -45,6 +45,7 @@ def test_an_agent_gets_a_draft_citing_articles_they_may_read(
     assert reply["articles"] and all(a["source"] == "kb" for a in reply["articles"])
     assert [a["n"] for a in reply["articles"]] == list(range(2, 2 + len(reply["articles"])))
     assert reply["support"] is not None and reply["withheld"] == []
+    assert reply["cited"] and not reply["citations_placed"]  # echo repeats the [n] markers
     # Only articles dave may read were shown, and the case went in as marked data.
     groups = set(readable_by(dave))
     for article in reply["articles"]:
@@ -54,6 +55,22 @@ def test_an_agent_gets_a_draft_citing_articles_they_may_read(
     prompt = record["prompt"][-1]["content"]
     assert "source [1]: support-cases" in prompt and "«data:" in prompt
     assert record["extra"]["app_run"] == response.json()["id"]
+
+
+def test_citations_the_model_left_out_are_placed_where_the_support_check_found_them() -> None:
+    from bastion.apps.service_reply import _place_citations
+
+    text = "Hold the button for five seconds. The light turns green! Thanks for waiting."
+    found = [
+        {"sentence": "Hold the button for five seconds.", "source": 2, "support": 0.8},
+        {"sentence": "The light turns green!", "source": 3, "support": 0.7},
+        {"sentence": "Thanks for waiting.", "source": 1, "support": 0.9},  # the case itself
+        {"sentence": "Not in the reply.", "source": 2, "support": 0.9},
+    ]
+    placed = _place_citations(text, found, articles={2, 3})
+    assert placed == (
+        "Hold the button for five seconds [2]. The light turns green [3]! Thanks for waiting."
+    )
 
 
 def test_a_case_the_person_may_not_read_or_that_does_not_exist(

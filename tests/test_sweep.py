@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -18,10 +19,10 @@ from bastion.cli import app
 from bastion.errors import BadRequest
 from bastion.platform import Platform
 from bastion.sweep import SweepPlan, run_sweep
-from bastion.sweep.report import build_report, pareto_front
+from bastion.sweep.report import SWEEPS, add_tuning_cost, build_report, pareto_front, render_html
 from bastion.sweep.runner import Candidate, candidates
 from bastion.sweep.suites import AppSuite, TaskSuite, load_suite
-from conftest import ECHO_CONFIG, write_config
+from conftest import ECHO_CONFIG, LiveServer, write_config
 
 runner = CliRunner()
 ROWS = [
@@ -146,6 +147,34 @@ def test_a_task_sweep_runs_through_the_pipeline_resumes_and_recommends(home: Pat
     )
 
 
+def test_saved_sweeps_are_served_to_admins(home: Path) -> None:
+    platform = Platform.open(home, write_config(home, ECHO_CONFIG))
+    platform.access.create_key(tenant="acme", user="ana", role="admin")
+    ana = platform.access.principal("acme/ana")
+    suite = load_suite(_suite(home / "suite"))
+    out = home / SWEEPS / "echo-vs-premium"
+    plan = SweepPlan(suite, candidates(["echo", "echo-premium"], []), [1], out, quality_bar=0.9)
+    try:
+        report = run_sweep(platform, plan, ana)
+        with LiveServer(platform) as server:
+
+            def get(path: str, role: str = "admin") -> httpx.Response:
+                key = server.key("acme", "ana" if role == "admin" else "bob", role)
+                headers = {"Authorization": f"Bearer {key}"}
+                return httpx.get(f"{server.url}/v1/admin/sweeps{path}", headers=headers)
+
+            (listed,) = get("").json()["data"]
+            assert listed["folder"] == "echo-vs-premium" and listed["suite"] == suite.name
+            assert listed["recommendation"]["candidate"] == "echo"
+            whole = get("/echo-vs-premium")
+            assert whole.status_code == 200 and whole.json()["levels"] == report["levels"]
+            assert get("", role="user").status_code == 403
+            assert get("/nope").status_code == 404 and "GET /v1/admin/sweeps" in get("/nope").text
+            assert get("/../../bastion.yaml").status_code == 404
+    finally:
+        platform.close()
+
+
 def test_errors_and_the_bar_keep_a_candidate_from_being_recommended() -> None:
     def level(name: str, quality: float, cost: float, errors: int = 0) -> dict[str, Any]:
         return {
@@ -162,6 +191,30 @@ def test_errors_and_the_bar_keep_a_candidate_from_being_recommended() -> None:
     assert none["recommendation"] is None and "no candidate meets the bar" in none["why_none"]
     slow = build_report("s", levels, quality_bar=0.7, p95_ms=5)
     assert slow["recommendation"] is None
+
+
+def test_a_tuned_candidate_carries_its_fine_tuning_cost_over_a_volume() -> None:
+    """Two hours of tuning at USD 0.5 an hour is USD 1; over 10,000 requests, USD 0.1 per
+    1,000: enough to make the tuned model dearer than a base model it served cheaper."""
+    tuned = {"candidate": "tuned", "cost_per_1k_requests": 0.05, "quality": 0.9}
+    base = {"candidate": "base", "cost_per_1k_requests": 0.12, "quality": 0.9}
+    add_tuning_cost(tuned, {"seconds": 7200.0}, machine_hour=0.5, volume=10_000)
+    assert tuned["tuning_cost"] == {"seconds": 7200.0, "usd": 1.0, "volume": 10_000}
+    assert tuned["serving_cost_per_1k_requests"] == 0.05
+    assert tuned["cost_per_1k_requests"] == pytest.approx(0.15)
+    levels = [
+        {**lv, "concurrency": 1, "errors": 0, "latency_ms": {"p50": 1.0, "p95": 2.0},
+         "requests_per_s": 1.0}
+        for lv in (tuned, base)
+    ]  # fmt: skip
+    assert build_report("s", levels, 0.5, None)["recommendation"]["candidate"] == "base"
+    shown = {"candidate": "tuned", "cost_per_1k_requests": 0.05}
+    add_tuning_cost(shown, {"seconds": 3600.0}, machine_hour=0.5, volume=None)
+    assert shown["cost_per_1k_requests"] == 0.05 and shown["tuning_cost"]["usd"] == 0.5
+    unpriced = {"candidate": "tuned", "cost_per_1k_requests": None}
+    add_tuning_cost(unpriced, {"seconds": 3600.0}, machine_hour=None, volume=100)
+    assert unpriced["tuning_cost"] is None
+    assert "<td>0.5</td>" in render_html(build_report("s", [{**levels[1], **shown}], None, None))
 
 
 def test_an_app_suite_sweeps_the_app_and_takes_its_score(home: Path) -> None:

@@ -996,6 +996,14 @@ class Pipeline:
             Verdict("groundedness", action, round(1 - result.score, 3), findings, stage="output")
         )
         ctx.extra["grounding"]["support"] = round(result.score, 3)
+        # Which source backs each supported sentence: apps place citations the model left
+        # out from it (service-reply), and the caller sees what rests on what.
+        shown = ctx.shown_sources
+        ctx.extra["grounding"]["attribution"] = [
+            {"sentence": s.sentence, "source": shown[s.passage].n, "support": s.support}
+            for s in result.sentences
+            if s.passage is not None and s.support >= result.threshold and action != "block"
+        ]
         if action == "block":
             return UNSUPPORTED_ANSWER, "content_filter"
         return answer, finish
@@ -1062,6 +1070,10 @@ class Pipeline:
             reveal = partial(self._reveal, ctx)
             field["citations"] = [s.citation(reveal, chars) for s in ctx.shown_sources]
             field["support"] = ctx.extra["grounding"].get("support")
+            field["attribution"] = [
+                {**a, "sentence": reveal(a["sentence"])}
+                for a in ctx.extra["grounding"].get("attribution", [])
+            ]
         return field
 
     def _checker(self, ctx: RequestContext, max_holdback: int) -> OutputGuardStream:

@@ -39,6 +39,14 @@ def sweep(
         str | None,
         typer.Option(help="Run on Ray: an address, auto or local (default: sweep.ray_address)."),
     ] = None,
+    volume: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Requests each candidate is to serve: a tuned model's fine-tuning cost (its "
+            "job's time at this machine's price) is spread over them in its cost.",
+        ),
+    ] = None,
 ) -> None:
     """Run every model (with every variant) through the suite at each concurrency, through
     the real pipeline; resume a folder's finished levels; print the recommendation."""
@@ -65,6 +73,7 @@ def sweep(
         p95_ms,
         price_per_hour,
         ray,
+        volume,
     )
     rows = len(chosen_suite.rows())
     platform = _platform()

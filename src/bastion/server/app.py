@@ -61,6 +61,7 @@ from bastion.server.schemas import (
     PromoteRequest,
     ResponseFormat,
 )
+from bastion.sweep.report import SWEEPS, saved_report, saved_reports
 
 log = logging.getLogger("bastion.server")
 M = TypeVar("M", bound=BaseModel)
@@ -649,6 +650,24 @@ def create_app(platform: Platform) -> FastAPI:
         return capacity_plan(
             model, weights_path(config), request, platform.audit, principal.tenant, config.price
         )
+
+    @app.get("/v1/admin/sweeps", responses=_ERRORS, tags=["admin"])
+    def admin_sweeps(authorization: str | None = Header(None)) -> dict[str, Any]:
+        """The saved sweep reports (`bastion sweep --out` folders under BASTION_HOME/sweeps),
+        newest first, with each one's recommendation (admins only; those that name a model
+        of another tenant are left out)."""
+        principal = _admin(principal_of(authorization), "sweep reports")
+        usable = set(platform.registry.names(principal.tenant))
+        return {"data": saved_reports(platform.home / SWEEPS, usable)}
+
+    @app.get("/v1/admin/sweeps/{folder:path}", responses=_ERRORS, tags=["admin"])
+    def admin_sweep(folder: str, authorization: str | None = Header(None)) -> dict[str, Any]:
+        """One saved sweep report whole: every candidate at every concurrency with its
+        quality, latency, throughput, memory and cost, the Pareto front and the
+        recommendation (admins only)."""
+        principal = _admin(principal_of(authorization), "sweep reports")
+        usable = set(platform.registry.names(principal.tenant))
+        return saved_report(platform.home / SWEEPS, folder, usable)
 
     @app.post(
         "/v1/feedback",

@@ -17,7 +17,7 @@ from typing import Any
 
 from bastion.access import Principal
 from bastion.platform import Platform
-from bastion.sweep.report import build_report, cost_per_1k, render_html
+from bastion.sweep.report import add_tuning_cost, build_report, cost_per_1k, render_html
 from bastion.sweep.runner import Candidate, sweep
 from bastion.sweep.suites import AppSuite, TaskSuite
 
@@ -34,6 +34,9 @@ class SweepPlan:
     p95_ms: float | None = None
     price_per_hour: float | None = None  # this machine's; default capacity.prices
     ray_address: str | None = None  # default sweep.ray_address; None: in-process
+    # Requests each candidate is to serve: a tuned candidate's one-off fine-tuning cost is
+    # spread over them in its cost per 1,000 requests (None: shown, not spread).
+    volume: int | None = None
 
 
 def run_sweep(
@@ -66,6 +69,9 @@ def run_sweep(
     for level in levels:
         price = platform.registry.config(level["model"], principal.tenant).price
         level["cost_per_1k_requests"] = cost_per_1k(level, hourly, price)
+        tuned = platform.tuned.find(level["model"])
+        if tuned is not None:
+            add_tuning_cost(level, tuned.metrics.get("training", {}), hourly, plan.volume)
     report = build_report(plan.suite.name, levels, plan.quality_bar, plan.p95_ms)
     plan.out.mkdir(parents=True, exist_ok=True)
     (plan.out / "report.json").write_text(json.dumps(report, indent=2))

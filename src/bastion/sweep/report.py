@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.config import PriceConfig
+from bastion.errors import NotFound
 from bastion.plots import inline_png, pyplot
 
 
@@ -30,6 +31,26 @@ def cost_per_1k(
     if hourly is None:
         return None
     return 1000 * hourly * float(level["wall_s"]) / 3600 / requests
+
+
+def add_tuning_cost(
+    level: dict[str, Any],
+    training: dict[str, Any],
+    machine_hour: float | None,
+    volume: int | None,
+) -> None:
+    """A tuned candidate's one-off cost: its fine-tuning job's time at this machine's
+    price; spread over `volume` requests, it joins the cost per 1,000 requests (the
+    serving part stays apart, in `serving_cost_per_1k_requests`)."""
+    seconds = training.get("seconds")
+    if machine_hour is None or not isinstance(seconds, int | float):
+        level["tuning_cost"] = None  # no price, or a record from before jobs were timed
+        return
+    one_off = machine_hour * float(seconds) / 3600
+    level["tuning_cost"] = {"seconds": float(seconds), "usd": one_off, "volume": volume}
+    level["serving_cost_per_1k_requests"] = serving = level["cost_per_1k_requests"]
+    if volume and serving is not None:
+        level["cost_per_1k_requests"] = serving + 1000 * one_off / volume
 
 
 def build_report(
@@ -114,6 +135,7 @@ COLUMNS = [
     ("in flight", ("concurrency",)),
     ("quality", ("quality",)),
     ("$ / 1k req", ("cost_per_1k_requests",)),
+    ("tuning $ (one-off)", ("tuning_cost", "usd")),
     ("p50 ms", ("latency_ms", "p50")),
     ("p95 ms", ("latency_ms", "p95")),
     ("TTFT p50 ms", ("ttft_ms", "p50")),
@@ -207,17 +229,23 @@ def render_html(report: dict[str, Any]) -> str:
 
 def _cell(level: dict[str, Any], path: tuple[str, ...]) -> str:
     value: Any = level
-    for key in path:
-        value = value[key]
+    for key in path:  # a field only some levels have (a tuned model's cost) may be missing
+        value = value.get(key) if isinstance(value, dict) else None
     if value is None:
         return "-"
     return html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
 
 
-def saved_reports(root: Path, limit: int = 100) -> list[dict[str, Any]]:
+SWEEPS = "sweeps"  # under BASTION_HOME: where the console and the API look for reports
+
+
+def saved_reports(
+    root: Path, usable: set[str] | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
     """The sweep reports (`report.json`) in the folders under `root`, newest first: each
     one's folder (relative to `root`), when it was written, suite, models, levels and
-    recommendation. A file that is not a readable report is skipped."""
+    recommendation. A file that is not a readable report is skipped, and with `usable`,
+    one that names a model outside it (another tenant's tuned model: not theirs)."""
     found = []
     for path in root.glob("**/report.json") if root.is_dir() else []:
         try:
@@ -236,5 +264,19 @@ def saved_reports(root: Path, limit: int = 100) -> list[dict[str, Any]]:
             )
         except (OSError, ValueError, KeyError, TypeError):
             continue
+    if usable is not None:
+        found = [r for r in found if set(r["models"]) <= usable]
     found.sort(key=lambda r: r["written"], reverse=True)
     return found[:limit]
+
+
+def saved_report(root: Path, folder: str, usable: set[str]) -> dict[str, Any]:
+    """The whole report of one folder `saved_reports` listed."""
+    listed = {r["folder"]: r for r in saved_reports(root, usable, limit=10_000)}
+    if folder not in listed:
+        raise NotFound(
+            f"no sweep report '{folder}'; GET /v1/admin/sweeps lists them "
+            f"(they are the `bastion sweep --out` folders under {SWEEPS}/ in BASTION_HOME)"
+        )
+    report: dict[str, Any] = json.loads((root / folder / "report.json").read_text("utf-8"))
+    return report

@@ -60,6 +60,10 @@ class ServiceReply(BaseModel):
     next_step: str = Field(description="What the agent should do next.")
     articles: list[Citation] = Field(description="The articles the model was shown.")
     cited: list[int] = Field(description="The article numbers the reply cites.")
+    citations_placed: bool = Field(
+        description="The model cited nothing, so each [n] was placed after a sentence the "
+        "support check found in article n."
+    )
     support: float | None = Field(description="Share of the reply its sources support (0-1).")
     withheld: list[str] = Field(description="Sources a guard kept from the model, and why.")
     trace_id: str = Field(description="The audit record of the model call.")
@@ -107,7 +111,12 @@ def reply(run: AppRun, given: ReplyRequest) -> ServiceReply:
         if n != 1
     ]
     text, next_step = _split_next_step(done.text)
-    cited = sorted({int(n) for n in _CITED.findall(text)} & {a.n for a in articles})
+    numbers = {a.n for a in articles}
+    cited = sorted({int(n) for n in _CITED.findall(text)} & numbers)
+    placed = not cited
+    if placed:  # the model cited nothing: cite what the support check matched
+        text = _place_citations(text, done.bastion.get("attribution", []), numbers)
+        cited = sorted({int(n) for n in _CITED.findall(text)} & numbers)
     return ServiceReply(
         case=given.case,
         subject=subject,
@@ -115,10 +124,25 @@ def reply(run: AppRun, given: ReplyRequest) -> ServiceReply:
         next_step=next_step or _default_next_step(articles),
         articles=articles,
         cited=cited,
+        citations_placed=placed and bool(cited),
         support=done.bastion.get("support"),
         withheld=_withheld(done.bastion),
         trace_id=done.trace_id,
     )
+
+
+def _place_citations(text: str, attribution: list[dict[str, Any]], articles: set[int]) -> str:
+    """`text` with [n] after each sentence the support check found in article n (the
+    case itself, source 1, is not cited to the customer)."""
+    for found in attribution:
+        if found["source"] not in articles:
+            continue
+        at = text.find(found["sentence"])
+        if at >= 0:
+            end = at + len(found["sentence"])
+            end -= text[end - 1] in ".!?"  # before the sentence's full stop
+            text = f"{text[:end]} [{found['source']}]{text[end:]}"
+    return text
 
 
 def _split_next_step(text: str) -> tuple[str, str | None]:
@@ -148,14 +172,16 @@ def _withheld(bastion: dict[str, object]) -> list[str]:
 
 def score(output: ServiceReply, expected: dict[str, Any]) -> dict[str, float | None]:
     """Against `expected["articles"]` (the names of the articles that answer the case):
-    the share of cited articles that are relevant, whether anything was cited, the share
-    of relevant articles the model was shown, and the reply's support by its sources."""
+    the share of cited articles that are relevant, whether anything was cited (and
+    whether the citations were placed by the support check), the share of relevant
+    articles the model was shown, and the reply's support by its sources."""
     relevant = set(expected.get("articles", []))
     shown = {a.n: a.record_id.rsplit(".", 1)[0] for a in output.articles}
     cited = [shown[n] for n in output.cited]
     return {
         "citation_precision": sum(c in relevant for c in cited) / len(cited) if cited else None,
         "cites_an_article": 1.0 if cited else 0.0,
+        "citations_placed": 1.0 if output.citations_placed else 0.0,
         "retrieval_recall": len(relevant & set(shown.values())) / len(relevant)
         if relevant
         else None,

@@ -15,10 +15,9 @@ from bastion.capacity.traffic import observed_traffic
 from bastion.console.web import AdminViewer, Console, parse_moment
 from bastion.errors import BadRequest
 from bastion.models.backends import weights_path
-from bastion.sweep.report import saved_reports
+from bastion.sweep.report import SWEEPS, saved_reports
 
 PRECISIONS = ("stored", *BYTES_PER_PARAMETER)
-SWEEPS = "sweeps"  # under BASTION_HOME: where the page looks for `bastion sweep --out` folders
 
 
 def _number(value: str, name: str, whole: bool = False) -> float | None:
@@ -111,9 +110,7 @@ def register(web: FastAPI, console: Console) -> None:
                 plan = plan_for(tenant, form)
             except BadRequest as exc:  # shown above the form, which keeps what was typed
                 error = exc.message
-        usable = set(platform.registry.names(tenant))
-        # A report naming a model this tenant may not use (another's tuned one) is not theirs.
-        sweeps = [r for r in saved_reports(platform.home / SWEEPS) if set(r["models"]) <= usable]
+        sweeps = saved_reports(platform.home / SWEEPS, set(platform.registry.names(tenant)))
         return console.page(
             request, viewer, "cost.html", status=400 if error else 200, form=form,
             models=platform.registry.names(tenant), hardware=table, precisions=PRECISIONS,
