@@ -553,6 +553,27 @@ def test_a_2000_message_channel_is_summarized_in_bounded_memory(home: Path) -> N
     assert calls > 10 and any("combining" in note for *_, note in seen)
 
 
+def test_partial_summaries_asked_at_once_come_out_as_asked_one_by_one(home: Path) -> None:
+    """`parallel` asks for several partial summaries at once (a batching model writes them
+    together); the digest is the one the calls made one after another give."""
+    _write_export(home / "exports" / "busy", "ops", _busy_channel(300))
+    given = {"channel": "ops", "export": "exports/busy", "since": "2026-03-01"}
+    alice = Principal("acme", "alice", "admin")
+    outputs = []
+    for parallel in (1, 4):
+        config = copy.deepcopy(ECHO_CONFIG)
+        settings = {"batch_tokens": 400, "parallel": parallel}
+        config["apps"].append({"name": "slack-digest", "settings": settings})
+        platform = Platform.open(home, write_config(home, config))
+        try:
+            result = run_app(platform, "slack-digest", given, alice)
+        finally:
+            platform.close()
+        assert len(result.calls) > 8  # several batches, and summaries of summaries
+        outputs.append(result.output.model_dump(mode="json"))
+    assert outputs[0] == outputs[1]
+
+
 # --- the labelled channels ---------------------------------------------------------------
 
 

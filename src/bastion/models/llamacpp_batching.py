@@ -27,6 +27,7 @@ from typing import Any
 import llama_cpp
 import numpy as np
 from llama_cpp import _internals
+from llama_cpp._utils import suppress_stdout_stderr
 
 from bastion.errors import BackendError, Overloaded
 
@@ -125,7 +126,11 @@ class DecodeLoop:
         params.n_threads_batch = threads or cpus
         self.model = model
         try:
-            self.context = _internals.LlamaContext(model=model, params=params, verbose=False)
+            # as llama_cpp.Llama does: llama.cpp's context report (and its warning that the
+            # shared pool is longer than the model's training context: each request's own
+            # context is held to context_length) stays off the server's output
+            with suppress_stdout_stderr(disable=False):
+                self.context = _internals.LlamaContext(model=model, params=params, verbose=False)
         except ValueError as exc:
             raise BackendError(
                 f"model '{name}': llama.cpp cannot make a context of {kv_tokens} tokens "

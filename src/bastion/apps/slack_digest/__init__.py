@@ -90,12 +90,12 @@ def _digest(
     leaves = sum(1 for _ in batches(threads, budget))  # batches are made again as they go
     total = leaves + combining_calls(leaves, budget.fanout)
     run.progress(0, total, f"read {count} messages in #{channel}")
-    summarizer = Summarizer(run, channel, budget, total, run.progress)
+    summarizer = Summarizer(run, channel, budget, total, run.progress, settings.parallel)
     partials: list[str] = []
     found: list[Found] = []
     withheld: set[str] = set()  # keys of threads a guard kept from the model
-    for n, batch in enumerate(batches(threads, budget), 1):
-        text, shown = summarizer.leaf(batch, f"summarizing part {n} of {leaves}")
+    numbered = enumerate(batches(threads, budget), 1)
+    for batch, text, shown in summarizer.leaves(numbered, leaves):
         partials += [text] if text else []
         for part in batch:
             if part.key not in shown:

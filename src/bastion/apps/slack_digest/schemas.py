@@ -20,6 +20,13 @@ class DigestSettings(BaseModel):  # apps[].settings of the slack-digest entry
     summary_tokens: int = Field(
         120, ge=16, le=1024, description="Most tokens the model writes per summary."
     )
+    parallel: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="Partial summaries asked for at once: a model that decodes requests "
+        "together (llamacpp) writes several in little more than the time of one.",
+    )
     export_folders: list[str] = Field(
         ["exports"],
         description="Folders (relative paths start at BASTION_HOME) that `export` paths may "

@@ -10,10 +10,13 @@ its answer is used as text, never parsed.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 from bastion.apps import AppRun
 from bastion.apps.slack_digest.reading import Thread
@@ -111,15 +114,18 @@ def clean(answer: str) -> str:
 
 @dataclass
 class Summarizer:
-    """Asks the model for partial summaries and combines them."""
+    """Asks the model for partial summaries and combines them, `parallel` calls at once
+    (from several threads: the counters are kept under a lock)."""
 
     run: AppRun
     channel: str
     budget: Budget
     total_calls: int
     progress: Callable[[int, int, str], None]
+    parallel: int = 1
     calls: int = 0
     blocked: int = 0  # answers the output guards refused
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def _ask(
         self, prompt: str, sources: list[tuple[str, str, str]], note: str
@@ -131,11 +137,12 @@ class Summarizer:
             sources=[self.run.material(k, title, text) for k, title, text in sources],
             max_tokens=self.budget.answer_tokens,
         )
-        self.calls += 1
-        self.progress(self.calls, self.total_calls, note)
+        with self._lock:
+            self.calls += 1
+            self.blocked += done.finish_reason == "content_filter"
+            self.progress(self.calls, self.total_calls, note)
         shown = {c["record_id"] for c in done.bastion.get("citations", [])}
         if done.finish_reason == "content_filter" or not shown:
-            self.blocked += done.finish_reason == "content_filter"
             return "", shown
         return clean(done.text), shown
 
@@ -144,6 +151,20 @@ class Summarizer:
         sources = [(p.key, f"#{self.channel} thread", p.text) for p in batch]
         return self._ask(LEAF_PROMPT, sources, note)
 
+    def leaves(
+        self, numbered: Iterable[tuple[int, list[Part]]], of: int
+    ) -> Iterator[tuple[list[Part], str, set[str]]]:
+        """Each batch with its partial summary and what the guards let through, in order;
+        `parallel` batches are read and asked for at a time (memory stays bounded)."""
+        numbered = iter(numbered)
+        with ThreadPoolExecutor(self.parallel) as pool:
+            while window := list(itertools.islice(numbered, self.parallel)):
+                asked = pool.map(
+                    lambda nb: self.leaf(nb[1], f"summarizing part {nb[0]} of {of}"), window
+                )
+                for (_, batch), (text, shown) in zip(window, asked, strict=True):
+                    yield batch, text, shown
+
     def combine(self, partials: list[str]) -> str:
         """One summary of the partial summaries, combined `fanout` at a time."""
         level = 0
@@ -151,16 +172,16 @@ class Summarizer:
             level += 1
             fanout = self.budget.fanout
             groups = [partials[i : i + fanout] for i in range(0, len(partials), fanout)]
-            combined = []
-            for n, group in enumerate(groups, 1):
+
+            def combined(n: int, group: list[str], level: int = level) -> str:
                 if len(group) == 1:
-                    combined.append(group[0])
-                    continue
+                    return group[0]
                 sources = [
                     (f"{self.channel}/summary-{level}-{n}-{i}", "partial summary", text)
                     for i, text in enumerate(group, 1)
                 ]
-                text, _ = self._ask(COMBINE_PROMPT, sources, f"combining summaries ({level})")
-                combined.append(text)
-            partials = combined
+                return self._ask(COMBINE_PROMPT, sources, f"combining summaries ({level})")[0]
+
+            with ThreadPoolExecutor(self.parallel) as pool:
+                partials = list(pool.map(combined, range(1, len(groups) + 1), groups))
         return partials[0] if partials else ""

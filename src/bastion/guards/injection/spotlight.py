@@ -10,10 +10,10 @@ from __future__ import annotations
 import re
 import secrets
 
-_FORGED = re.compile(r"«/?data:[0-9a-f]*»")
+_FORGED = re.compile(r"«/?data:[0-9a-z]*»")
 
 
-_MARKER = re.compile(r"«(/?)data:[0-9a-f]+»")
+_MARKER = re.compile(r"«(/?)data:[0-9a-z]+»")
 
 
 def without_boundaries(text: str) -> str:
@@ -50,8 +50,14 @@ class MarkerStripper:
         return without_markers(out)
 
 
+# Consonants only: a boundary is never a word, and never a run of digits and letters that
+# the PII guard reads as a licence or account number (hex ones were, when a marker echoed
+# by a model came back as a source).
+_BOUNDARY_LETTERS = "bcdfghjkmnpqrstvwxz"
+
+
 def new_boundary() -> str:
-    return secrets.token_hex(4)
+    return "".join(secrets.choice(_BOUNDARY_LETTERS) for _ in range(9))
 
 
 def spotlight(text: str, boundary: str, source: str) -> str:
