@@ -11,10 +11,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
 import uvicorn
 import yaml
@@ -117,6 +119,35 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(home: Path, config: dict[str, Any]) -> Iterator[LiveServer]:
+    """A platform on `config` in `home`, served; closed afterwards."""
+    platform = Platform.open(home, write_config(home, config))
+    try:
+        with LiveServer(platform) as live:
+            yield live
+    finally:
+        platform.close()
+
+
+@contextmanager
+def remote_gateway(home: Path, upstream_port: int) -> Iterator[LiveServer]:
+    """A Bastion server on ECHO_CONFIG with one more model, `remote`: an OpenAI-compatible
+    upstream on `upstream_port`, which users may use."""
+    config = copy.deepcopy(ECHO_CONFIG)
+    url = f"http://127.0.0.1:{upstream_port}/v1"
+    config["models"].append({"name": "remote", "backend": "openai", "base_url": url})
+    config["access"]["policies"]["user"]["models"] += ["remote"]
+    with serving(home, config) as live:
+        yield live
+
+
+def user_client(server: LiveServer) -> openai.OpenAI:
+    """The official client as acme/bob, a user, without retries."""
+    key = server.key("acme", "bob", "user")
+    return openai.OpenAI(base_url=server.url + "/v1", api_key=key, max_retries=0)
 
 
 def streamed_logprobs(chunks: list[Any]) -> list[Any]:

@@ -17,7 +17,7 @@ from bastion.audit import AuditQuery
 from bastion.grounding.ingest import set_contact_ids
 from bastion.platform import Platform
 from bastion.storage.tables import CampaignEmail, Feedback
-from conftest import ECHO_CONFIG, LiveServer, write_config
+from conftest import ECHO_CONFIG, LiveServer, serving
 from test_console import ConsoleClient, ask
 
 
@@ -220,12 +220,8 @@ def grounded(home: Path) -> Iterator[LiveServer]:
         _source("helpdesk", "acme", "support.csv", {"full_name": "name", "email": "email"}),
         _source("globex-crm", "globex", "support.csv", {"full_name": "name"}),
     ]  # fmt: skip
-    platform = Platform.open(home, write_config(home, config))
-    try:
-        with LiveServer(platform) as live:
-            yield live
-    finally:
-        platform.close()
+    with serving(home, config) as live:
+        yield live
 
 
 def test_sources_show_counts_skips_and_merged_contacts(grounded: LiveServer) -> None:

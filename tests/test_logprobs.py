@@ -4,10 +4,8 @@ streamed, refused by backends without them, and withheld once a guard changed th
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -15,8 +13,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from bastion.platform import Platform
-from conftest import ECHO_CONFIG, LiveServer, ServedApp, streamed_logprobs, write_config
+from conftest import ServedApp, remote_gateway, streamed_logprobs, user_client
 
 
 def _logprobs(words: list[str], top: int) -> list[dict[str, Any]]:
@@ -66,25 +63,12 @@ def echoing_upstream() -> FastAPI:
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("logprobs-home")
-    config = copy.deepcopy(ECHO_CONFIG)
-    with ServedApp(echoing_upstream()) as upstream:
-        config["models"].append(
-            {"name": "remote", "backend": "openai", "base_url": f"http://127.0.0.1:{upstream.port}/v1"}
-        )  # fmt: skip
-        config["access"]["policies"]["user"]["models"] += ["remote"]
-        platform = Platform.open(home, write_config(Path(home), config))
-        with LiveServer(platform) as live:
-            yield live
-        platform.close()
-
-
-@pytest.fixture(scope="module")
-def client(gateway: LiveServer) -> openai.OpenAI:
-    return openai.OpenAI(
-        base_url=gateway.url + "/v1", api_key=gateway.key("acme", "bob", "user"), max_retries=0
-    )
+def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
+    with (
+        ServedApp(echoing_upstream()) as upstream,
+        remote_gateway(tmp_path_factory.mktemp("logprobs-home"), upstream.port) as gateway,
+    ):
+        yield user_client(gateway)
 
 
 def ask(client: openai.OpenAI, text: str, **kw: Any) -> Any:

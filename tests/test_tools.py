@@ -5,10 +5,8 @@ embedded llama.cpp model's own calls are tested in test_embedded_model.py.)"""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import openai
@@ -17,8 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from bastion.audit import AuditQuery
-from bastion.platform import Platform
-from conftest import ECHO_CONFIG, LiveServer, ServedApp, write_config
+from conftest import LiveServer, ServedApp, remote_gateway, user_client
 
 SEND_EMAIL = {
     "type": "function",
@@ -102,21 +99,24 @@ def upstream() -> Iterator[CallingUpstream]:
 def gateway(
     tmp_path_factory: pytest.TempPathFactory, upstream: CallingUpstream
 ) -> Iterator[LiveServer]:
-    home = tmp_path_factory.mktemp("tools-home")
-    config = copy.deepcopy(ECHO_CONFIG)
-    url = f"http://127.0.0.1:{upstream.served.port}/v1"
-    config["models"].append({"name": "remote", "backend": "openai", "base_url": url})
-    config["access"]["policies"]["user"]["models"] += ["remote"]
-    platform = Platform.open(home, write_config(Path(home), config))
-    with LiveServer(platform) as live:
+    with remote_gateway(tmp_path_factory.mktemp("tools-home"), upstream.served.port) as live:
         yield live
-    platform.close()
 
 
 @pytest.fixture(scope="module")
 def client(gateway: LiveServer) -> openai.OpenAI:
-    key = gateway.key("acme", "bob", "user")
-    return openai.OpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+    return user_client(gateway)
+
+
+def after_a_call(asked: str, name: str, arguments: str, result: str, then: str) -> Any:
+    """A conversation: a question, the model's call (call_9), its result, a new question."""
+    made = {"id": "call_9", "type": "function", "function": {"name": name, "arguments": arguments}}
+    return [
+        {"role": "user", "content": asked},
+        {"role": "assistant", "content": None, "tool_calls": [made]},
+        {"role": "tool", "tool_call_id": "call_9", "content": result},
+        {"role": "user", "content": then},
+    ]
 
 
 def call(client: openai.OpenAI, text: str, **kw: Any) -> Any:
@@ -160,22 +160,7 @@ def test_a_streamed_call_arrives_whole(client: openai.OpenAI) -> None:
 def test_the_conversation_goes_back_with_the_call_and_its_result(
     client: openai.OpenAI, upstream: CallingUpstream
 ) -> None:
-    messages: Any = [
-        {"role": "user", "content": "what is in stock?"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "call_9",
-                    "type": "function",
-                    "function": {"name": "look_up", "arguments": "{}"},
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "call_9", "content": "12 sensors"},
-        {"role": "user", "content": "so how many?"},
-    ]
+    messages = after_a_call("what is in stock?", "look_up", "{}", "12 sensors", "so how many?")
     answer = client.chat.completions.create(model="remote", messages=messages)
     assert answer.choices[0].message.content == "no tool: so how many?"
     sent = {m["role"]: m for m in upstream.bodies[-1]["messages"]}
@@ -196,25 +181,8 @@ def test_names_are_masked_for_the_model_and_restored_in_the_call(
     assert "send_email" in record["response"]
     assert "jane.doe@example.com" not in json.dumps(record)
     # an earlier call's arguments going back to the model are masked too
-    messages: Any = [
-        {"role": "user", "content": "who did we write to?"},
-        {
-            "role": "assistant",
-            "content": None,
-            "tool_calls": [
-                {
-                    "id": "call_2",
-                    "type": "function",
-                    "function": {
-                        "name": "send_email",
-                        "arguments": '{"to": "jane.doe@example.com", "body": "hi"}',
-                    },
-                }
-            ],
-        },
-        {"role": "tool", "tool_call_id": "call_2", "content": "sent"},
-        {"role": "user", "content": "thanks"},
-    ]
+    arguments = '{"to": "jane.doe@example.com", "body": "hi"}'
+    messages = after_a_call("who did we write to?", "send_email", arguments, "sent", "thanks")
     client.chat.completions.create(model="remote", messages=messages)
     assert "jane.doe@example.com" not in json.dumps(upstream.bodies[-1])
 
