@@ -9,6 +9,7 @@ import copy
 import json
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from bastion.audit import AuditQuery
 from bastion.errors import BackendError, BadRequest, ModelUnavailable
 from bastion.models.breaker import CircuitBreaker
 from bastion.platform import Platform
-from conftest import ECHO_CONFIG, LiveServer, ServedApp, write_config
+from conftest import ECHO_CONFIG, LiveServer, ServedApp, serving, write_config
 
 
 class Upstream:
@@ -219,6 +220,41 @@ def test_a_circuit_that_never_opens() -> None:
     for _ in range(20):
         breaker.failed()
     assert breaker.state == "closed"
+
+
+def test_requests_beyond_the_servers_limit_are_refused_at_once(
+    home: Path, upstream: Upstream
+) -> None:
+    """Two requests wait on a hanging model; with server.max_in_flight 2, a third is told
+    to come back (503, Retry-After) at once instead of queueing for a worker thread."""
+    upstream.mode = "hang"
+    config = copy.deepcopy(ECHO_CONFIG)
+    config["server"] = {"max_in_flight": 2}
+    url = f"http://127.0.0.1:{upstream.port}/v1"
+    config["models"].append({"name": "remote", "backend": "openai", "base_url": url,
+                             "timeout_s": 5.0, "retries": 0})  # fmt: skip
+    config["apps"].append({"name": "direct", "model": "remote"})
+    config["access"]["policies"]["user"]["apps"] += ["direct"]
+    config["access"]["policies"]["user"]["models"] += ["remote"]
+    with serving(home, config) as server, ThreadPoolExecutor(2) as pool:
+        held = [pool.submit(ask, server, "direct") for _ in range(2)]
+        deadline = time.monotonic() + 10
+        while in_flight(server) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        started = time.monotonic()
+        refused = ask(server, "direct")
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        assert time.monotonic() - started < 1.0  # at once, not after the others
+        assert "server.max_in_flight" in refused.json()["error"]["message"]
+        assert httpx.get(server.url + "/healthz").status_code == 200  # always answered
+        for request in held:  # they end their own way (answered, or the model timed out)
+            request.result()
+
+
+def in_flight(server: LiveServer) -> float:
+    metrics = httpx.get(server.url + "/metrics").text
+    line = next(x for x in metrics.splitlines() if x.startswith("bastion_http_requests_in_flight "))
+    return float(line.split()[1])
 
 
 def test_a_full_disk_refuses_requests_and_corrupts_nothing(server: LiveServer) -> None:

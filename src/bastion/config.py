@@ -67,6 +67,12 @@ class ServerConfig(Section):
     host: str = Field("127.0.0.1", description="Address to listen on.")
     port: int = Field(8080, ge=1, le=65535, description="Port to listen on.")
     max_request_bytes: int = Field(1_000_000, gt=0, description="Largest accepted HTTP body.")
+    max_in_flight: int = Field(
+        128,
+        ge=1,
+        description="Requests served at once; beyond, 503 with Retry-After at once (rather "
+        "than waiting for a worker thread).",
+    )
 
 
 class ConsoleConfig(Section):

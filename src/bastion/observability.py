@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from opentelemetry import trace
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from bastion.config import TracingConfig
 
@@ -18,6 +18,9 @@ REQUESTS = Counter(
     "bastion_requests_total", "Chat requests by outcome.", ["app", "model", "status"]
 )
 TOKENS = Counter("bastion_tokens_total", "Tokens processed.", ["model", "kind"])
+IN_FLIGHT = Gauge(
+    "bastion_http_requests_in_flight", "HTTP requests being served (server.max_in_flight caps it)."
+)
 HTTP_LATENCY = Histogram(
     "bastion_http_request_seconds",
     "HTTP request latency.",

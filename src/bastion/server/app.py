@@ -38,7 +38,7 @@ from bastion.errors import BadRequest, BastionError, Overloaded, PermissionDenie
 from bastion.models import ChatMessage, GenerationParams, JsonFormat, TokenLogprob
 from bastion.models.backends import weights_path
 from bastion.models.base import Tool, ToolCall, ToolUse
-from bastion.observability import HTTP_LATENCY
+from bastion.observability import HTTP_LATENCY, IN_FLIGHT
 from bastion.pipeline import ChatRequest, Completion, Pipeline, StreamEvent
 from bastion.platform import Platform
 from bastion.server.schemas import (
@@ -133,6 +133,43 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": response.body})
+
+
+class InFlightLimit:
+    """Answers 503 with Retry-After at once when `limit` requests are already being
+    served, instead of letting more wait for a worker thread in a queue nobody bounds.
+    (Each model's admission gate bounds its own generations behind this.) Health checks
+    and metrics are always answered."""
+
+    EXEMPT = ("/healthz", "/metrics")
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0  # touched on the event loop only: no lock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.EXEMPT:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.limit:
+            refusal = _error(
+                503,
+                f"the server is serving {self.limit} requests; retry shortly "
+                "(server.max_in_flight sets how many)",
+                "overloaded",
+                "server_error",
+                {"Retry-After": "1"},
+            )
+            await refusal(scope, receive, send)
+            return
+        self.in_flight += 1
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            IN_FLIGHT.dec()
 
 
 class RequestTimer:
@@ -457,6 +494,7 @@ def create_app(platform: Platform) -> FastAPI:
     app.mount("/console", create_console(platform))
     pipeline = platform.pipeline
     app.add_middleware(BodySizeLimit, limit=platform.config.server.max_request_bytes)
+    app.add_middleware(InFlightLimit, limit=platform.config.server.max_in_flight)
 
     app.add_middleware(RequestTimer)
 
