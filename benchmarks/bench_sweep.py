@@ -21,11 +21,13 @@ there.)
 Overhead: --overhead-prompts short prompts to the default model through the sweep's task
 runner and straight through the pipeline (the same requests, greedy, alternated three
 times): the harness's threads, memory sampler and bookkeeping as a share of the latency.
-`--only overhead` measures that alone.
+`--only overhead` measures that alone; `--only summaries` sweeps the summaries suite alone
+(with --tune-steps: the tuned candidate against the others on its own job).
 
 Usage: python benchmarks/bench_sweep.py [--models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b]
     [--every 8] [--cases 12] [--concurrency 1,2] [--out docs/sweeps] [--quality-bar 0.5]
-    [--tune-steps 60 --tune-rows 400 --summaries 10 --volume 100000] [--only overhead]
+    [--tune-steps 60 --tune-rows 400 --summaries 10 --volume 100000]
+    [--only overhead|summaries]
 """
 
 from __future__ import annotations
@@ -144,9 +146,9 @@ def summaries_suite(folder: Path, start: int, count: int) -> TaskSuite:
         rows = [json.loads(line) for line in list(source)[start : start + count]]
     (folder / "summaries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return TaskSuite.model_validate(
-        {"name": "summaries", "kind": "task", "data": folder / "summaries.jsonl",
-         "prompt": INSTRUCTION + "{dialogue}", "reference": "summary", "metric": "rouge_l",
-         "max_tokens": 60}
+        {"name": "summaries", "kind": "task", "app": "summarize",
+         "data": folder / "summaries.jsonl", "prompt": INSTRUCTION + "{dialogue}",
+         "reference": "summary", "metric": "rouge_l", "max_tokens": 60}
     )  # fmt: skip
 
 
@@ -200,7 +202,7 @@ def main() -> None:
     parser.add_argument("--tune-rows", type=int, default=400)
     parser.add_argument("--summaries", type=int, default=10)
     parser.add_argument("--volume", type=int, default=100_000)
-    parser.add_argument("--only", choices=["overhead"])
+    parser.add_argument("--only", choices=["overhead", "summaries"])
     args = parser.parse_args()
     larger = [m for m in CATALOGUE if m.name in args.models.split(",")]
     levels = [int(n) for n in args.concurrency.split(",")]
@@ -212,16 +214,17 @@ def main() -> None:
             "benchmark": "sweep",
             "machine": f"{machine.machine()}, {machine.python_version()}",
             "demo_setup_s": round(setup_s, 1),
-            "overhead": overhead(platform, default, home, args.overhead_prompts),
         }
+        if args.only != "summaries":
+            result["overhead"] = overhead(platform, default, home, args.overhead_prompts)
         if args.only == "overhead":
             platform.close()
             print(json.dumps(result, indent=2))
             return
         chosen = [Candidate(default), *(Candidate(m.name) for m in larger)]
-        plans: list[tuple[AppSuite | TaskSuite, list[Candidate]]] = [
-            (suite, chosen) for suite in suites(platform, home, args.every, args.cases)
-        ]
+        # --only summaries: the tuned candidate's own job alone
+        apps = [] if args.only == "summaries" else suites(platform, home, args.every, args.cases)
+        plans: list[tuple[AppSuite | TaskSuite, list[Candidate]]] = [(s, chosen) for s in apps]
         if args.tune_steps:
             result["tuned"] = tuned = tuned_candidate(
                 platform, home, args.tune_steps, args.tune_rows

@@ -44,7 +44,7 @@ def sweep(
         typer.Option(
             min=1,
             help="Requests each candidate is to serve: a tuned model's fine-tuning cost (its "
-            "job's time at this machine's price) is spread over them in its cost.",
+            "training time at this machine's price) is spread over them in its cost.",
         ),
     ] = None,
 ) -> None:

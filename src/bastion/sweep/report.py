@@ -39,7 +39,7 @@ def add_tuning_cost(
     machine_hour: float | None,
     volume: int | None,
 ) -> None:
-    """A tuned candidate's one-off cost: its fine-tuning job's time at this machine's
+    """A tuned candidate's one-off cost: its training time at this machine's
     price; spread over `volume` requests, it joins the cost per 1,000 requests (the
     serving part stays apart, in `serving_cost_per_1k_requests`)."""
     seconds = training.get("seconds")
