@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import json
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -277,7 +278,9 @@ class Prober:
         naming: tuple[str, ...] = (),
         **path: Any,
     ) -> httpx.Response:
-        answer = self.http.request(method, template.format(**path), json=body, params=params)
+        # a route's converters ({folder:path}) are not format specs
+        url = re.sub(r"\{(\w+):\w+\}", r"{\1}", template).format(**path)
+        answer = self.http.request(method, url, json=body, params=params)
         self.probed.add((method, template))
         self.check(answer, expect, naming + tuple(str(v) for v in path.values()))
         return answer
@@ -343,6 +346,8 @@ def probe_api(p: Prober, world: Globex) -> None:
           name="campaign-email")  # fmt: skip
     p.api("GET", "/v1/admin/plan", 404, params={"model": TUNED, "qps": 1, "p95_ms": 5000},
           naming=(TUNED,))  # fmt: skip
+    p.api("GET", "/v1/admin/sweeps", 200)  # their saved sweep is not listed
+    p.api("GET", "/v1/admin/sweeps/{folder:path}", 404, folder="sweep-q7")
     body = {"model": TUNED, "messages": [{"role": "user", "content": "hi"}]}
     p.api("POST", "/v1/chat/completions", 404, body=body, naming=(TUNED,))
     # App finance runs globex's experiment (99% to its tuned arm): acme's requests to the
