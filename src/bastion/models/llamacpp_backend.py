@@ -124,12 +124,6 @@ class _Loaded:
         top = tuple((self.piece(t), lp) for t, lp in logprob.top)
         return TokenLogprob(self.piece(token), logprob.logprob, top)
 
-    def is_end(self, token: int) -> bool:
-        """An end-of-generation token (the template's EOS)."""
-        import llama_cpp
-
-        return bool(llama_cpp.llama_vocab_is_eog(self.model.vocab, token))
-
 
 class LlamaCppBackend:
     """One GGUF model, its generations decoded together by one decode loop
@@ -246,9 +240,8 @@ class LlamaCppBackend:
         """The conversation as the template lays it out, with the tools the model may call:
         in the template's own way when it has one, else described in the system message."""
         chat = [_template_message(m, loaded.knows_tools) for m in messages]
-        tools = [t.openai() for t in offered] or None
+        tools = [t.openai() for t in offered] if offered and loaded.knows_tools else None
         if offered and not loaded.knows_tools:
-            tools = None
             note = _tools_note(offered)
             if chat and chat[0]["role"] == "system":
                 chat[0] = {**chat[0], "content": f"{chat[0]['content']}\n\n{note}"}
@@ -311,7 +304,7 @@ class LlamaCppBackend:
                 sampled = decoding.tokens.get()
                 if isinstance(sampled, BaseException):
                     raise sampled
-                if loaded.is_end(sampled.token):
+                if sampled.end:
                     finish = "stop"
                     break
                 generated += 1

@@ -48,6 +48,7 @@ class SampledLogprob:
 class Sampled:
     token: int
     logprob: SampledLogprob | None  # only when the request asked for them
+    end: bool  # an end-of-generation token (the template's EOS): the request left
 
 
 @dataclass(eq=False)
@@ -62,7 +63,6 @@ class Decoding:
     # Set by the reader (a client gone, a stop sequence seen): the loop drops it next step.
     cancelled: bool = False
     evaluated: int = 0  # prompt tokens in the KV cache (reused or evaluated)
-    reused: int = 0  # of them, found in the cache from an earlier request
     generated: int = 0
     pending: int | None = None  # the sampled token still to be decoded
 
@@ -208,13 +208,14 @@ class DecodeLoop:
         free = [s for s in self._slots if s.decoding is None]
         while free and self._waiting:
             decoding = self._waiting.popleft()
-            slot = max(free, key=lambda s: common_start(s.cached, decoding.prompt))
+            shared, slot = max(
+                ((common_start(s.cached, decoding.prompt), s) for s in free), key=lambda p: p[0]
+            )
             free.remove(slot)
             # At least the prompt's last token is evaluated: its logits give the first token.
-            keep = common_start(slot.cached, decoding.prompt) if self.prefix_cache else 0
-            keep = min(keep, len(decoding.prompt) - 1)
+            keep = min(shared if self.prefix_cache else 0, len(decoding.prompt) - 1)
             self._forget(slot, keep)
-            decoding.evaluated = decoding.reused = keep
+            decoding.evaluated = keep
             self.prompt_tokens_evaluated += len(decoding.prompt) - keep
             slot.decoding = decoding
 
@@ -288,10 +289,9 @@ class DecodeLoop:
         if decoding.top_logprobs is not None:
             logprob = self._logprob(row, token, decoding.top_logprobs)
         decoding.generated += 1
-        decoding.tokens.put(Sampled(token, logprob))
-        if llama_cpp.llama_vocab_is_eog(self.model.vocab, token) or (
-            decoding.generated >= decoding.max_tokens
-        ):
+        end = bool(llama_cpp.llama_vocab_is_eog(self.model.vocab, token))
+        decoding.tokens.put(Sampled(token, logprob, end))
+        if end or decoding.generated >= decoding.max_tokens:
             self._leave(slot)
         else:
             decoding.pending = token
@@ -303,7 +303,9 @@ class DecodeLoop:
         logits = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).astype(np.float64)
         shifted = logits - logits.max()
         logprobs = shifted - math.log(float(np.exp(shifted).sum()))
-        best = np.argsort(-logprobs)[:top]
+        # the few likeliest of a vocabulary of up to 150,000, without sorting all of it
+        best = np.argpartition(-logprobs, top)[:top]
+        best = best[np.argsort(-logprobs[best])]
         return SampledLogprob(
             float(logprobs[token]), tuple((int(t), float(logprobs[t])) for t in best)
         )

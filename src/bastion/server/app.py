@@ -349,7 +349,7 @@ def _completion_json(done: list[Completion]) -> dict[str, Any]:
         "choices": [
             {
                 "index": i,
-                "message": _message_json(d.text, d.tool_calls),
+                "message": ChatMessage("assistant", d.text, tuple(d.tool_calls)).openai(),
                 "finish_reason": d.finish_reason,
                 "logprobs": _logprobs_json(d.logprobs),
             }
@@ -364,13 +364,6 @@ def _completion_json(done: list[Completion]) -> dict[str, Any]:
         if len(done) == 1
         else {**first.bastion, "choices": [d.bastion for d in done]},
     }
-
-
-def _message_json(text: str, calls: list[ToolCall]) -> dict[str, Any]:
-    """An answer's `message` (ResponseMessage): its text, or the tool calls it makes."""
-    if not calls:
-        return {"role": "assistant", "content": text}
-    return {"role": "assistant", "content": text or None, "tool_calls": [c.openai() for c in calls]}
 
 
 def _logprobs_json(logprobs: list[TokenLogprob] | None) -> dict[str, Any] | None:

@@ -248,35 +248,45 @@ def saved_reports(
     one that names a model outside it (another tenant's tuned model: not theirs)."""
     found = []
     for path in root.glob("**/report.json") if root.is_dir() else []:
-        try:
-            report = json.loads(path.read_text(encoding="utf-8"))
-            levels = report["levels"]
-            found.append(
-                {
-                    "folder": str(path.parent.relative_to(root)),
-                    "written": datetime.fromtimestamp(path.stat().st_mtime, UTC),
-                    "suite": str(report["suite"]),
-                    "models": sorted({str(level["model"]) for level in levels}),
-                    "levels": len(levels),
-                    "recommendation": report.get("recommendation"),
-                    "why_none": report.get("why_none"),
-                }
-            )
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    if usable is not None:
-        found = [r for r in found if set(r["models"]) <= usable]
+        read = _read_report(root, path, usable)
+        if read is not None:
+            found.append(read[0])
     found.sort(key=lambda r: r["written"], reverse=True)
     return found[:limit]
 
 
 def saved_report(root: Path, folder: str, usable: set[str]) -> dict[str, Any]:
-    """The whole report of one folder `saved_reports` listed."""
-    listed = {r["folder"]: r for r in saved_reports(root, usable, limit=10_000)}
-    if folder not in listed:
+    """The whole report of one folder `saved_reports` lists."""
+    path = root / folder / "report.json"
+    inside = path.resolve().is_relative_to(root.resolve())  # no '..' out of the folder
+    read = _read_report(root, path, usable) if inside else None
+    if read is None:
         raise NotFound(
             f"no sweep report '{folder}'; GET /v1/admin/sweeps lists them "
             f"(they are the `bastion sweep --out` folders under {SWEEPS}/ in BASTION_HOME)"
         )
-    report: dict[str, Any] = json.loads((root / folder / "report.json").read_text("utf-8"))
-    return report
+    return read[1]
+
+
+def _read_report(
+    root: Path, path: Path, usable: set[str] | None
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """A report's summary and the report itself; None when the file is not a readable
+    report, or names a model outside `usable`."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        levels = report["levels"]
+        summary = {
+            "folder": str(path.parent.relative_to(root)),
+            "written": datetime.fromtimestamp(path.stat().st_mtime, UTC),
+            "suite": str(report["suite"]),
+            "models": sorted({str(level["model"]) for level in levels}),
+            "levels": len(levels),
+            "recommendation": report.get("recommendation"),
+            "why_none": report.get("why_none"),
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if usable is not None and not set(summary["models"]) <= usable:
+        return None
+    return summary, report

@@ -136,8 +136,7 @@ def _people(cfg: SourceConfig, users: dict[str, Any]) -> Iterator[SourceRecord]:
     for uid, user in sorted(users.items()):
         if user.get("is_bot") or user.get("deleted"):
             continue
-        profile = user.get("profile")
-        profile = profile if isinstance(profile, dict) else {}  # was an AttributeError
+        profile = _profile(user)
         fields = {
             "username": user.get("name"),
             "full_name": user.get("real_name") or profile.get("real_name"),
@@ -159,9 +158,13 @@ def _username(users: dict[str, Any], uid: str) -> str:
 
 def _display(users: dict[str, Any], uid: str | None) -> str:
     user = users.get(uid or "", {})
+    return str(user.get("real_name") or _profile(user).get("real_name") or uid or "?")
+
+
+def _profile(user: dict[str, Any]) -> dict[str, Any]:
+    """A user's profile; one that is not an object (was an AttributeError) is empty."""
     profile = user.get("profile")
-    profile = profile if isinstance(profile, dict) else {}  # was an AttributeError
-    return str(user.get("real_name") or profile.get("real_name") or uid or "?")
+    return profile if isinstance(profile, dict) else {}
 
 
 def _clean(text: str, users: dict[str, Any]) -> str:
