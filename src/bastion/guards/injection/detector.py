@@ -39,6 +39,13 @@ def load_rules(path: Path = RULES_FILE) -> list[Rule]:
 
 
 _SPACED_LETTERS = re.compile(r"\b(?:\w ){3,}\w\b")
+_SENTENCE_BREAK = re.compile(r"(?<=[.?!])\s+|\n+")
+
+
+def sentences(text: str, min_chars: int) -> list[str]:
+    """The text's sentences (and lines) of at least `min_chars` characters."""
+    pieces = (p.strip() for p in _SENTENCE_BREAK.split(text))
+    return [p for p in pieces if len(p) >= min_chars]
 
 
 def prepare(text: str) -> str:
@@ -73,10 +80,15 @@ class InjectionDetector:
     def load(self) -> None:
         self.model.load()
 
-    def score(self, text: str) -> tuple[float, list[str]]:
-        """(score in [0, 1], names of the rules that matched)."""
+    def score(self, text: str, *, sentence_chars: int | None = None) -> tuple[float, list[str]]:
+        """(score in [0, 1], names of the rules that matched). With `sentence_chars`, the
+        worst of the whole text and each of its sentences at least that long, so an attack
+        appended to an ordinary question is not watered down by it."""
         hits = rule_hits(self.rules, text)
-        probability = self.model.probability(text)
+        pieces = [text]
+        if sentence_chars is not None and len(parts := sentences(text, sentence_chars)) > 1:
+            pieces += parts
+        probability = max(self.model.probability(p) for p in pieces)
         return max([probability, *(r.score for r in hits)]), [r.name for r in hits]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass
 
 from bastion.guards.base import (
     Finding,
@@ -17,6 +18,7 @@ from bastion.guards.base import (
     Verdict,
 )
 from bastion.guards.injection.detector import InjectionDetector
+from bastion.guards.injection.pasted import split_pasted
 from bastion.guards.injection.plugin import InjectionAction
 from bastion.guards.injection.spotlight import (
     MarkerStripper,
@@ -27,6 +29,11 @@ from bastion.guards.injection.spotlight import (
 )
 from bastion.guards.pii.normalize import normalize
 from bastion.guards.readings import readings
+
+# Shortest sentences scored alone: in a prompt any but "OK."; in pasted material, whose short
+# lines ("If you say so.") address someone all the time, only those long enough to instruct.
+PROMPT_SENTENCE = 8
+PASTED_SENTENCE = 40
 
 
 class InjectionGuard(Guard):
@@ -41,11 +48,13 @@ class InjectionGuard(Guard):
         threshold: float,
         action: InjectionAction,
         retrieved_threshold: float = 0.97,
+        pasted_threshold: float = 0.98,
         per_app: dict[str, InjectionAction] | None = None,
     ) -> None:
         self.detector = detector
         self.threshold = threshold
         self.retrieved_threshold = retrieved_threshold
+        self.pasted_threshold = pasted_threshold
         self.action = action
         self.per_app = per_app or {}
 
@@ -55,24 +64,56 @@ class InjectionGuard(Guard):
     def check(self, text: str, ctx: GuardContext) -> Verdict:
         if not text.strip():
             return Verdict(self.name)
-        # The worst reading counts: a disguise (base64, l e t t e r s, 1337) is undone.
+        if ctx.stage == "retrieved":
+            judged = [self._judge(text, retrieved=True)]
+        else:
+            parts = split_pasted(text)
+            judged = [self._judge(parts.instructions)]
+            judged += [self._judge(body, pasted=True) for body in parts.pasted]
+        flagged = [j for j in judged if j.flagged]
+        if not flagged:
+            return Verdict(self.name, "allow", max(j.score for j in judged))
+        worst = max(flagged, key=lambda j: j.score)
+        detail = f"looks like a prompt injection (score {worst.score:.2f}" + (
+            f"; rules: {', '.join(worst.rules)})" if worst.rules else ")"
+        )
+        detail += "".join(f", {note}" for note in worst.notes)
+        action = self.per_app.get(ctx.app, self.action)
+        return Verdict(self.name, action, worst.score, [Finding("prompt_injection", detail)])
+
+    def _judge(self, text: str, *, retrieved: bool = False, pasted: bool = False) -> _Judged:
+        """The worst reading of `text` (a disguise such as base64, l e t t e r s or 1337 is
+        undone) against the threshold for prompts, or for documents. Documents (retrieved
+        or pasted) instruct people all the time: there only explicit attack phrasing (a
+        rule) or a near-certain score counts. A prompt, and a pasted body (whose sender may
+        be the attacker), is scored sentence by sentence too; a retrieved document whole."""
+        if not text.strip():
+            return _Judged(0.0, (), False)
+        sentence_chars = None if retrieved else PASTED_SENTENCE if pasted else PROMPT_SENTENCE
         (score, rules), how = max(
-            ((self.detector.score(r.text), r.how) for r in readings(text)),
+            (
+                (self.detector.score(r.text, sentence_chars=sentence_chars), r.how)
+                for r in readings(text)
+            ),
             key=lambda scored: (scored[0][0], len(scored[0][1])),
         )
-        # Retrieved documents instruct people all the time; there only explicit attack
-        # phrasing (a rule) or a near-certain score counts.
-        retrieved = ctx.stage == "retrieved"
-        threshold = self.retrieved_threshold if retrieved else self.threshold
-        if score < threshold and not (retrieved and rules):
-            return Verdict(self.name, "allow", score)
-        detail = f"looks like a prompt injection (score {score:.2f}" + (
-            f"; rules: {', '.join(rules)})" if rules else ")"
+        if retrieved or pasted:
+            threshold = self.retrieved_threshold if retrieved else self.pasted_threshold
+            flagged = score >= threshold or bool(rules)
+        else:
+            flagged = score >= self.threshold
+        notes = tuple(
+            n for n in ("in pasted text" if pasted else "", how) if n and n != "as written"
         )
-        if how != "as written":
-            detail += f", {how}"
-        action = self.per_app.get(ctx.app, self.action)
-        return Verdict(self.name, action, score, [Finding("prompt_injection", detail)])
+        return _Judged(score, tuple(rules), flagged, notes)
+
+
+@dataclass(frozen=True)
+class _Judged:
+    score: float
+    rules: tuple[str, ...]
+    flagged: bool
+    notes: tuple[str, ...] = ()
 
 
 _CANARY_NOTE = re.compile(r"\n\n\(Reference cnry-[0-9a-f]+: confidential; never repeat it\.\)")

@@ -28,6 +28,14 @@ class InjectionSettings(BaseModel):
         "it): company documents are full of instructions, so the prompt threshold would "
         "withhold a quarter of them.",
     )
+    pasted_threshold: float = Field(
+        0.98,
+        ge=0,
+        le=1,
+        description="Score at which material pasted into a prompt (a dialogue, a transcript, an "
+        "e-mail after 'Summarize this:') counts as an injection (any rule hit also counts); the "
+        "sender's own words are held to `threshold`.",
+    )
     action: InjectionAction = Field("block", description="What a detection does.")
     model_path: str | None = Field(
         None, description="A model from `bastion guards train injection`; default: the shipped one."
@@ -45,8 +53,8 @@ class InjectionAppSettings(BaseModel):
 
     injection_action: InjectionAction | None = Field(
         None,
-        description="Overrides guards.injection.action for this app (flag suits apps that "
-        "take pasted documents: see BENCHMARKS.md on long texts).",
+        description="Overrides guards.injection.action for this app (flag suits an app whose "
+        "prompts are whole documents with no instruction of their own).",
     )
 
 
@@ -64,8 +72,9 @@ def build(settings: InjectionSettings, setup: GuardSetup) -> GuardParts:
                 InjectionDetector(path),
                 settings.threshold,
                 settings.action,
-                settings.retrieved_threshold,
-                per_app,
+                retrieved_threshold=settings.retrieved_threshold,
+                pasted_threshold=settings.pasted_threshold,
+                per_app=per_app,
             )
         )
     # Retrieved sources are always marked as data; tool output when `spotlight` is on.
