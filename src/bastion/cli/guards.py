@@ -65,7 +65,12 @@ def train_injection(
     benign: Annotated[
         list[Path] | None, typer.Option(help="More benign prompts (the shipped ones always join).")
     ] = None,
-    cv: Annotated[int, typer.Option(help="Also report k-fold cross-validation (0: skip).")] = 5,
+    cv: Annotated[
+        int,
+        typer.Option(
+            help="Also report k-fold cross-validation, by origin and by random rows (0: skip)."
+        ),
+    ] = 5,
 ) -> None:
     """Train the prompt-injection classifier; prints its card (and cross-validation) as JSON."""
     from bastion.guards.injection.train import build_training_set, cross_validate, train
@@ -75,7 +80,10 @@ def train_injection(
     result: dict[str, Any] = {}
     if cv:
         with err.status(f"{cv}-fold cross-validation ..."):
-            result["cross_validation"] = cross_validate(examples, folds=cv)
+            result["cross_validation"] = {
+                "by_origin": cross_validate(examples, folds=cv),
+                "random_rows": cross_validate(examples, folds=cv, by_origin=False),
+            }
     with err.status(f"Training on {len(examples)} examples ..."):
         result["card"] = train(examples, out, command)
     print(json.dumps(result, indent=2))

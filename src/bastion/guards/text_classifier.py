@@ -5,6 +5,7 @@ model loaded lazily once per detector."""
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -85,16 +86,57 @@ def tfidf_logistic(
     )
 
 
-def out_of_fold_scores(
-    examples: list[Example], fit: Callable[[list[Example]], Any], folds: int = 5, seed: int = 0
-) -> list[float]:
-    """The probability each example gets from a model fitted without its fold."""
-    from sklearn.model_selection import StratifiedKFold
+def origin_groups(examples: list[Example]) -> list[str]:
+    """A group per origin, for cross-validation that holds whole origins out: the rows of a
+    source linked by a shared sentence of three words or more. Public sets reuse one
+    question in many rows (deepset appends an attack to a benign question that
+    is also a row of its own); random folds then test on what was trained on, and promise
+    more than unseen data gives (injection F1 0.93 by random folds, 0.89 on unseen rows)."""
+    parent = list(range(len(examples)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    first_seen: dict[tuple[str, str], int] = {}
+    for i, e in enumerate(examples):
+        for piece in re.split(r"(?<=[.?!])\s+|\n+", e.text.lower()):
+            words = re.findall(r"\w+", piece)
+            if len(words) >= 3:
+                key = (e.source, " ".join(words))
+                parent[root(i)] = root(first_seen.setdefault(key, i))
+    return [f"{e.source}#{root(i)}" for i, e in enumerate(examples)]
+
+
+def fold_splits(
+    examples: list[Example], folds: int = 5, seed: int = 0, groups: list[str] | None = None
+) -> list[tuple[list[int], list[int]]]:
+    """(train, test) row indices of stratified folds; with `groups`, no group is split
+    between training and test."""
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     labels = [e.label for e in examples]
+    if groups is None:
+        split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+        pairs = split.split(labels, labels)
+    else:
+        grouped = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+        pairs = grouped.split(labels, labels, groups)
+    return [(list(train), list(test)) for train, test in pairs]
+
+
+def out_of_fold_scores(
+    examples: list[Example],
+    fit: Callable[[list[Example]], Any],
+    folds: int = 5,
+    seed: int = 0,
+    groups: list[str] | None = None,
+) -> list[float]:
+    """The probability each example gets from a model fitted without its fold."""
     scores = [0.0] * len(examples)
-    split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    for train_idx, test_idx in split.split(labels, labels):
+    for train_idx, test_idx in fold_splits(examples, folds, seed, groups):
         model = fit([examples[i] for i in train_idx])
         probabilities = model.predict_proba([examples[i].text for i in test_idx])[:, 1]
         for i, p in zip(test_idx, probabilities, strict=True):

@@ -9,6 +9,12 @@ BENIGN_EDGY = HERE / "benign_edgy.txt"  # for measuring only: never trained on
 BENIGN_DOCUMENTS_TRAIN = HERE / "benign_documents_train.txt"  # pasted e-mails, stories, notes
 BENIGN_DOCUMENTS = HERE / "benign_documents.txt"  # for measuring only: never trained on
 SHIPPED_BENIGN = (BENIGN_BUSINESS, BENIGN_EDGY_TRAIN, BENIGN_DOCUMENTS_TRAIN)
+# The injection classifier's own: attacks in many languages and styles, and ordinary
+# requests in the same languages (so that a language is no sign of an attack).
+INJECTION_ATTACKS_TRAIN = HERE / "injection_attacks_train.txt"
+INJECTION_ATTACKS = HERE / "injection_attacks.txt"  # for measuring only
+BENIGN_MULTILINGUAL_TRAIN = HERE / "benign_multilingual_train.txt"
+BENIGN_MULTILINGUAL = HERE / "benign_multilingual.txt"  # for measuring only
 
 
 def prompt_lines(path: Path) -> list[str]:

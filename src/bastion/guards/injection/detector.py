@@ -10,6 +10,7 @@ strongest matching rule.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ def load_rules(path: Path = RULES_FILE) -> list[Rule]:
 
 _SPACED_LETTERS = re.compile(r"\b(?:\w ){3,}\w\b")
 _SENTENCE_BREAK = re.compile(r"(?<=[.?!])\s+|\n+")
+# Shortest sentences scored alone: in a prompt any but "OK."; in pasted material, whose short
+# lines ("If you say so.") address someone all the time, only those long enough to instruct.
+PROMPT_SENTENCE = 8
+PASTED_SENTENCE = 40
 
 
 def sentences(text: str, min_chars: int) -> list[str]:
@@ -81,15 +86,26 @@ class InjectionDetector:
         self.model.load()
 
     def score(self, text: str, *, sentence_chars: int | None = None) -> tuple[float, list[str]]:
-        """(score in [0, 1], names of the rules that matched). With `sentence_chars`, the
-        worst of the whole text and each of its sentences at least that long, so an attack
-        appended to an ordinary question is not watered down by it."""
-        hits = rule_hits(self.rules, text)
-        pieces = [text]
-        if sentence_chars is not None and len(parts := sentences(text, sentence_chars)) > 1:
-            pieces += parts
-        probability = max(self.model.probability(p) for p in pieces)
-        return max([probability, *(r.score for r in hits)]), [r.name for r in hits]
+        """(score in [0, 1], names of the rules that matched): see `combined_score`."""
+        return combined_score(self.model.probability, self.rules, text, sentence_chars)
+
+
+def combined_score(
+    probability: Callable[[str], float],
+    rules: list[Rule],
+    text: str,
+    sentence_chars: int | None = None,
+) -> tuple[float, list[str]]:
+    """The larger of the classifier's probability and the strongest matching rule, with the
+    rules' names. With `sentence_chars`, the worst of the whole text and each of its
+    sentences at least that long, so an attack appended to an ordinary question is not
+    watered down by it."""
+    hits = rule_hits(rules, text)
+    pieces = [text]
+    if sentence_chars is not None and len(parts := sentences(text, sentence_chars)) > 1:
+        pieces += parts
+    highest = max(probability(p) for p in pieces)
+    return max([highest, *(r.score for r in hits)]), [r.name for r in hits]
 
 
 def rule_hits(rules: list[Rule], text: str) -> list[Rule]:

@@ -17,7 +17,7 @@ from bastion.guards.base import (
     StreamReveal,
     Verdict,
 )
-from bastion.guards.injection.detector import InjectionDetector
+from bastion.guards.injection.detector import PASTED_SENTENCE, PROMPT_SENTENCE, InjectionDetector
 from bastion.guards.injection.pasted import split_pasted
 from bastion.guards.injection.plugin import InjectionAction
 from bastion.guards.injection.spotlight import (
@@ -29,11 +29,6 @@ from bastion.guards.injection.spotlight import (
 )
 from bastion.guards.pii.normalize import normalize
 from bastion.guards.readings import readings
-
-# Shortest sentences scored alone: in a prompt any but "OK."; in pasted material, whose short
-# lines ("If you say so.") address someone all the time, only those long enough to instruct.
-PROMPT_SENTENCE = 8
-PASTED_SENTENCE = 40
 
 
 class InjectionGuard(Guard):

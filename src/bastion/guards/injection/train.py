@@ -9,9 +9,27 @@ from typing import Any
 
 from bastion.errors import BadRequest
 from bastion.guards.artefacts import save_model
-from bastion.guards.data import SHIPPED_BENIGN, prompt_lines
-from bastion.guards.injection.detector import build_classifier, load_rules, rule_hits
-from bastion.guards.text_classifier import Example, out_of_fold_scores, read_labelled, training_card
+from bastion.guards.data import (
+    BENIGN_DOCUMENTS_TRAIN,
+    BENIGN_MULTILINGUAL_TRAIN,
+    INJECTION_ATTACKS_TRAIN,
+    SHIPPED_BENIGN,
+    prompt_lines,
+)
+from bastion.guards.injection.detector import (
+    PROMPT_SENTENCE,
+    build_classifier,
+    combined_score,
+    load_rules,
+    sentences,
+)
+from bastion.guards.text_classifier import (
+    Example,
+    fold_splits,
+    origin_groups,
+    read_labelled,
+    training_card,
+)
 from bastion.labelled.metrics import binary_scores
 
 
@@ -36,17 +54,28 @@ def read_unlabelled(path: Path, label: int, source: str | None = None) -> list[E
 def build_training_set(
     labelled: list[Path], attacks: list[Path], benign: list[Path]
 ) -> list[Example]:
+    """The given data with the project's own attacks and benign prompts (which alone make a
+    working model), and each sentence of its pasted documents as a benign example."""
     examples = [e for p in labelled for e in read_labelled(p)]
-    examples += [e for p in attacks for e in read_unlabelled(p, 1)]
-    examples += [e for p in [*SHIPPED_BENIGN, *benign] for e in read_unlabelled(p, 0)]
-    attacks_n = sum(e.label for e in examples)
-    benign_n = len(examples) - attacks_n
-    if min(attacks_n, benign_n) < 10:
-        raise BadRequest(
-            f"training needs at least 10 examples of each class; got {attacks_n} injections "
-            f"and {benign_n} benign prompts"
-        )
+    examples += [e for p in [INJECTION_ATTACKS_TRAIN, *attacks] for e in read_unlabelled(p, 1)]
+    shipped_benign = [*SHIPPED_BENIGN, BENIGN_MULTILINGUAL_TRAIN]
+    examples += [e for p in [*shipped_benign, *benign] for e in read_unlabelled(p, 0)]
+    examples += benign_sentences(examples)
     return examples
+
+
+def benign_sentences(examples: list[Example]) -> list[Example]:
+    """Each sentence of a benign text of several, as a benign example of its own: the guard
+    scores a prompt sentence by sentence too, and a sentence of a benign text is benign (an
+    attack's sentences are not all attacks, so they are not split)."""
+    return [
+        Example(sentence, 0, e.source, "sentence")
+        for e in examples
+        if e.label == 0
+        and e.source == BENIGN_DOCUMENTS_TRAIN.name
+        and len(pieces := sentences(e.text, PROMPT_SENTENCE)) > 1
+        for sentence in pieces
+    ]
 
 
 def train(examples: list[Example], out_dir: Path, command: str) -> dict[str, Any]:
@@ -63,25 +92,44 @@ def train(examples: list[Example], out_dir: Path, command: str) -> dict[str, Any
     return save_model(model, out_dir / "injection.joblib", card)
 
 
+def out_of_fold_guard_scores(
+    examples: list[Example], folds: int = 5, seed: int = 0, by_origin: bool = True
+) -> list[float]:
+    """Each example's score as the guard judges a prompt (the classifier on the whole and on
+    each sentence, and the rules), from a model fitted without its fold. `by_origin` holds
+    whole origins out of training (`origin_groups`): the figure to expect on data nobody has
+    seen; random rows otherwise."""
+    rules = load_rules()
+    groups = origin_groups(examples) if by_origin else None
+    scores = [0.0] * len(examples)
+    for train_idx, test_idx in fold_splits(examples, folds, seed, groups):
+        fold = [examples[i] for i in train_idx]
+        model = build_classifier().fit([e.text for e in fold], [e.label for e in fold])
+
+        def probability(text: str, model: Any = model) -> float:
+            return float(model.predict_proba([text])[0][1])
+
+        for i in test_idx:
+            scores[i], _ = combined_score(probability, rules, examples[i].text, PROMPT_SENTENCE)
+    return scores
+
+
 def cross_validate(
     examples: list[Example],
     folds: int = 5,
     seed: int = 0,
     score_sources: set[str] | None = None,
     threshold: float = 0.5,
+    by_origin: bool = True,
 ) -> dict[str, Any]:
-    """Stratified k-fold scores of the guard (classifier and rules together), counting only
-    rows from `score_sources` (all rows when None) while training on everything else."""
-
-    def fit(fold: list[Example]) -> Any:
-        return build_classifier().fit([e.text for e in fold], [e.label for e in fold])
-
-    rules = load_rules()
-    probabilities = out_of_fold_scores(examples, fit, folds, seed)
+    """K-fold figures of the guard at `threshold`, counting only rows from `score_sources`
+    (all rows when None) while training on everything else."""
+    scores = out_of_fold_guard_scores(examples, folds, seed, by_origin)
     scored = [
-        (e.label, max([p, *(r.score for r in rule_hits(rules, e.text))]) >= threshold)
-        for e, p in zip(examples, probabilities, strict=True)
+        (e.label, s >= threshold)
+        for e, s in zip(examples, scores, strict=True)
         if score_sources is None or e.source in score_sources
     ]
     result = binary_scores([y for y, _ in scored], [f for _, f in scored])
-    return {"folds": folds, "rows_scored": result.pop("rows"), **result}
+    split = "held out by origin" if by_origin else "random rows"
+    return {"folds": folds, "split": split, "rows_scored": result.pop("rows"), **result}
