@@ -38,6 +38,8 @@ _TURN = re.compile(  # [10:02] optional, then "#Person1#", "Anna Berg" or "A", a
 _QUOTED_TO_END = re.compile(
     rf"^([^\"“„«]{{1,{MAX_LEAD}}})[\"“„«](.{{{MIN_BODY},}})[\"”“»]\s*$", re.DOTALL
 )
+_SENTENCE_END = re.compile(r"[.?!][\"”’']?\s")
+_QUOTES = re.compile(r"[\"“”„«»]")
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n")
 _LEAD_COLON = re.compile(rf"^([^\n:]{{1,{MAX_COLON_LEAD}}}:)\s*(?=\S)")
 _POINTS_BACK = re.compile(
@@ -114,7 +116,8 @@ def _take_after_lead(text: str, pasted: list[str]) -> str:
     """A short instruction ending with a colon, then the material it introduces."""
     stripped = text.strip()
     lead = _LEAD_COLON.match(stripped)
-    if not lead:
+    # An instruction is a sentence or two; prose with a colon early on has more, or quotes.
+    if not lead or len(_SENTENCE_END.findall(lead.group(1))) > 1 or _QUOTES.search(lead.group(1)):
         return text
     body = stripped[lead.end() :].strip()
     if len(body) < MIN_BODY:
