@@ -348,3 +348,94 @@ def test_the_cli_adds_lists_evaluates_and_removes(home: Path, tmp_path: Path) ->
     assert bad.exit_code == 1 and "SPDX" in bad.stderr and "Traceback" not in bad.stderr
     assert runner.invoke(app, ["protect", "remove", "keeper.txt"]).exit_code == 0
     assert json.loads(runner.invoke(app, ["protect", "list", "--json"]).stdout) == []
+
+
+# A longer protected story for the edited-copy tests: short sentences, recurring names.
+FERRY = (
+    "Marta ran the night ferry between the two halves of the town. The river was narrow there "
+    "but fast, and the cable groaned whenever the current leaned on it. She knew every regular "
+    "by the sound of their boots on the ramp. The baker came at four with flour on his sleeves. "
+    "Two nurses from the hospital shared a thermos and never spoke about their shift. A boy "
+    "with a cello case rode across and back again without getting off, just to practise in "
+    "the cabin where nobody minded. In winter the windows fogged and Marta drew maps on them "
+    "with one finger, small islands that did not exist and harbours with impossible names. "
+    "The owner of the line wanted a bridge, and the council wanted the owner to pay for it. "
+    "Meanwhile the ferry kept its hours, and Marta kept a lamp lit in the wheelhouse long "
+    "after the last crossing, in case somebody on the far bank had missed the time."
+)
+# The story's later chapter, never registered: the same people, places and turns of phrase.
+FERRY_LATER = (
+    "By spring the council had found the money, and surveyors walked the far bank with "
+    "striped poles. Marta ran the night ferry as before, though fewer regulars came. The baker "
+    "came at four with flour on his sleeves, then at five, then not at all once the new oven "
+    "opened on his own side. The boy with the cello case had grown, and played in the "
+    "cabin where nobody minded for an audience of two sleepy nurses. When the first span of "
+    "the bridge was lowered into place, Marta drew one last map on the fogged window: a town "
+    "with no river in it, and a small boat drawn up on dry land."
+)
+
+
+def _sentences(text: str) -> list[str]:
+    return [s if s.endswith(".") else s + "." for s in text.split(". ")]
+
+
+@pytest.fixture
+def ferry(tmp_path: Path) -> ProtectedRegistry:
+    r = ProtectedRegistry(tmp_path / "index.sqlite")
+    r.add_text("ferry", "The Night Ferry", FERRY, owner="Ana Ruiz", license_id="CC-BY-NC-4.0")
+    return r
+
+
+def _one_word_in_ten_edited(text: str) -> str:
+    """Every tenth word replaced, followed by a word inserted or dropped, in turn."""
+    edited: list[str] = []
+    for i, word in enumerate(text.split(" ")):
+        op = (i // 10) % 3 if i % 10 == 4 else -1
+        if op == 0:
+            edited.append("really")
+        elif op == 1:
+            edited += [word, "then"]
+        elif op == -1:
+            edited.append(word)
+    return " ".join(edited)
+
+
+def test_a_short_copy_with_one_word_in_ten_edited_is_a_near_match(
+    ferry: ProtectedRegistry,
+) -> None:
+    """Every excerpt of 30 words (about 170 characters) with one word in ten replaced,
+    inserted or dropped: no verbatim run is long enough to be exact, and few fingerprints
+    are shared."""
+    words = FERRY.split(" ")
+    for first in range(0, len(words) - 30, 3):
+        copied = _one_word_in_ten_edited(" ".join(words[first : first + 30]))
+        answer = f"{OTHER}\n\n{copied}\n\nThat is all I remember of it."
+        [match] = Matcher(ferry).scan(answer)
+        assert match.kind == "near" and match.document.work.key == "ferry"
+        assert 0.8 <= match.similarity < 1
+        at = answer.index(copied)
+        assert at - 20 <= match.start and match.end <= at + len(copied) + 20
+
+
+def test_a_copy_with_its_sentences_reordered_is_a_near_match(ferry: ProtectedRegistry) -> None:
+    """No sentence is long enough to be an exact copy on its own, and the swapped order
+    breaks the diagonal the words lie on."""
+    one, two, three, four = _sentences(FERRY)[3:7]
+    for copied in (f"{two} {one} {four} {three}", f"{three} {one} {two}"):
+        answer = f"Here is the scene again. {copied} {OTHER}"
+        [match] = Matcher(ferry).scan(answer)
+        assert match.kind == "near" and match.document.work.key == "ferry"
+        assert match.similarity >= 0.9
+        assert match.start <= answer.index(copied) + 10
+        assert match.end >= answer.index(copied) + len(copied) - 10
+
+
+def test_an_unregistered_passage_of_the_same_work_is_not_a_copy(
+    ferry: ProtectedRegistry,
+) -> None:
+    """The later chapter repeats names and several phrases of the registered one (some of
+    them six or seven words long), in order and shuffled, and is still not a copy."""
+    matcher = Matcher(ferry)
+    shuffled = " ".join(reversed(_sentences(FERRY_LATER)))
+    for text in (FERRY_LATER, shuffled, f"{OTHER} {FERRY_LATER}"):
+        assert matcher.scan(text) == []

@@ -53,7 +53,8 @@ class CopyrightSettings(BaseModel):
         0.8,
         gt=0,
         le=1,
-        description="Similarity (0-1, edit-based) at which an edited passage counts as a copy.",
+        description="Share of words aligned with the work (0-1, over the words of both "
+        "passages) at which an edited passage counts as a copy.",
     )
     near_min_chars: int = Field(
         120, ge=40, description="Shortest near-verbatim passage acted on (characters)."
