@@ -2,7 +2,9 @@
 
 - 5-fold cross-validation on the development data the shipped model is trained on
   (Davidson 2017 + HatemojiBuild train): F1 of the hateful class, and the false-positive
-  rate on Davidson's "offensive" tweets (profanity that is not hate);
+  rate on Davidson's "offensive" tweets (profanity that is not hate), by random rows and by
+  origin (rows sharing a sentence kept in one fold: HatemojiBuild writes many variants of
+  one sentence); and each of the two sources predicted by a model trained on the other;
 - held out from training altogether: HatemojiBuild test (adversarial, emoji), the
   Stormfront test split (another domain) and the project's functional cases
   (`functional_hate_cases.py`: hate against its contrasts), scored by the shipped model;
@@ -31,7 +33,7 @@ from profanity_check import predict_prob
 from bastion.apps.slack_digest.summaries import read_summaries
 from bastion.guards.data import BENIGN_EDGY
 from bastion.guards.injection.train import read_unlabelled
-from bastion.guards.text_classifier import Example, out_of_fold_scores
+from bastion.guards.text_classifier import Example, origin_groups, out_of_fold_scores
 from bastion.guards.toxicity.detector import ToxicityDetector
 from bastion.guards.toxicity.plugin import ToxicitySettings
 from bastion.guards.toxicity.train import fit, read_examples
@@ -127,6 +129,21 @@ def main() -> None:
     result["cross_validated_development"] = compare(
         development, out_of_fold_scores(development, fit)
     )
+    result["cross_validated_development_by_origin"] = compare(
+        development, out_of_fold_scores(development, fit, groups=origin_groups(development))
+    )
+    result["each_source_trained_on_the_other"] = {
+        source: compare(
+            held, [float(p) for p in fit(rest).predict_proba([e.text for e in held])[:, 1]]
+        )
+        for source in sorted({e.source for e in development})
+        for held, rest in [
+            (
+                [e for e in development if e.source == source],
+                [e for e in development if e.source != source],
+            )
+        ]
+    }
     detector = ToxicityDetector()
     for name, examples in [
         ("hatemoji_test_held_out", read_examples(tox / "hatemojibuild" / "test.csv")),

@@ -15,6 +15,7 @@ INJECTION_ATTACKS_TRAIN = HERE / "injection_attacks_train.txt"
 INJECTION_ATTACKS = HERE / "injection_attacks.txt"  # for measuring only
 BENIGN_MULTILINGUAL_TRAIN = HERE / "benign_multilingual_train.txt"
 BENIGN_MULTILINGUAL = HERE / "benign_multilingual.txt"  # for measuring only
+BENIGN_SHORT_TRAIN = HERE / "benign_short_train.txt"  # keywords, short asks, bits of data
 
 
 def prompt_lines(path: Path) -> list[str]:

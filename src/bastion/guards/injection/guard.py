@@ -43,7 +43,7 @@ class InjectionGuard(Guard):
         threshold: float,
         action: InjectionAction,
         retrieved_threshold: float = 0.97,
-        pasted_threshold: float = 0.98,
+        pasted_threshold: float = 0.97,
         per_app: dict[str, InjectionAction] | None = None,
     ) -> None:
         self.detector = detector

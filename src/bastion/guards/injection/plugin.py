@@ -29,7 +29,7 @@ class InjectionSettings(BaseModel):
         "withhold a quarter of them.",
     )
     pasted_threshold: float = Field(
-        0.98,
+        0.97,
         ge=0,
         le=1,
         description="Score at which material pasted into a prompt (a dialogue, a transcript, an "

@@ -12,6 +12,7 @@ from bastion.guards.artefacts import save_model
 from bastion.guards.data import (
     BENIGN_DOCUMENTS_TRAIN,
     BENIGN_MULTILINGUAL_TRAIN,
+    BENIGN_SHORT_TRAIN,
     INJECTION_ATTACKS_TRAIN,
     SHIPPED_BENIGN,
     prompt_lines,
@@ -58,7 +59,7 @@ def build_training_set(
     working model), and each sentence of its pasted documents as a benign example."""
     examples = [e for p in labelled for e in read_labelled(p)]
     examples += [e for p in [INJECTION_ATTACKS_TRAIN, *attacks] for e in read_unlabelled(p, 1)]
-    shipped_benign = [*SHIPPED_BENIGN, BENIGN_MULTILINGUAL_TRAIN]
+    shipped_benign = [*SHIPPED_BENIGN, BENIGN_MULTILINGUAL_TRAIN, BENIGN_SHORT_TRAIN]
     examples += [e for p in [*shipped_benign, *benign] for e in read_unlabelled(p, 0)]
     examples += benign_sentences(examples)
     return examples
