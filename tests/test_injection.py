@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -339,3 +340,11 @@ def test_folds_by_origin_never_test_on_a_question_they_trained_on() -> None:
     assert len(set(groups)) == len(rows) - 1
     for train, test in fold_splits(rows, folds=3, groups=groups):
         assert not {groups[i] for i in train} & {groups[i] for i in test}
+
+
+def test_an_unclosed_fence_is_read_in_linear_time() -> None:
+    """The fence's tag was unbounded: 64,000 characters after an opening fence took ~40 s."""
+    started = time.perf_counter()
+    split_pasted('"""' + "a" * 64_000)
+    split_pasted("```python\n" + "b" * 64_000)
+    assert time.perf_counter() - started < 2.0

@@ -28,7 +28,8 @@ MAX_LEAD = 300  # characters of an introducing or closing instruction
 MAX_COLON_LEAD = 160  # "Summarize ...:" is short; prose may have a colon further on
 MIN_TURNS = 3  # speaker turns that make a transcript
 
-_FENCED = re.compile(r"(```|\"\"\"|''')[^\n]*\n?(.*?)\1", re.DOTALL)
+# The fence's language tag is bounded: an unbounded one made an unclosed fence quadratic.
+_FENCED = re.compile(r"(```|\"\"\"|''')[\w+.-]{0,20}[ \t]*\n?(.*?)\1", re.DOTALL)
 _QUOTED_LINES = re.compile(r"(?:^[ \t]*>.*(?:\n|$))+", re.MULTILINE)
 _QUOTATION = re.compile(rf"[\"“„«]([^\"“”„«»]{{{MIN_BODY},}})[\"”“»]")
 _TURN = re.compile(  # [10:02] optional, then "#Person1#", "Anna Berg" or "A", a colon
