@@ -55,6 +55,7 @@ from bastion.guards.injection.train import (
 from bastion.guards.readings import readings
 from bastion.guards.text_classifier import (
     Example,
+    LinearScorer,
     origin_groups,
     out_of_fold_scores,
     read_labelled,
@@ -146,10 +147,7 @@ def held_out_sources(examples: list[Example]) -> dict[str, Any]:
     for source in sorted({e.source for e in examples} - {DEEPSET}):
         rest = [e for e in examples if e.source != source]
         model = build_classifier().fit([e.text for e in rest], [e.label for e in rest])
-
-        def probability(text: str, model: Any = model) -> float:
-            return float(model.predict_proba([text])[0][1])
-
+        probability = LinearScorer(model).probability
         held = [e for e in examples if e.source == source]
         flagged = sum(
             combined_score(probability, rules, e.text, PROMPT_SENTENCE)[0] >= 0.5 for e in held

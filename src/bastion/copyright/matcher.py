@@ -246,6 +246,9 @@ class Matcher:
             by_doc[hit.doc].append(hit)
         found = []
         for doc, doc_hits in by_doc.items():
+            document = self.registry.document(doc)
+            if document.kind == "code":
+                continue  # code copies must be exact; near chains there are shared idioms
             for group in self._groups(doc_hits):
                 if len(group) < self.rules.near_min_hits or all(
                     any(
@@ -257,7 +260,7 @@ class Matcher:
                     for h in group
                 ):
                     continue  # inside an exact copy already
-                for match in self._near_matches(source, words, starts, doc, group):
+                for match in self._near_matches(source, words, starts, document, group):
                     if not any(
                         m.document.id == doc and m.start < match.end and match.start < m.end
                         for m in exact
@@ -284,14 +287,19 @@ class Matcher:
         return groups
 
     def _near_matches(
-        self, source: list[int], words: list[str], starts: list[int], doc: int, group: list[_Hit]
+        self,
+        source: list[int],
+        words: list[str],
+        starts: list[int],
+        document: Document,
+        group: list[_Hit],
     ) -> list[Match]:
         # the text's words around the group, and the document's words around its hits
         q_first = max(0, min(h.word for h in group) - PAD_WORDS)
         q_last = min(len(words), max(h.word for h in group) + SHINGLE_WORDS + PAD_WORDS)
         w_from = max(0, min(h.w_start for h in group) - PAD_CHARS)
         w_to = max(h.w_start + h.q_end - h.q_start for h in group) + PAD_CHARS
-        registered = self.registry.text(doc, w_from, w_to)
+        registered = self.registry.text(document.id, w_from, w_to)
         r_words, r_offsets = registered.split(" "), [w_from]
         for word in r_words[:-1]:
             r_offsets.append(r_offsets[-1] + len(word) + 1)
@@ -344,9 +352,6 @@ class Matcher:
             w_hi = max(p.w_hi for p in run) - 1
             w_start = r_offsets[min(p.w_lo for p in run)]
             w_end = r_offsets[w_hi] + len(r_words[w_hi])
-            document = self.registry.document(doc)
-            if document.kind == "code":
-                return []  # code copies must be exact; near chains there are shared idioms
             similarity = round(_similarity(run), 3)
             found.append(Match("near", start, end, similarity, document, w_start, w_end))
         return found

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from bastion.guards.pii.normalize import normalize
-from bastion.guards.text_classifier import TrainedModel, tfidf_logistic
+from bastion.guards.text_classifier import SENTENCE_BREAK, TrainedModel, tfidf_logistic
 
 HERE = Path(__file__).parent
 RULES_FILE = HERE / "rules.yaml"
@@ -40,7 +40,6 @@ def load_rules(path: Path = RULES_FILE) -> list[Rule]:
 
 
 _SPACED_LETTERS = re.compile(r"\b(?:\w ){3,}\w\b")
-_SENTENCE_BREAK = re.compile(r"(?<=[.?!])\s+|\n+")
 # Shortest sentences scored alone: in a prompt any but "OK."; in pasted material, whose short
 # lines ("If you say so.") address someone all the time, only those long enough to instruct.
 PROMPT_SENTENCE = 8
@@ -49,7 +48,7 @@ PASTED_SENTENCE = 40
 
 def sentences(text: str, min_chars: int) -> list[str]:
     """The text's sentences (and lines) of at least `min_chars` characters."""
-    pieces = (p.strip() for p in _SENTENCE_BREAK.split(text))
+    pieces = (p.strip() for p in SENTENCE_BREAK.split(text))
     return [p for p in pieces if len(p) >= min_chars]
 
 

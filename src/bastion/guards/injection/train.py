@@ -26,6 +26,7 @@ from bastion.guards.injection.detector import (
 )
 from bastion.guards.text_classifier import (
     Example,
+    LinearScorer,
     fold_splits,
     origin_groups,
     read_labelled,
@@ -66,9 +67,10 @@ def build_training_set(
 
 
 def benign_sentences(examples: list[Example]) -> list[Example]:
-    """Each sentence of a benign text of several, as a benign example of its own: the guard
-    scores a prompt sentence by sentence too, and a sentence of a benign text is benign (an
-    attack's sentences are not all attacks, so they are not split)."""
+    """Each sentence of the project's pasted documents (those of several sentences), as a
+    benign example of its own: the guard scores a prompt sentence by sentence too, and a
+    sentence of a benign text is benign (an attack's sentences are not all attacks, so they
+    are not split)."""
     return [
         Example(sentence, 0, e.source, "sentence")
         for e in examples
@@ -106,10 +108,7 @@ def out_of_fold_guard_scores(
     for train_idx, test_idx in fold_splits(examples, folds, seed, groups):
         fold = [examples[i] for i in train_idx]
         model = build_classifier().fit([e.text for e in fold], [e.label for e in fold])
-
-        def probability(text: str, model: Any = model) -> float:
-            return float(model.predict_proba([text])[0][1])
-
+        probability = LinearScorer(model).probability  # as the shipped model is scored
         for i in test_idx:
             scores[i], _ = combined_score(probability, rules, examples[i].text, PROMPT_SENTENCE)
     return scores
