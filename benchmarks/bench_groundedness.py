@@ -18,11 +18,16 @@ Reports per condition n, mean/median support and the share flagged supported at 
 default threshold; ROC AUCs; the threshold with the best balanced accuracy for SUPPORT
 against UNRELATED_random (and its stability across two halves of the claims); a sweep of
 round thresholds; and the p50 time of one claim-passage call with an uncached embedder.
+The project's own minimal pairs (benchmarks/data/claim_pairs.jsonl: 270 passages from
+company documents, general reports and research findings, each with a claim it supports and
+one it contradicts, written for the project) measure the same separation on other text.
+With --nli-model FOLDER, SUPPORT against CONTRADICT is also scored with the NLI model's
+contradiction check (the score `bastion eval groundedness` writes), on both data sets.
 Embeddings are computed once per distinct text for the scores (the scorer itself re-embeds
 on every call; the timing uses it as shipped). Prints one JSON object.
 
 Usage: python benchmarks/bench_groundedness.py [--scifact ../shared/eval/retrieval/scifact]
-       [--seed 0] [--timing-pairs 100] [--out FILE]
+       [--seed 0] [--timing-pairs 100] [--nli-model FOLDER] [--out FILE]
 """
 
 from __future__ import annotations
@@ -49,7 +54,8 @@ from sklearn.metrics import roc_auc_score
 
 from bastion.grounding.embedding import Embedder
 from bastion.grounding.groundedness import GroundednessScorer, sentences
-from bastion.grounding.keyword import _stemmer, tokenize
+from bastion.grounding.keyword import english_stemmer, tokenize
+from bastion.grounding.nli import load_nli
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = [0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70]
@@ -116,7 +122,7 @@ def hard_negatives(
     """The top BM25 abstract for each claim among those it does not cite."""
     import bm25s
 
-    stemmer = _stemmer()
+    stemmer = english_stemmer()
     ids = list(corpus)
     bm25 = bm25s.BM25()
     bm25.index(
@@ -131,7 +137,7 @@ def hard_negatives(
     return out
 
 
-def pair(claim: dict[str, Any], condition: str, passage: str) -> dict[str, str]:
+def pair(claim: dict[str, Any], condition: str, passage: str) -> dict[str, Any]:
     return {
         "claim_id": claim["_id"],
         "claim": claim["text"],
@@ -142,12 +148,12 @@ def pair(claim: dict[str, Any], condition: str, passage: str) -> dict[str, str]:
 
 def build_pairs(
     claims: list[dict[str, Any]], corpus: dict[str, dict[str, Any]], seed: int
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     ids = sorted(corpus)
     with_evidence = [c for c in claims if c["evidence"]]
     hard = hard_negatives(with_evidence, corpus)
-    pairs: list[dict[str, str]] = []
+    pairs: list[dict[str, Any]] = []
     for claim in claims:
         if not claim["evidence"]:
             for doc in claim["cited_doc_ids"]:
@@ -194,6 +200,52 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
     return round(float(roc_auc_score(labels, np.concatenate([positive, negative]))), 4)
 
 
+def project_pairs(scorer: GroundednessScorer) -> dict[str, Any]:
+    """Supported against contradicted claims of the project's minimal pairs, by domain."""
+    rows = read_jsonl(ROOT / "benchmarks" / "data" / "claim_pairs.jsonl")
+    judged = [scorer.judge([r["claim"]], [r["passage"]])[0] for r in rows]
+    out: dict[str, Any] = {}
+    for domain in ["all", *sorted({r["domain"] for r in rows})]:
+        mine = [(r, j) for r, j in zip(rows, judged, strict=True) if domain in ("all", r["domain"])]
+        sup = np.array([j.score for r, j in mine if r["label"] == "supported"])
+        con = np.array([j.score for r, j in mine if r["label"] == "contradicted"])
+        out[domain] = {
+            "pairs": len(mine),
+            "auc_supported_vs_contradicted": auc(sup, con),
+            "contradicted_passed_as_supported": round(
+                float(np.mean([j.supported for r, j in mine if r["label"] == "contradicted"])), 4
+            ),
+            "supported_passed": round(
+                float(np.mean([j.supported for r, j in mine if r["label"] == "supported"])), 4
+            ),
+        }
+    return out
+
+
+def with_nli(embedder: Embedder, folder: Path, pairs: list[dict[str, Any]]) -> dict[str, Any]:
+    """SUPPORT against CONTRADICT (whole abstract and evidence sentences) by the score the
+    contradiction check gives, and the project's pairs, with the NLI model in `folder`."""
+    scorer = GroundednessScorer(embedder, nli=load_nli(folder))
+    scores: dict[str, list[float]] = {}
+    for p in pairs:
+        if p["condition"].split("_")[0] in ("SUPPORT", "CONTRADICT"):
+            (judged,) = scorer.judge([p["claim"]], [p["passage"]])
+            scores.setdefault(p["condition"], []).append(judged.score)
+    s = {k: np.array(v) for k, v in scores.items()}
+    start = time.perf_counter()
+    for p in pairs[:50]:
+        scorer.judge([p["claim"]], [p["passage"]])
+    return {
+        "folder": str(folder),
+        "auc_support_vs_contradict": auc(s["SUPPORT"], s["CONTRADICT"]),
+        "auc_support_vs_contradict_rationale": auc(
+            s["SUPPORT_rationale"], s["CONTRADICT_rationale"]
+        ),
+        "project_claim_pairs": project_pairs(scorer),
+        "mean_ms_per_pair_cached_embeddings": round(20 * (time.perf_counter() - start), 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -201,6 +253,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timing-pairs", type=int, default=100)
+    parser.add_argument("--nli-model", type=Path, default=None)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -305,6 +358,10 @@ def main() -> None:
         | {name: round(float(np.mean(support[name] >= t)), 4) for name in order[:5]}
         for t in SWEEP
     ]
+
+    result["project_claim_pairs"] = project_pairs(scorer)
+    if args.nli_model is not None:
+        result["nli"] = with_nli(embedder, args.nli_model, pairs)
 
     # Timing: the scorer as shipped, embedding claim and passage sentences on every call.
     live = GroundednessScorer()

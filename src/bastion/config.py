@@ -418,6 +418,18 @@ class GroundingConfig(Section):
     identity_threshold: float = Field(
         0.9, gt=0, lt=1, description="Match probability above which two people are one."
     )
+    nli_model: str | None = Field(
+        None,
+        description="Local folder of an NLI cross-encoder (transformers format); the "
+        "groundedness check then counts sentences their sources contradict as unsupported. "
+        "Relative to BASTION_HOME; none ships.",
+    )
+
+    def nli_folder(self, home: Path) -> Path | None:
+        if self.nli_model is None:
+            return None
+        path = Path(self.nli_model).expanduser()
+        return path if path.is_absolute() else home / path
 
 
 class RolePolicy(Section):

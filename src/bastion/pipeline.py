@@ -38,6 +38,7 @@ from bastion.errors import (
 )
 from bastion.experiments.service import Experiments
 from bastion.grounding.groundedness import GroundednessScorer
+from bastion.grounding.nli import load_nli
 from bastion.grounding.service import Grounding
 from bastion.grounding.stores import Chunk
 from bastion.guards import Guard, GuardChain, GuardContext, Verdict, build_chain
@@ -711,9 +712,11 @@ class Pipeline:
         audit: AuditLog,
         grounding: Grounding | None = None,
         limits: Limits | None = None,
+        nli_model: Path | None = None,
     ) -> None:
         self.grounding = grounding
         self.limits = limits
+        self.nli_model = nli_model  # read by the groundedness check for contradictions
         self._support_scorer: GroundednessScorer | None = None
         self.config = config
         self.stages = stages
@@ -735,7 +738,8 @@ class Pipeline:
     ) -> Pipeline:
         guards = build_chain(config.guards, config.apps, home)
         stages = default_stages(config, access, registry, grounding, experiments, guards, limits)
-        return cls(config, stages, registry, guards, audit, grounding, limits)
+        nli_model = config.grounding.nli_folder(home)
+        return cls(config, stages, registry, guards, audit, grounding, limits, nli_model)
 
     def load_guards(self) -> None:
         """Load every guard's models now, so the first request does not wait for them."""
@@ -743,6 +747,8 @@ class Pipeline:
             part.load()
         if self.grounding is not None and any(a.sources for a in self.config.apps):
             self.grounding.load()
+        if self.nli_model is not None:
+            load_nli(self.nli_model)
 
     def prepare(
         self, request: ChatRequest, api_key: str | None, principal: Principal | None = None
@@ -977,20 +983,22 @@ class Pipeline:
             return answer, finish
         if self._support_scorer is None:
             self._support_scorer = GroundednessScorer(
-                self.grounding.embedder if self.grounding else None
+                self.grounding.embedder if self.grounding else None,
+                nli=load_nli(self.nli_model) if self.nli_model else None,
             )
         result = self._support_scorer.score(answer, [s.text for s in ctx.shown_sources])
         action: Action = "allow"
         if app.min_support is not None and result.score < app.min_support:
             action = app.support_action
         # A blocked answer is not shown, so its sentences are named by position only.
+        contradicted = set(result.contradicted)
         findings = [
             Finding(
-                "unsupported_sentence",
+                "contradicted_sentence" if s.sentence in contradicted else "unsupported_sentence",
                 f"sentence {n} of {len(result.sentences)}" if action == "block" else s.sentence,
             )
             for n, s in enumerate(result.sentences, 1)
-            if s.support < result.threshold
+            if not s.supported
         ]
         ctx.verdicts.append(
             Verdict("groundedness", action, round(1 - result.score, 3), findings, stage="output")
@@ -1002,7 +1010,7 @@ class Pipeline:
         ctx.extra["grounding"]["attribution"] = [
             {"sentence": s.sentence, "source": shown[s.passage].n, "support": s.support}
             for s in result.sentences
-            if s.passage is not None and s.support >= result.threshold and action != "block"
+            if s.passage is not None and s.supported and action != "block"
         ]
         if action == "block":
             return UNSUPPORTED_ANSWER, "content_filter"

@@ -155,6 +155,43 @@ def eval_guard(
     print(json.dumps({"guard": name, "data": str(data), **result}, indent=2))
 
 
+@eval_app.command("groundedness")
+@reports_errors
+def eval_groundedness(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help='{"claim", "passage"} JSONL; a "label" (supported/contradicted) is scored.'
+        ),
+    ],
+    predictions: Annotated[
+        Path, typer.Option(help='Write one {"score", "supported"} JSON line per row, in order.')
+    ],
+    nli_model: Annotated[
+        Path | None,
+        typer.Option(help="NLI model folder; default: grounding.nli_model in bastion.yaml."),
+    ] = None,
+) -> None:
+    """Judge each claim against its passage as the groundedness check judges an answer
+    sentence: "score" is the similarity support (scaled down by the probability of a
+    contradiction when an NLI model is set), "supported" the check's verdict. Prints a
+    summary as JSON, with ROC AUC and precision/recall when every row has a label."""
+    from bastion.evaluation.groundedness import evaluate_groundedness, read_claims
+    from bastion.grounding.groundedness import GroundednessScorer
+    from bastion.grounding.nli import load_nli
+
+    rows = read_claims(data)
+    folder = nli_model or load_config().grounding.nli_folder(bastion_home())
+    with err.status("Loading the models ..."):
+        scorer = GroundednessScorer(nli=load_nli(folder) if folder else None)
+        scorer.embedder.load()
+    with _progress() as progress:
+        task = progress.add_task("Judging claims", total=len(rows))
+        result = evaluate_groundedness(rows, predictions, scorer, lambda: progress.advance(task))
+    summary = {"data": str(data), "predictions": str(predictions), "nli_model": folder}
+    print(json.dumps({**summary, **result}, indent=2, default=str))
+
+
 @eval_app.command("app")
 @reports_errors
 def eval_app_cases(

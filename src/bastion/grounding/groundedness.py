@@ -5,10 +5,12 @@ mean of (a) the best cosine similarity of MiniLM embeddings and (b) the share of
 content words (stemmed, stopwords out) that occur in the passages. A sentence at or above
 the threshold counts as supported; the score is the supported share.
 
-What it can and cannot tell (measured in BENCHMARKS.md on SciFact): it separates answers
-drawn from the sources from answers about something else, but it does not read logic, so
-a sentence that contradicts its source with the same words ("X increases Y" against
-"X decreases Y") looks supported. An entailment model would be needed for that.
+Similarity tells an answer drawn from the sources from one about something else (measured
+on SciFact in BENCHMARKS.md), but not a sentence that contradicts its source with the same
+words ("X increases Y" against "X decreases Y"). With an NLI model configured
+(`grounding.nli_model`, see `nli.py`), each sentence is also read with its evidence, the
+two sentences of the closest passage nearest to it, and one its evidence contradicts is
+unsupported.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from typing import Any
 import numpy as np
 
 from bastion.grounding.embedding import Embedder
+from bastion.grounding.nli import NliModel
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])|\n+")
 _CITATION = re.compile(r"\[\d+(?:,\s*\d+)*\]")
 MIN_WORDS = 4  # shorter fragments ("Sure!", "[1]") carry no claim
+SUPPORT_THRESHOLD = 0.55
+EVIDENCE_SENTENCES = 2  # of the closest passage, read with the claim for contradictions
+CONTRADICTION_THRESHOLD = 0.5
 
 
 def sentences(text: str) -> list[str]:
@@ -32,11 +38,29 @@ def sentences(text: str) -> list[str]:
     return [p for p in parts if len(p.split()) >= MIN_WORDS]
 
 
+def nearest_evidence(evidence: Sequence[str], mine: np.ndarray, similarity: np.ndarray) -> str:
+    """The EVIDENCE_SENTENCES sentences of one passage (`mine` marks them) most similar to a
+    claim, in the passage's order."""
+    (indexes,) = np.nonzero(mine)
+    closest = indexes[np.argsort(-similarity[indexes])][:EVIDENCE_SENTENCES]
+    return " ".join(evidence[i] for i in sorted(closest))
+
+
 @dataclass(frozen=True)
 class SentenceSupport:
     sentence: str
-    support: float
+    support: float  # similarity to the passages, 0-1
     passage: int | None  # index of the passage with the closest sentence
+    contradiction: float | None = None  # P(its evidence contradicts it); None: not checked
+    supported: bool = False
+
+    @property
+    def score(self) -> float:
+        """Support, scaled down by the probability of a contradiction: one number that is low
+        for a sentence off the sources' topic and for one they contradict."""
+        if self.contradiction is None:
+            return self.support
+        return self.support * (1 - self.contradiction)
 
 
 @dataclass(frozen=True)
@@ -47,7 +71,15 @@ class Groundedness:
 
     @property
     def unsupported(self) -> list[str]:
-        return [s.sentence for s in self.sentences if s.support < self.threshold]
+        return [s.sentence for s in self.sentences if not s.supported]
+
+    @property
+    def contradicted(self) -> list[str]:
+        return [
+            s.sentence
+            for s in self.sentences
+            if s.contradiction is not None and s.contradiction >= CONTRADICTION_THRESHOLD
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,25 +87,35 @@ class Groundedness:
             "threshold": self.threshold,
             "sentences": len(self.sentences),
             "unsupported": self.unsupported,
+            "contradicted": self.contradicted,
         }
 
 
 class GroundednessScorer:
-    def __init__(self, embedder: Embedder | None = None, threshold: float = 0.55) -> None:
+    """`nli`, when given, reads each sentence with its evidence for contradictions."""
+
+    def __init__(
+        self,
+        embedder: Embedder | None = None,
+        threshold: float = SUPPORT_THRESHOLD,
+        *,
+        nli: NliModel | None = None,
+    ) -> None:
         from bastion.grounding.keyword import english_stemmer, tokenize
 
         self.embedder = embedder or Embedder()
         self.threshold = threshold
+        self.nli = nli
         self._stemmer = english_stemmer()
         self._tokenize = tokenize
 
     def support(self, claims: Sequence[str], passages: Sequence[str]) -> np.ndarray:
-        """Support in [0, 1] of each claim by the passages, and the best passage per claim."""
-        return self._support(claims, passages)[0]
+        """Similarity support in [0, 1] of each claim by the passages."""
+        return np.array([s.support for s in self.judge(claims, passages)])
 
-    def _support(
-        self, claims: Sequence[str], passages: Sequence[str]
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def judge(self, claims: Sequence[str], passages: Sequence[str]) -> list[SentenceSupport]:
+        """Each claim's support, closest passage and, with an NLI model, the probability
+        that its evidence contradicts it."""
         evidence: list[str] = []
         owner: list[int] = []
         for i, passage in enumerate(passages):
@@ -81,10 +123,9 @@ class GroundednessScorer:
             evidence += parts
             owner += [i] * len(parts)
         if not claims or not evidence:
-            return np.zeros(len(claims)), np.full(len(claims), -1)
+            return [SentenceSupport(c, 0.0, None) for c in claims]
         vectors = self.embedder.embed([*claims, *evidence])
         similarity = vectors[: len(claims)] @ vectors[len(claims) :].T
-        best = similarity.argmax(axis=1)
         cosine = np.clip(similarity.max(axis=1), 0.0, 1.0)
         vocabulary = {t for tokens in self._tokenize(list(passages), self._stemmer) for t in tokens}
         overlap = np.array(
@@ -93,16 +134,33 @@ class GroundednessScorer:
                 for tokens in self._tokenize(list(claims), self._stemmer)
             ]
         )
-        return (cosine + overlap) / 2, np.array([owner[b] for b in best])
+        support = (cosine + overlap) / 2
+        best_passage = [owner[b] for b in similarity.argmax(axis=1)]
+        if self.nli is None:
+            return [
+                SentenceSupport(c, round(float(s), 3), p, None, bool(s >= self.threshold))
+                for c, s, p in zip(claims, support, best_passage, strict=True)
+            ]
+        owners = np.array(owner)
+        nearest = [
+            nearest_evidence(evidence, owners == p, row)
+            for row, p in zip(similarity, best_passage, strict=True)
+        ]
+        contradiction = self.nli.contradicted(claims, nearest)
+        return [
+            SentenceSupport(
+                c,
+                round(float(s), 3),
+                p,
+                round(float(k), 3),
+                bool(s >= self.threshold and k < CONTRADICTION_THRESHOLD),
+            )
+            for c, s, p, k in zip(claims, support, best_passage, contradiction, strict=True)
+        ]
 
     def score(self, answer: str, passages: Sequence[str]) -> Groundedness:
         claims = sentences(answer)
         if not claims:
             return Groundedness(1.0, self.threshold, ())
-        support, best = self._support(claims, passages)
-        rows = tuple(
-            SentenceSupport(c, round(float(s), 3), int(b) if b >= 0 else None)
-            for c, s, b in zip(claims, support, best, strict=True)
-        )
-        supported = sum(s.support >= self.threshold for s in rows)
-        return Groundedness(supported / len(rows), self.threshold, rows)
+        rows = tuple(self.judge(claims, passages))
+        return Groundedness(sum(s.supported for s in rows) / len(rows), self.threshold, rows)
