@@ -6,16 +6,21 @@
   origin (rows sharing a sentence kept in one fold: HatemojiBuild writes many variants of
   one sentence); and each of the two sources predicted by a model trained on the other;
 - held out from training altogether: HatemojiBuild test (adversarial, emoji), the
-  Stormfront test split (another domain) and the project's functional cases
-  (`functional_hate_cases.py`: hate against its contrasts), scored by the shipped model;
+  Stormfront test split (another domain), the project's functional cases
+  (`functional_hate_cases.py`: hate against its contrasts) and a second, fresh set of them
+  (`data/hate_functional_fresh.jsonl`: 58 other frames and twelve other groups, written by
+  a session that never saw the first set or the training templates), scored by the model
+  (default: the shipped one) and, with --compare, by a second model in the same run;
 - ordinary conversation, never trained on: every turn of DialogSum dev (everyday
   dialogues) and of QMSum test (meeting transcripts), one message each as the slack-digest
   reads them; no turn is hateful, so every flag is a false positive that withholds a
   message from a digest.
 alt-profanity-check gives a probability of offensive language (threshold 0.5); Bastion's
 figures are at its shipped threshold (guards.toxicity.threshold). The development CV folds
-also train on the project's business prompts, as the shipped model does.
+also train on the project's business prompts, as the shipped model does; --held-out-only
+skips them.
 Prints one JSON object. Usage: python benchmarks/bench_toxicity.py [--eval-dir ../shared/eval]
+       [--model FILE --threshold T] [--compare FILE --compare-threshold T] [--held-out-only]
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from bastion.apps.slack_digest.summaries import read_summaries
 from bastion.guards.data import BENIGN_EDGY
 from bastion.guards.injection.train import read_unlabelled
 from bastion.guards.text_classifier import Example, origin_groups, out_of_fold_scores
-from bastion.guards.toxicity.detector import ToxicityDetector
+from bastion.guards.toxicity.detector import SHIPPED_MODEL, ToxicityDetector
 from bastion.guards.toxicity.plugin import ToxicitySettings
 from bastion.guards.toxicity.train import fit, read_examples
 from bastion.labelled.metrics import binary_scores
@@ -59,24 +64,32 @@ def scores_at(
 SHIPPED_THRESHOLD = ToxicitySettings().threshold
 
 
-def compare(examples: list[Example], ours: list[float]) -> dict[str, Any]:
+def compare(
+    examples: list[Example], ours: list[float], threshold: float = SHIPPED_THRESHOLD
+) -> dict[str, Any]:
     labels = [e.label for e in examples]
     notes = [e.note for e in examples]
     peer = [float(p) for p in predict_prob([e.text for e in examples])]
     return {
-        "bastion": scores_at(labels, ours, notes, SHIPPED_THRESHOLD),
+        "bastion": scores_at(labels, ours, notes, threshold),
         "peer_alt_profanity_check": scores_at(labels, peer, notes),
     }
 
 
-def functional_cases(detector: ToxicityDetector) -> dict[str, Any]:
+def fresh_cases() -> list[tuple[str, int, str]]:
+    rows = (ROOT / "benchmarks" / "data" / "hate_functional_fresh.jsonl").read_text()
+    return [(r["text"], r["label"], r["functionality"]) for r in map(json.loads, rows.splitlines())]
+
+
+def functional_cases(
+    detector: ToxicityDetector, threshold: float, rows: list[tuple[str, int, str]]
+) -> dict[str, Any]:
     """Accuracy on hateful and on non-hateful cases, per functionality, and AUC."""
     from sklearn.metrics import roc_auc_score
 
-    rows = cases()
     labels = [label for _, label, _ in rows]
     scored = {
-        "bastion": ([detector.score(t) for t, _, _ in rows], SHIPPED_THRESHOLD),
+        "bastion": ([detector.score(t) for t, _, _ in rows], threshold),
         "peer_alt_profanity_check": (
             [float(p) for p in predict_prob([t for t, _, _ in rows])],
             0.5,
@@ -103,9 +116,11 @@ def functional_cases(detector: ToxicityDetector) -> dict[str, Any]:
     return out
 
 
-def conversation_false_positives(detector: ToxicityDetector, data: Path) -> dict[str, Any]:
+def conversation_false_positives(
+    detector: ToxicityDetector, threshold: float, data: Path
+) -> dict[str, Any]:
     turns = [m["text"] for case in read_summaries(data) for m in case.channel.messages]
-    ours = [detector.score(t) >= SHIPPED_THRESHOLD for t in turns]
+    ours = [detector.score(t) >= threshold for t in turns]
     flagged = sorted((t for t, hit in zip(turns, ours, strict=True) if hit), key=len)
     return {
         "turns": len(turns),
@@ -117,34 +132,9 @@ def conversation_false_positives(detector: ToxicityDetector, data: Path) -> dict
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
-    args = parser.parse_args()
-    tox = args.eval_dir / "toxicity"
-    development = read_examples(tox / "davidson2017" / "labeled_data.csv") + read_examples(
-        tox / "hatemojibuild" / "train.csv"
-    )
-    result: dict[str, Any] = {"benchmark": "toxicity"}
-    result["cross_validated_development"] = compare(
-        development, out_of_fold_scores(development, fit)
-    )
-    result["cross_validated_development_by_origin"] = compare(
-        development, out_of_fold_scores(development, fit, groups=origin_groups(development))
-    )
-    result["each_source_trained_on_the_other"] = {
-        source: compare(
-            held, [float(p) for p in fit(rest).predict_proba([e.text for e in held])[:, 1]]
-        )
-        for source in sorted({e.source for e in development})
-        for held, rest in [
-            (
-                [e for e in development if e.source == source],
-                [e for e in development if e.source != source],
-            )
-        ]
-    }
-    detector = ToxicityDetector()
+def held_out(detector: ToxicityDetector, threshold: float, tox: Path, eval_dir: Path) -> Any:
+    """Every held-out measure of one model at one threshold."""
+    result: dict[str, Any] = {}
     for name, examples in [
         ("hatemoji_test_held_out", read_examples(tox / "hatemojibuild" / "test.csv")),
         (
@@ -154,26 +144,74 @@ def main() -> None:
             ),
         ),
     ]:
-        result[name] = compare(examples, [detector.score(e.text) for e in examples])
-    result["functional_cases_held_out"] = functional_cases(detector)
+        result[name] = compare(examples, [detector.score(e.text) for e in examples], threshold)
+    result["functional_cases_held_out"] = functional_cases(detector, threshold, cases())
+    result["fresh_functional_cases_held_out"] = functional_cases(detector, threshold, fresh_cases())
     edgy = [e.text for e in read_unlabelled(BENIGN_EDGY, 0)]
     result["project_edgy_prompts"] = {
         "rows": len(edgy),
-        "bastion_false_positives": sum(detector.score(t) >= SHIPPED_THRESHOLD for t in edgy),
+        "bastion_false_positives": sum(detector.score(t) >= threshold for t in edgy),
         "peer_false_positives": int(sum(p >= 0.5 for p in predict_prob(edgy))),
     }
     result["ordinary_conversation_held_out"] = {
-        data.stem: conversation_false_positives(detector, data)
-        for data in (args.eval_dir / "summarization").glob("*.jsonl")
+        data.stem: conversation_false_positives(detector, threshold, data)
+        for data in (eval_dir / "summarization").glob("*.jsonl")
     }
-    sample = "You people are all the same, go back to where you came from. " * 4
-    detector.score(sample)
-    times = []
-    for _ in range(200):
-        start = time.perf_counter()
-        detector.score(sample)
-        times.append(time.perf_counter() - start)
-    result["p50_ms_250_chars"] = round(1000 * statistics.median(times), 3)
+    samples = {
+        "hateful": "You people are all the same, go back to where you came from. " * 4,
+        "ordinary": "Please move the budget review to Thursday and send the slides. " * 4,
+    }
+    for name, text in samples.items():
+        detector.score(text)
+        times = []
+        for _ in range(100):
+            start = time.perf_counter()
+            detector.score(text)
+            times.append(time.perf_counter() - start)
+        result[f"p50_ms_250_chars_{name}"] = round(1000 * statistics.median(times), 3)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--eval-dir", type=Path, default=ROOT.parent / "shared" / "eval")
+    parser.add_argument("--model", type=Path, default=SHIPPED_MODEL)
+    parser.add_argument("--threshold", type=float, default=SHIPPED_THRESHOLD)
+    parser.add_argument("--compare", type=Path, default=None)
+    parser.add_argument("--compare-threshold", type=float, default=0.55)
+    parser.add_argument("--held-out-only", action="store_true")
+    args = parser.parse_args()
+    tox = args.eval_dir / "toxicity"
+    development = read_examples(tox / "davidson2017" / "labeled_data.csv") + read_examples(
+        tox / "hatemojibuild" / "train.csv"
+    )
+    result: dict[str, Any] = {"benchmark": "toxicity"}
+    if not args.held_out_only:
+        result["cross_validated_development"] = compare(
+            development, out_of_fold_scores(development, fit)
+        )
+        result["cross_validated_development_by_origin"] = compare(
+            development, out_of_fold_scores(development, fit, groups=origin_groups(development))
+        )
+        result["each_source_trained_on_the_other"] = {
+            source: compare(
+                held, [float(p) for p in fit(rest).predict_proba([e.text for e in held])[:, 1]]
+            )
+            for source in sorted({e.source for e in development})
+            for held, rest in [
+                (
+                    [e for e in development if e.source == source],
+                    [e for e in development if e.source != source],
+                )
+            ]
+        }
+    result["model"] = {"path": str(args.model), "threshold": args.threshold}
+    result["held_out"] = held_out(ToxicityDetector(args.model), args.threshold, tox, args.eval_dir)
+    if args.compare is not None:
+        result["compared"] = {"path": str(args.compare), "threshold": args.compare_threshold}
+        result["compared_held_out"] = held_out(
+            ToxicityDetector(args.compare), args.compare_threshold, tox, args.eval_dir
+        )
     print(json.dumps(result, indent=2))
 
 
