@@ -7,9 +7,11 @@
   one sentence); and each of the two sources predicted by a model trained on the other;
 - held out from training altogether: HatemojiBuild test (adversarial, emoji), the
   Stormfront test split (another domain), the project's functional cases
-  (`functional_hate_cases.py`: hate against its contrasts) and a second, fresh set of them
-  (`data/hate_functional_fresh.jsonl`: 58 other frames and twelve other groups, written by
-  a session that never saw the first set or the training templates), scored by the model
+  (`functional_hate_cases.py`: hate against its contrasts) and two fresh sets of them
+  (`data/hate_functional_fresh.jsonl` and `..._fresh2.jsonl`: about 60 other frames and
+  twelve other groups each, written by sessions that saw neither the other sets nor the
+  training templates; the first then guided training template v3, the second was scored
+  once, after it), scored by the model
   (default: the shipped one) and, with --compare, by a second model in the same run;
 - ordinary conversation, never trained on: every turn of DialogSum dev (everyday
   dialogues) and of QMSum test (meeting transcripts), one message each as the slack-digest
@@ -76,8 +78,8 @@ def compare(
     }
 
 
-def fresh_cases() -> list[tuple[str, int, str]]:
-    rows = (ROOT / "benchmarks" / "data" / "hate_functional_fresh.jsonl").read_text()
+def fresh_cases(name: str) -> list[tuple[str, int, str]]:
+    rows = (ROOT / "benchmarks" / "data" / f"{name}.jsonl").read_text()
     return [(r["text"], r["label"], r["functionality"]) for r in map(json.loads, rows.splitlines())]
 
 
@@ -146,7 +148,8 @@ def held_out(detector: ToxicityDetector, threshold: float, tox: Path, eval_dir: 
     ]:
         result[name] = compare(examples, [detector.score(e.text) for e in examples], threshold)
     result["functional_cases_held_out"] = functional_cases(detector, threshold, cases())
-    result["fresh_functional_cases_held_out"] = functional_cases(detector, threshold, fresh_cases())
+    for name in ("hate_functional_fresh", "hate_functional_fresh2"):
+        result[f"{name}_held_out"] = functional_cases(detector, threshold, fresh_cases(name))
     edgy = [e.text for e in read_unlabelled(BENIGN_EDGY, 0)]
     result["project_edgy_prompts"] = {
         "rows": len(edgy),

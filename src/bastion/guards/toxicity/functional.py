@@ -42,6 +42,28 @@ GROUPS = [
     ("Somalis", "Somali"),
     ("Pakistanis", "Pakistani"),
     ("bisexuals", "bisexual"),
+    # v3: protected characteristics the list lacked (age, more faiths, disability kinds,
+    # indigenous peoples, more nationalities and ethnicities)
+    ("old people", "old person"),
+    ("elderly people", "elderly person"),
+    ("Sikhs", "Sikh"),
+    ("Catholics", "Catholic"),
+    ("Christians", "Christian"),
+    ("atheists", "atheist"),
+    ("Roma", "Roma person"),
+    ("Indigenous people", "Indigenous person"),
+    ("Native Americans", "Native American"),
+    ("Aboriginal people", "Aboriginal person"),
+    ("deaf people", "deaf person"),
+    ("wheelchair users", "wheelchair user"),
+    ("people with mental illness", "person with a mental illness"),
+    ("nonbinary people", "nonbinary person"),
+    ("Poles", "Pole"),
+    ("Nigerians", "Nigerian"),
+    ("Syrians", "Syrian"),
+    ("Turks", "Turk"),
+    ("Koreans", "Korean"),
+    ("Vietnamese people", "Vietnamese person"),
 ]
 # Slurs (lowercase), paired with the group they target; used only in hateful templates.
 SLURS = [
@@ -160,6 +182,64 @@ EXCLUSION = [
     "we need to ban {p} from public life",
     "{p} should go back where they came from",
 ]
+DEHUMANISING = [
+    "are cockroaches, not people",
+    "breed like rats and take over every street",
+    "are an infestation that needs cleaning out",
+    "spread like a disease wherever they go",
+    "are more like animals than humans",
+    "are parasites living off the rest of us",
+    "are nothing but livestock",
+    "are a virus in this country",
+]
+STEREOTYPES = [
+    "are all criminals and thieves",
+    "only come here to live off benefits",
+    "ruin every neighbourhood they move into",
+    "can't be trusted with money",
+    "are lazy by nature",
+    "are born liars",
+    "bring crime and disease with them",
+    "are too stupid to hold a real job",
+]
+LOADED_QUESTIONS = [
+    "Why do we keep letting {p} into our schools?",
+    "Who decided {p} deserve the same rights as real citizens?",
+    "Why are {p} always the ones causing trouble?",
+    "How much longer do we have to put up with {p}?",
+    "Why should my taxes pay for {p}?",
+]
+NEGATED_PRAISE = [
+    "are never honest about anything",
+    "will never be real members of society",
+    "can never be trusted",
+    "have never contributed anything useful",
+    "are not capable of basic decency",
+]
+BACK_REFERENCE = [
+    "They are filthy animals.",
+    "They should all be thrown out.",
+    "They make me sick, every one of them.",
+    "They are ruining this town.",
+]
+THREATS_AGAINST = [
+    "Someone should burn down the houses of the {p} on my street",
+    "{p} should be lined up and shot",
+    "It's time we dealt with the {p} for good, by force if needed",
+    "The {p} here will get what's coming to them, I'll make sure of it",
+]
+NEUTRAL_ABOUT = [  # plain statements and questions about a group: nothing to flag
+    "What languages do most {p} speak at home?",
+    "The survey asked {p} how they get to work",
+    "A {s} joined the council last year",
+    "The report counts {p} separately from other residents",
+    "How many {p} live in the region today?",
+    "{p} make up about a tenth of the city's population",
+    "The documentary follows three {p} over one year",
+    "Are there support groups for {p} near here?",
+    "The festival is organised by local {p} every summer",
+    "Our new colleague is a {s} from the Leeds office",
+]
 POS_ADJ = [
     "wonderful",
     "brilliant",
@@ -219,6 +299,14 @@ def hateful(p: str, s: str, slur: str, rng: random.Random) -> list[str]:
         f"Another {slur.rstrip('s')} moved in next door, disgusting",
         f"{p} like you make me sick",
         f"Go kill yourself, you filthy {s.lower()}",
+        # v3: dehumanisation, stereotypes stated as fact, loaded questions, negated praise,
+        # reference back by pronoun, and threats in other words
+        f"{p} {rng.choice(DEHUMANISING)}",
+        f"{p} {rng.choice(STEREOTYPES)}",
+        f"{rng.choice(LOADED_QUESTIONS).format(p=p)}",
+        f"{p} {rng.choice(NEGATED_PRAISE)}",
+        f"There are more {p} on our street every month. {rng.choice(BACK_REFERENCE)}",
+        f"{rng.choice(THREATS_AGAINST).format(p=p)}",
     ]
 
 
@@ -272,6 +360,17 @@ def non_hateful(p: str, s: str, slur: str, rng: random.Random) -> list[str]:
         f"Typical {who}, late again like always",
         f"Get lost, you filthy {rng.choice(['liar', 'cheat', 'thief'])}",
         f"{who} makes me sick",
+        # v3 twins: the same new frames, denied, reported or about non-protected targets
+        f"It's a myth that {p} {rng.choice(STEREOTYPES)}",
+        f"My uncle claims {p} {rng.choice(STEREOTYPES)}. I told him that's bigoted nonsense",
+        f"Comparing {p} to animals is dehumanising and has no place here",
+        f"{p} are as honest and hard-working as anyone else",
+        f"There are more {p} on our street every month. They've been great neighbours.",
+        f"Why do so few {p} get promoted here?",
+        f"{grp} {rng.choice(NEGATED_PRAISE)}",
+        f"Threatening {p} is a crime and should be reported to the police",
+        f"{rng.choice(NEUTRAL_ABOUT).format(p=p, s=s.lower())}",
+        f"{rng.choice(NEUTRAL_ABOUT).format(p=p, s=s.lower())}",
         # abuse of non-protected targets
         f"I hate {obj}.",
         f"{obj} are {a}".capitalize(),
