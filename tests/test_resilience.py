@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -257,6 +260,41 @@ def in_flight(server: LiveServer) -> float:
     return float(line.split()[1])
 
 
+def ask_until_refused(server: LiveServer, key: str) -> list[httpx.Response]:
+    answers = []
+    for n in range(60):
+        answers.append(
+            httpx.post(
+                server.url + "/v1/chat/completions",
+                json={"messages": [{"role": "user", "content": f"question {n} " * 40}]},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        )
+        if answers[-1].status_code != 200:
+            break
+    return answers
+
+
+def assert_refused_and_nothing_lost(server: LiveServer, answers: list[httpx.Response]) -> None:
+    refused = answers[-1]
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "audit_unavailable"
+    assert "nothing of it kept" in refused.text
+    answered = [a.json()["bastion"]["trace_id"] for a in answers if a.status_code == 200]
+    for trace_id in answered:  # every answer a client got has its record
+        assert server.platform.audit.get(trace_id)["status"] == "ok"
+    assert server.platform.audit.verify().ok
+
+
+def answers_again(server: LiveServer, key: str) -> bool:
+    after = httpx.post(
+        server.url + "/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "room again"}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    return after.status_code == 200 and server.platform.audit.verify().ok
+
+
 def test_a_full_disk_refuses_requests_and_corrupts_nothing(server: LiveServer) -> None:
     """SQLite stopped from growing (max_page_count) stands in for a full disk."""
     engine = server.platform.db.engine
@@ -269,32 +307,72 @@ def test_a_full_disk_refuses_requests_and_corrupts_nothing(server: LiveServer) -
     event.listen(engine, "connect", full_disk)
     engine.dispose()  # every connection from now on sees the full disk
     key = server.key("acme", "bob", "user")  # made before the disk fills
-    answers = []
     try:
-        for n in range(60):
-            answers.append(
-                httpx.post(
-                    server.url + "/v1/chat/completions",
-                    json={"messages": [{"role": "user", "content": f"question {n} " * 40}]},
-                    headers={"Authorization": f"Bearer {key}"},
-                )
-            )
-            if answers[-1].status_code != 200:
-                break
+        answers = ask_until_refused(server, key)
     finally:
         event.remove(engine, "connect", full_disk)
         engine.dispose()
-    refused = answers[-1]
-    assert refused.status_code == 503, refused.text
-    assert refused.json()["error"]["code"] == "audit_unavailable"
-    assert "nothing of it kept" in refused.text
-    answered = [a.json()["bastion"]["trace_id"] for a in answers if a.status_code == 200]
-    for trace_id in answered:  # every answer a client got has its record
-        assert server.platform.audit.get(trace_id)["status"] == "ok"
-    assert server.platform.audit.verify().ok
-    after = httpx.post(
-        server.url + "/v1/chat/completions",
-        json={"messages": [{"role": "user", "content": "room again"}]},
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    assert after.status_code == 200 and server.platform.audit.verify().ok
+    assert_refused_and_nothing_lost(server, answers)
+    assert answers_again(server, key)
+
+
+@pytest.fixture
+def small_disk() -> Iterator[Path]:
+    """A 4 MB tmpfs: a real file system that runs out of space (mounting needs root). Not
+    under pytest's private tmp_path: PostgreSQL's own user must reach it."""
+    disk = Path(tempfile.mkdtemp(prefix="bastion-disk-"))
+    disk.chmod(0o755)
+    mount = ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(disk)]
+    if subprocess.run(mount, capture_output=True).returncode:
+        disk.rmdir()
+        pytest.skip("mounting a small tmpfs needs root")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=True)
+    disk.rmdir()
+
+
+def test_a_full_disk_under_postgresql_refuses_requests_and_corrupts_nothing(
+    postgres_url: str, small_disk: Path, tmp_path: Path
+) -> None:
+    """The audit table in a PostgreSQL tablespace on a small file system that fills up:
+    the server's own "could not extend file: No space left on device"."""
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        data_directory = conn.execute(text("SHOW data_directory")).scalar_one()
+    owner = Path(data_directory).stat()
+    room = small_disk / "tablespace"
+    room.mkdir()
+    os.chown(room, owner.st_uid, owner.st_gid)
+    schema = f"full{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+        conn.execute(text(f"CREATE TABLESPACE {schema} LOCATION '{room}'"))
+    sep = "&" if "?" in postgres_url else "?"
+    url = f"{postgres_url}{sep}options=-csearch_path%3D{schema},public"
+    home = tmp_path / "home"
+    config = copy.deepcopy(ECHO_CONFIG) | {"storage": {"url": url}}
+    platform = Platform.open(home, write_config(home, config))
+    try:
+        with platform.db.engine.begin() as conn:  # the audit trail and its indexes move there
+            conn.execute(text(f"ALTER TABLE audit_records SET TABLESPACE {schema}"))
+            conn.execute(text(f"ALTER INDEX ALL IN TABLESPACE pg_default SET TABLESPACE {schema}"))
+        with LiveServer(platform) as server:
+            key = server.key("acme", "bob", "user")
+            assert answers_again(server, key)
+            filler = small_disk / "filler"
+            with filler.open("wb") as f:  # leave about 16 KB: two or three pages
+                free = os.statvfs(small_disk)
+                f.write(b"\0" * (free.f_bavail * free.f_frsize - 16_384))
+            answers = ask_until_refused(server, key)
+            assert_refused_and_nothing_lost(server, answers)
+            assert "No space left on device" in answers[-1].text
+            filler.unlink()
+            assert answers_again(server, key)
+    finally:
+        platform.close()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            conn.execute(text(f"DROP TABLESPACE {schema}"))
+        admin.dispose()
