@@ -102,8 +102,8 @@ async def drive(url: str, key: str | None, clients: int, seconds: float, rate: b
                 start = time.perf_counter()
                 try:
                     answer = await http.post("/v1/chat/completions", json=body)
-                except httpx.TransportError:
-                    tally.statuses["connection error"] += 1
+                except httpx.TransportError as exc:  # by kind: refused (server down) or dropped
+                    tally.statuses[f"connection error: {type(exc).__name__}"] += 1
                     await asyncio.sleep(0.2)  # the server is down (killed): try again soon
                     continue
                 tally.statuses[str(answer.status_code)] += 1

@@ -26,7 +26,7 @@ from bastion.demo import TEMPLATE, init_demo, prepare_demo_data
 from bastion.models.base import BackendSpec, Generation, StreamDelta
 from bastion.platform import Platform
 from bastion.plugins import hookimpl, registry
-from bastion.server import create_app
+from bastion.server import create_app, uvicorn_config
 
 #: What the `scripted` model answers next, in order: a test queues the exact answers an
 #: app's model calls should get (a segment specification, ...), whatever the prompt.
@@ -187,8 +187,8 @@ class LiveServer:
         self.platform = platform
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            create_app(platform), host="127.0.0.1", port=self.port, log_level="warning"
+        config = uvicorn_config(
+            create_app(platform), platform.config.server, "127.0.0.1", self.port
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -376,3 +377,25 @@ def test_a_full_disk_under_postgresql_refuses_requests_and_corrupts_nothing(
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
             conn.execute(text(f"DROP TABLESPACE {schema}"))
         admin.dispose()
+
+
+def test_an_idle_connection_stays_open_for_keep_alive_s(home: Path) -> None:
+    """A client may reuse an idle connection until the server's keep-alive ends; the server
+    closes it only after that (clients and balancers expire theirs sooner by default)."""
+    config = copy.deepcopy(ECHO_CONFIG) | {"server": {"keep_alive_s": 2}}
+    platform = Platform.open(home, write_config(home, config))
+    request = b"GET /healthz HTTP/1.1\r\nHost: bastion\r\n\r\n"
+    try:
+        with (
+            LiveServer(platform) as server,
+            socket.create_connection(("127.0.0.1", server.port)) as s,
+        ):
+            s.settimeout(5)
+            for _ in range(2):  # the same connection, idle 1 s in between
+                s.sendall(request)
+                assert s.recv(4096).startswith(b"HTTP/1.1 200")
+                time.sleep(1)
+            time.sleep(2)  # 3 s idle: past keep_alive_s, the server has closed it
+            assert s.recv(4096) == b""
+    finally:
+        platform.close()

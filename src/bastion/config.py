@@ -73,6 +73,15 @@ class ServerConfig(Section):
         description="Requests served at once; beyond, 503 with Retry-After at once (rather "
         "than waiting for a worker thread).",
     )
+    keep_alive_s: int = Field(
+        75,
+        ge=1,
+        le=3600,
+        description="How long an idle connection stays open. Longer than clients' and load "
+        "balancers' own idle timeouts (httpx 5 s, many balancers 60 s): when both sides use "
+        "the same, a client can send on a connection the server is closing, and that request "
+        "fails.",
+    )
 
 
 class ConsoleConfig(Section):

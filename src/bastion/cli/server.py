@@ -21,7 +21,7 @@ def serve(
     import uvicorn
 
     from bastion.observability import configure_logging
-    from bastion.server import create_app
+    from bastion.server import create_app, uvicorn_config
 
     platform = _platform()
     cfg = platform.config
@@ -33,7 +33,7 @@ def serve(
         platform.pipeline.load_guards()
     host, port = host or cfg.server.host, port or cfg.server.port
     err.print(f"Bastion {_version()} listening on [bold]http://{host}:{port}[/bold] (docs: /docs)")
-    uvicorn.run(create_app(platform), host=host, port=port, log_level="warning")
+    uvicorn.Server(uvicorn_config(create_app(platform), cfg.server, host, port)).run()
 
 
 def _version() -> str:
