@@ -121,7 +121,10 @@ def test_eval_groundedness_writes_one_prediction_per_row_in_order(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ('{"claim": "A claim.", "passage": "A passage."}\nnot json\n', "claims.jsonl:2: not JSON"),
+        (
+            '{"claim": "A claim.", "passage": "A passage."}\nnot json\n',
+            "claims.jsonl:2 is not valid JSON",
+        ),
         ('{"claim": "A claim."}\n', 'claims.jsonl:1: expected {"claim": str, "passage": str'),
         ("\n", "claims.jsonl has no rows"),
     ],

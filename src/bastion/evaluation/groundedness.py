@@ -11,6 +11,7 @@ from typing import Any
 
 from bastion.errors import BadRequest
 from bastion.grounding.groundedness import GroundednessScorer
+from bastion.labelled.datasets import json_lines
 from bastion.labelled.metrics import binary_scores, latency_ms
 
 LABELS = {"supported": 1, "contradicted": 0}
@@ -21,19 +22,10 @@ def read_claims(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise BadRequest(f"{path} does not exist or is not a file")
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise BadRequest(f"{path}:{n}: not JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not all(
-                isinstance(row.get(k), str) and row[k].strip() for k in ("claim", "passage")
-            ):
-                raise BadRequest(f'{path}:{n}: expected {{"claim": str, "passage": str, ...}}')
-            rows.append(row)
+    for number, row in json_lines(path):
+        if not all(isinstance(row.get(k), str) and row[k].strip() for k in ("claim", "passage")):
+            raise BadRequest(f'{path}:{number}: expected {{"claim": str, "passage": str, ...}}')
+        rows.append(row)
     if not rows:
         raise BadRequest(f"{path} has no rows")
     return rows
