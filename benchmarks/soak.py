@@ -12,6 +12,7 @@ the server's resident memory over time (sampled every second), and, in the same 
 upstream alone at the same concurrency (the peer: what Bastion adds).
 
 Usage: python benchmarks/soak.py [--seconds 300] [--clients 200] [--kill-at 120]
+       [--keep-alive S]
 `make soak` runs the full five minutes with a kill half-way.
 """
 
@@ -60,12 +61,13 @@ class Tally:
     missing_retry_after: int = 0
 
 
-def config(upstream_port: int) -> str:
+def config(upstream_port: int, keep_alive_s: int | None) -> str:
     return (
         "models:\n"
         f"  - {{name: upstream, backend: openai, base_url: 'http://127.0.0.1:{upstream_port}/v1',"
         " max_concurrency: 16, max_queue: 64, timeout_s: 10, retries: 1}\n"
         "logging: {level: WARNING}\n"
+        + (f"server: {{keep_alive_s: {keep_alive_s}}}\n" if keep_alive_s else "")
     )
 
 
@@ -174,12 +176,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--kill-at", type=float, default=None, help="kill -9 after N seconds")
     parser.add_argument("--peer-seconds", type=float, default=30)
+    parser.add_argument(
+        "--keep-alive", type=int, default=None, help="server.keep_alive_s (default: the default)"
+    )
     args = parser.parse_args()
     upstream_port, port = free_port(), free_port()
     upstream = subprocess.Popen([sys.executable, str(HERE / "peer_app.py"), str(upstream_port)])
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        (home / "bastion.yaml").write_text(config(upstream_port))
+        (home / "bastion.yaml").write_text(config(upstream_port, args.keep_alive))
         env = {**os.environ, "BASTION_HOME": str(home)}
         key = subprocess.run(
             [str(Path(sys.executable).with_name("bastion")), "keys", "create", "--tenant",
