@@ -19,7 +19,7 @@ import numpy as np
 
 from bastion.errors import BadRequest
 
-MAX_LENGTH = 256  # word pieces of evidence + claim; longer evidence is cut
+MAX_LENGTH = 256  # word pieces of evidence + claim; the longer of the two is cut
 
 
 class NliModel:
@@ -53,7 +53,7 @@ class NliModel:
         batch = self.tokenizer(
             list(evidence),
             list(claims),
-            truncation="only_first",
+            truncation="longest_first",
             max_length=self.max_length,
             padding=True,
             return_tensors="pt",
