@@ -358,7 +358,12 @@ def test_a_full_disk_under_postgresql_refuses_requests_and_corrupts_nothing(
     try:
         with platform.db.engine.begin() as conn:  # the audit trail and its indexes move there
             conn.execute(text(f"ALTER TABLE audit_records SET TABLESPACE {schema}"))
-            conn.execute(text(f"ALTER INDEX ALL IN TABLESPACE pg_default SET TABLESPACE {schema}"))
+            indexes = conn.execute(
+                text("SELECT indexname FROM pg_indexes WHERE schemaname = :s AND tablename = :t"),
+                {"s": schema, "t": "audit_records"},
+            ).scalars()
+            for index in list(indexes):
+                conn.execute(text(f'ALTER INDEX {schema}."{index}" SET TABLESPACE {schema}'))
         with LiveServer(platform) as server:
             key = server.key("acme", "bob", "user")
             assert answers_again(server, key)
