@@ -39,7 +39,7 @@ class NliModel:
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
         labels = {str(n).lower(): int(i) for i, n in self.model.config.id2label.items()}
         self.contradiction = _label(labels, "contradict", folder)
-        self.entailment = _label(labels, "entail", folder)
+        _label(labels, "entail", folder)  # checked: a sentiment or topic model is refused
         self.max_length = max_length
         self.model.eval()
         self._lock = threading.Lock()
