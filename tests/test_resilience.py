@@ -337,7 +337,7 @@ def test_a_full_disk_under_postgresql_refuses_requests_and_corrupts_nothing(
 ) -> None:
     """The audit table in a PostgreSQL tablespace on a small file system that fills up:
     the server's own "could not extend file: No space left on device"."""
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, make_url, text
 
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -346,24 +346,22 @@ def test_a_full_disk_under_postgresql_refuses_requests_and_corrupts_nothing(
     room = small_disk / "tablespace"
     room.mkdir()
     os.chown(room, owner.st_uid, owner.st_gid)
-    schema = f"full{os.getpid()}"
+    name = f"full{os.getpid()}"  # a database of its own (others' tables live in public)
     with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-        conn.execute(text(f"CREATE TABLESPACE {schema} LOCATION '{room}'"))
-    sep = "&" if "?" in postgres_url else "?"
-    url = f"{postgres_url}{sep}options=-csearch_path%3D{schema},public"
+        conn.execute(text(f"CREATE DATABASE {name}"))
+        conn.execute(text(f"CREATE TABLESPACE {name} LOCATION '{room}'"))
+    url = make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
     home = tmp_path / "home"
     config = copy.deepcopy(ECHO_CONFIG) | {"storage": {"url": url}}
     platform = Platform.open(home, write_config(home, config))
     try:
         with platform.db.engine.begin() as conn:  # the audit trail and its indexes move there
-            conn.execute(text(f"ALTER TABLE audit_records SET TABLESPACE {schema}"))
+            conn.execute(text(f"ALTER TABLE audit_records SET TABLESPACE {name}"))
             indexes = conn.execute(
-                text("SELECT indexname FROM pg_indexes WHERE schemaname = :s AND tablename = :t"),
-                {"s": schema, "t": "audit_records"},
+                text("SELECT indexname FROM pg_indexes WHERE tablename = 'audit_records'")
             ).scalars()
             for index in list(indexes):
-                conn.execute(text(f'ALTER INDEX {schema}."{index}" SET TABLESPACE {schema}'))
+                conn.execute(text(f'ALTER INDEX "{index}" SET TABLESPACE {name}'))
         with LiveServer(platform) as server:
             key = server.key("acme", "bob", "user")
             assert answers_again(server, key)
@@ -379,8 +377,8 @@ def test_a_full_disk_under_postgresql_refuses_requests_and_corrupts_nothing(
     finally:
         platform.close()
         with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-            conn.execute(text(f"DROP TABLESPACE {schema}"))
+            conn.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+            conn.execute(text(f"DROP TABLESPACE {name}"))
         admin.dispose()
 
 
