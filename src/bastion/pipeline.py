@@ -991,10 +991,9 @@ class Pipeline:
         if app.min_support is not None and result.score < app.min_support:
             action = app.support_action
         # A blocked answer is not shown, so its sentences are named by position only.
-        contradicted = set(result.contradicted)
         findings = [
             Finding(
-                "contradicted_sentence" if s.sentence in contradicted else "unsupported_sentence",
+                "contradicted_sentence" if s.contradicted else "unsupported_sentence",
                 f"sentence {n} of {len(result.sentences)}" if action == "block" else s.sentence,
             )
             for n, s in enumerate(result.sentences, 1)

@@ -6,7 +6,6 @@ A case file is JSON Lines: `{"id": ..., "input": {...}, "expected": {...}}` per 
 
 from __future__ import annotations
 
-import json
 import statistics
 import time
 from collections import defaultdict
@@ -18,7 +17,7 @@ from typing import Any
 from bastion.access import Principal
 from bastion.apps import app_specs, run_app
 from bastion.errors import BadRequest, BastionError, NotFound
-from bastion.labelled.datasets import json_lines
+from bastion.labelled.datasets import json_lines, write_jsonl
 from bastion.platform import Platform
 
 
@@ -39,14 +38,6 @@ def read_cases(path: Path) -> list[AppCase]:
     if not cases:
         raise BadRequest(f"{path} holds no cases")
     return cases
-
-
-def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
-    """All the lines or none: written beside the target, then renamed over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    partial.replace(path)
 
 
 def evaluate_app(

@@ -112,7 +112,7 @@ def app_run(
     spec = app_specs()[name]
     if out is not None:
         rows = spec.jsonl(result.output) if spec.jsonl else [result.output.model_dump(mode="json")]
-        from bastion.apps.evaluation import write_jsonl
+        from bastion.labelled.datasets import write_jsonl
 
         write_jsonl(out, rows)
         err.print(f"{len(rows)} line(s) written to {out}", highlight=False)

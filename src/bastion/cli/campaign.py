@@ -168,8 +168,8 @@ def campaign_export(
 ) -> None:
     """Write a campaign's emails (by default the approved and edited ones) as JSON Lines
     and/or .eml files ready for a mail tool."""
-    from bastion.apps.evaluation import write_jsonl
     from bastion.errors import BadRequest
+    from bastion.labelled.datasets import write_jsonl
 
     if jsonl is None and eml is None:
         raise BadRequest("give --jsonl FILE and/or --eml FOLDER")

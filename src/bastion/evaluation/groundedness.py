@@ -3,7 +3,6 @@ groundedness check judges an answer sentence against the sources it was shown.""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 from bastion.errors import BadRequest
 from bastion.grounding.groundedness import GroundednessScorer
-from bastion.labelled.datasets import json_lines
+from bastion.labelled.datasets import json_lines, write_jsonl
 from bastion.labelled.metrics import binary_scores, latency_ms
 
 LABELS = {"supported": 1, "contradicted": 0}
@@ -47,12 +46,10 @@ def evaluate_groundedness(
         seconds.append(time.perf_counter() - started)
         scores.append(judged.score)
         verdicts.append(judged.supported)
-        lines.append(json.dumps({"score": round(judged.score, 4), "supported": judged.supported}))
+        lines.append({"score": round(judged.score, 4), "supported": judged.supported})
         if on_row is not None:
             on_row()
-    partial = predictions.with_name(predictions.name + ".partial")
-    partial.write_text("".join(line + "\n" for line in lines))
-    partial.replace(predictions)
+    write_jsonl(predictions, lines)
     result: dict[str, Any] = {"rows": len(rows), **latency_ms(seconds)}
     named = [r.get("label") for r in rows]
     if all(isinstance(n, str) and n in LABELS for n in named) and len(set(named)) == 2:

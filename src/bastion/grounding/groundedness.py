@@ -55,6 +55,10 @@ class SentenceSupport:
     supported: bool = False
 
     @property
+    def contradicted(self) -> bool:
+        return self.contradiction is not None and self.contradiction >= CONTRADICTION_THRESHOLD
+
+    @property
     def score(self) -> float:
         """Support, scaled down by the probability of a contradiction: one number that is low
         for a sentence off the sources' topic and for one they contradict."""
@@ -75,11 +79,7 @@ class Groundedness:
 
     @property
     def contradicted(self) -> list[str]:
-        return [
-            s.sentence
-            for s in self.sentences
-            if s.contradiction is not None and s.contradiction >= CONTRADICTION_THRESHOLD
-        ]
+        return [s.sentence for s in self.sentences if s.contradicted]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -136,24 +136,21 @@ class GroundednessScorer:
         )
         support = (cosine + overlap) / 2
         best_passage = [owner[b] for b in similarity.argmax(axis=1)]
-        if self.nli is None:
-            return [
-                SentenceSupport(c, round(float(s), 3), p, None, bool(s >= self.threshold))
-                for c, s, p in zip(claims, support, best_passage, strict=True)
+        contradiction: list[float | None] = [None] * len(claims)
+        if self.nli is not None:
+            owners = np.array(owner)
+            nearest = [
+                nearest_evidence(evidence, owners == p, row)
+                for row, p in zip(similarity, best_passage, strict=True)
             ]
-        owners = np.array(owner)
-        nearest = [
-            nearest_evidence(evidence, owners == p, row)
-            for row, p in zip(similarity, best_passage, strict=True)
-        ]
-        contradiction = self.nli.contradicted(claims, nearest)
+            contradiction = [float(k) for k in self.nli.contradicted(claims, nearest)]
         return [
             SentenceSupport(
                 c,
                 round(float(s), 3),
                 p,
-                round(float(k), 3),
-                bool(s >= self.threshold and k < CONTRADICTION_THRESHOLD),
+                None if k is None else round(k, 3),
+                bool(s >= self.threshold and (k is None or k < CONTRADICTION_THRESHOLD)),
             )
             for c, s, p, k in zip(claims, support, best_passage, contradiction, strict=True)
         ]

@@ -51,6 +51,14 @@ def read_json_lines(path: Path) -> list[dict[str, Any]]:
     return [row for _, row in json_lines(path)]
 
 
+def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    """All the lines or none: written beside the target, then renamed over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    partial.replace(path)
+
+
 def read_pii(path: Path, fmt: str) -> list[PiiExample]:
     """Read PII gold data: presidio-research JSON, Presidio recognizer test cases (JSONL),
     or the project's JSONL (`{"text", "spans": [{"entity_type", "start", "end"}]}`)."""

@@ -303,10 +303,10 @@ def hateful(p: str, s: str, slur: str, rng: random.Random) -> list[str]:
         # reference back by pronoun, and threats in other words
         f"{p} {rng.choice(DEHUMANISING)}",
         f"{p} {rng.choice(STEREOTYPES)}",
-        f"{rng.choice(LOADED_QUESTIONS).format(p=p)}",
+        rng.choice(LOADED_QUESTIONS).format(p=p),
         f"{p} {rng.choice(NEGATED_PRAISE)}",
         f"There are more {p} on our street every month. {rng.choice(BACK_REFERENCE)}",
-        f"{rng.choice(THREATS_AGAINST).format(p=p)}",
+        rng.choice(THREATS_AGAINST).format(p=p),
     ]
 
 
@@ -369,8 +369,8 @@ def non_hateful(p: str, s: str, slur: str, rng: random.Random) -> list[str]:
         f"Why do so few {p} get promoted here?",
         f"{grp} {rng.choice(NEGATED_PRAISE)}",
         f"Threatening {p} is a crime and should be reported to the police",
-        f"{rng.choice(NEUTRAL_ABOUT).format(p=p, s=s.lower())}",
-        f"{rng.choice(NEUTRAL_ABOUT).format(p=p, s=s.lower())}",
+        rng.choice(NEUTRAL_ABOUT).format(p=p, s=s.lower()),
+        rng.choice(NEUTRAL_ABOUT).format(p=p, s=s.lower()),
         # abuse of non-protected targets
         f"I hate {obj}.",
         f"{obj} are {a}".capitalize(),
