@@ -136,7 +136,9 @@ def test_eval_groundedness_refuses_bad_rows_and_writes_nothing(
     data.write_text(content)
     out = tmp_path / "predictions.jsonl"
     command = ["eval", "groundedness", "--data", str(data), "--predictions", str(out)]
-    result = CliRunner().invoke(cli, command, env={"BASTION_HOME": str(tmp_path)})
+    # wide enough that the error's long path is not wrapped in the middle of a word
+    env = {"BASTION_HOME": str(tmp_path), "COLUMNS": "1000"}
+    result = CliRunner().invoke(cli, command, env=env)
     assert result.exit_code != 0 and message in " ".join(result.output.split())
     assert not out.exists()
 
