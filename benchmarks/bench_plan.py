@@ -1,17 +1,20 @@
 """The sizing planner's predictions for this machine against llama.cpp measured on it.
 
 For each GGUF (the embedded SmolLM2-135M, and the installed Qwen2.5-Coder models): the
-planner's decode and prefill speed and memory for `--hardware this-machine` (its probe runs
-first, in the same process), then the model measured in a fresh process with the settings
-the llamacpp backend uses (all cores, the model's context): prefill speed over a
---prompt-tokens prompt, decode speed over --answer-tokens greedy tokens (median of 3
-runs; end to end, and llama.cpp's own evaluation time from its perf counters, without
-the sampling done in Python), and the resident memory it grew by. The ratio measured /
-predicted says where the model is off.
+planner's decode and prefill speed and memory for `--hardware this-machine` two ways: from
+the raw probe (memory read and float32 matrix product: the peer, the planner's figures
+before the engine probe) and from the engine probe (llama.cpp timed on 2- and 6-block
+slices of the model, extrapolated to all its blocks; its wall time is reported). Then the
+model measured whole in a fresh process with the settings the llamacpp backend uses (all
+cores, --context): prefill speed over a --prompt-tokens prompt, decode speed over
+--answer-tokens greedy tokens (median of 3 runs; end to end, and llama.cpp's own evaluation
+time from its perf counters, without the sampling done in Python), and the resident memory
+it grew by. The ratio measured / predicted says where the model is off.
 
 llama.cpp reserves the KV cache for its whole context at load, so memory is predicted as
-the weights plus the cache of n_ctx tokens (not of one request, as the planner's
-per-sequence figure is).
+the weights, the cache of n_ctx tokens (not of one request, as the planner's per-sequence
+figure is) and what the engine holds beside them (the planner's buffer estimate for the
+raw probe; measured on the slices for the engine probe).
 
 Usage: python benchmarks/bench_plan.py [--models smollm2-135m-instruct,qwen2.5-coder-0.5b]
     [--prompt-tokens 512] [--answer-tokens 128] [--context 4096]
@@ -106,18 +109,20 @@ def main() -> None:
             json.dumps(measure(args.measure, args.prompt_tokens, args.answer_tokens, args.context))
         )
         return
-    here = probe_this_machine()
+    raw = probe_this_machine()
     traffic = Traffic(args.prompt_tokens, args.answer_tokens, qps=0.1, p95_ms=600_000)
     result: dict[str, Any] = {
         "benchmark": "plan",
         "machine": f"{machine.machine()}, {machine.python_version()}",
-        "this_machine": here.to_dict(),
+        "raw_probe": raw.to_dict(),
         "models": {},
     }
     for name in args.models.split(","):
         path = gguf_of(name)
         arch = read_architecture(path)
-        predicted = plan(arch, here, traffic, "stored")
+        started = time.perf_counter()
+        engine = probe_this_machine(model=path)
+        probe_s = time.perf_counter() - started
         child = subprocess.run(
             [sys.executable, __file__, "--measure", str(path), "--context", str(args.context),
              "--prompt-tokens", str(args.prompt_tokens),
@@ -125,28 +130,40 @@ def main() -> None:
             capture_output=True, text=True, check=True,
         )  # fmt: skip
         measured = json.loads(child.stdout.strip().splitlines()[-1])
-        memory = (arch.stored_bytes + arch.kv_bytes_per_token() * args.context) / 1e9
-        grown = measured["memory_gb_grown"]
-        result["models"][name] = {
+        row: dict[str, Any] = {
             "parameters": arch.parameters,
             "stored_as": arch.stored_as,
-            "predicted": {
-                "decode_tokens_per_s": predicted.decode_tokens_per_s,
-                "prefill_tokens_per_s": predicted.prefill_tokens_per_s,
-                "memory_gb_weights_and_context_cache": round(memory, 3),
-            },
+            "engine_probe_s": round(probe_s, 1),
             "measured": measured,
-            "measured_over_predicted": {
-                "decode": round(measured["decode_tokens_per_s"] / predicted.decode_tokens_per_s, 3),
-                "engine_decode": round(
-                    measured["engine_decode_tokens_per_s"] / predicted.decode_tokens_per_s, 3
-                ),
-                "prefill": round(
-                    measured["prefill_tokens_per_s"] / predicted.prefill_tokens_per_s, 3
-                ),
-                "memory": round(grown / memory, 3),
-            },
         }
+        for label, here in (("raw_probe", raw), ("engine_probe", engine)):
+            predicted = plan(arch, here, traffic, "stored")
+            memory = (
+                arch.stored_bytes
+                + arch.kv_bytes_per_token() * args.context
+                + predicted.engine_memory_gb * 1e9
+            ) / 1e9
+            row[label] = {
+                "predicted": {
+                    "decode_tokens_per_s": predicted.decode_tokens_per_s,
+                    "prefill_tokens_per_s": predicted.prefill_tokens_per_s,
+                    "memory_gb": round(memory, 3),
+                },
+                "measured_over_predicted": {
+                    "decode": round(
+                        measured["decode_tokens_per_s"] / predicted.decode_tokens_per_s, 3
+                    ),
+                    "engine_decode": round(
+                        measured["engine_decode_tokens_per_s"] / predicted.decode_tokens_per_s,
+                        3,
+                    ),
+                    "prefill": round(
+                        measured["prefill_tokens_per_s"] / predicted.prefill_tokens_per_s, 3
+                    ),
+                    "memory": round(measured["memory_gb_grown"] / memory, 3),
+                },
+            }
+        result["models"][name] = row
     print(json.dumps(result, indent=2))
 
 

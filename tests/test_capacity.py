@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bastion.capacity.architecture import read_architecture
+from bastion.capacity.engine_probe import measure_slice, slice_gguf
 from bastion.capacity.hardware import hardware_table, probe_this_machine, select
 from bastion.capacity.planner import Traffic, plan
 from bastion.capacity.traffic import observed_traffic
@@ -87,7 +88,11 @@ def test_decode_speed_and_memory_match_the_hand_worked_figures() -> None:
         989e12 * 0.5 / (2 * arch.parameters), rel=1e-3
     )
     assert found.kv_cache_gb_per_sequence == pytest.approx(23040 * 768 / 1e9, abs=1e-4)
-    assert found.max_concurrent_sequences == int((80e9 * 0.9 - 1e9 - weights) // (23040 * 768))
+    buffers = 512 * (49152 + 3 * 576) * 4  # llama.cpp's compute buffer: 99.4 MiB, as it says
+    assert found.engine_memory_gb == pytest.approx(buffers / 1e9, abs=1e-3)
+    assert found.max_concurrent_sequences == int(
+        (80e9 * 0.9 - 1e9 - weights - buffers) // (23040 * 768)
+    )
     assert found.request_latency_ms is not None and found.request_latency_ms <= 10_000
     assert found.replicas == 1 and found.monthly_cost == pytest.approx(3.00 * 730)
     per_hour = found.replica_requests_per_s * 3600
@@ -131,6 +136,36 @@ def test_this_machine_is_probed() -> None:
     here = probe_this_machine()
     assert here.kind == "cpu" and here.memory_gb > 0.5
     assert 0.5 < here.bandwidth_gb_s < 2000 and 0.001 < here.tflops < 100
+    assert here.engine_memory_gb is None and "matmul" in here.source
+
+
+def test_a_slice_keeps_blocks_spread_over_the_depth_and_runs(tmp_path: Path) -> None:
+    whole = read_architecture(embedded_gguf_path())
+    kept = slice_gguf(embedded_gguf_path(), tmp_path / "slice.gguf", 2)
+    part = read_architecture(tmp_path / "slice.gguf")
+    assert part.layers == 2 and part.vocab == whole.vocab == 49152
+    blocks = whole.stored_bytes - part.stored_bytes + kept  # the model's blocks, all of them
+    assert kept == pytest.approx(blocks * 2 / 30, rel=0.01)  # Q4_1 throughout: even blocks
+    assert part.stored_bytes - kept == whole.stored_bytes - blocks  # embedding and output kept
+    ran = measure_slice(tmp_path / "slice.gguf", threads=1)  # llama.cpp reads and decodes it
+    assert 0 < ran["prefill_s_per_token"] < ran["decode_s_per_token"] < 1
+    with pytest.raises(BadRequest, match="too few to extrapolate"):
+        slice_gguf(tmp_path / "slice.gguf", tmp_path / "again.gguf", 2)
+
+
+def test_this_machine_with_a_gguf_is_llama_cpp_timed_on_its_slices() -> None:
+    here = probe_this_machine(model=embedded_gguf_path())
+    assert here.source.startswith("measured: llama.cpp")
+    assert "2 and 6 of its 30 blocks" in here.source
+    # llama.cpp reaches less than the raw probe's figures on this model, never more than
+    # the memory system gives; it holds some memory beside the weights and cache.
+    raw = probe_this_machine()
+    assert 0.2 < here.bandwidth_gb_s < 2 * raw.bandwidth_gb_s
+    assert 0 < here.tflops < 2 * raw.tflops
+    assert here.engine_memory_gb is not None and 0 <= here.engine_memory_gb < 0.5
+    arch = read_architecture(embedded_gguf_path())
+    found = plan(arch, here, Traffic(128, 32, qps=0.1, p95_ms=600_000), "stored")
+    assert found.engine_memory_gb == here.engine_memory_gb  # measured, not the formula
 
 
 def test_traffic_is_read_from_the_audit_trail(home: Path) -> None:

@@ -2,6 +2,7 @@
 
 architecture.py  the model's shape, read from its GGUF or Hugging Face files
 hardware.py      the GPU table (hardware.yaml) and a probe of this machine
+engine_probe.py  llama.cpp timed on slices of a GGUF: this machine's speeds for that model
 traffic.py       prompt and answer lengths and the request rate, from the audit trail
 planner.py       memory, speed, replicas and monthly cost for a traffic target
 """
@@ -66,7 +67,7 @@ def capacity_plan(
     arch = read_architecture(weights)
     chosen = [
         replace(h, price_per_hour=request.prices.get(h.name, h.price_per_hour))
-        for h in select(request.hardware, hardware_table())
+        for h in select(request.hardware, hardware_table(), model=weights)
     ]
     rows = []
     for hardware in chosen:

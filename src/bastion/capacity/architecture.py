@@ -36,6 +36,7 @@ class Architecture:
     kv_heads: int
     head_dim: int
     context_length: int
+    vocab: int  # tokens: the output layer's width, and the engine's logits buffer
     parameters: int
     stored_bytes: int  # the weights as the file holds them
     stored_as: str  # e.g. "GGUF Q4_1", "safetensors bf16"
@@ -99,10 +100,20 @@ def _from_gguf(path: Path) -> Architecture:
         kv_heads=int(field(f"{family}.attention.head_count_kv", heads)),
         head_dim=int(field(f"{family}.attention.key_length", hidden // heads)),
         context_length=int(field(f"{family}.context_length")),
+        vocab=_gguf_vocab(reader, family),
         parameters=sum(int(t.n_elements) for t in reader.tensors),
         stored_bytes=sum(int(t.n_bytes) for t in reader.tensors),
         stored_as=f"GGUF {file_type}",
     )
+
+
+def _gguf_vocab(reader: Any, family: str) -> int:
+    """The vocabulary's size: stated, else the tokenizer's token list's length."""
+    stated = reader.fields.get(f"{family}.vocab_size")
+    if stated is not None and stated.data:
+        return int(stated.contents())
+    tokens = reader.fields.get("tokenizer.ggml.tokens")
+    return len(tokens.data) if tokens is not None else 0
 
 
 def _from_hf_folder(folder: Path) -> Architecture:
@@ -137,6 +148,7 @@ def _from_hf_folder(folder: Path) -> Architecture:
         kv_heads=int(config.get("num_key_value_heads") or heads),
         head_dim=int(config.get("head_dim") or hidden // heads),
         context_length=int(config.get("max_position_embeddings", 0)),
+        vocab=int(config.get("vocab_size", 0)),
         parameters=parameters,
         stored_bytes=stored,
         stored_as="safetensors " + "/".join(sorted(dtypes)),

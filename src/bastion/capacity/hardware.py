@@ -1,5 +1,6 @@
 """The hardware a model may be served on: the GPU table shipped as data (hardware.yaml),
-and this machine, measured by a short probe (memory bandwidth and arithmetic speed)."""
+and this machine, measured by a short probe: memory bandwidth and arithmetic speed, or,
+for a GGUF, what llama.cpp reaches with that model here (engine_probe.py)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ class Hardware:
     bandwidth_efficiency: float = 1.0
     compute_efficiency: float = 1.0
     source: str = ""
+    # What the serving engine holds beside weights and cache, when measured (this machine
+    # with a GGUF); None: the planner's estimate of its working buffers.
+    engine_memory_gb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,15 +47,18 @@ def hardware_table(path: Path = TABLE) -> list[Hardware]:
     return [Hardware(**{**defaults, **row}) for row in rows["hardware"]]
 
 
-def select(names: list[str] | None, table: list[Hardware]) -> list[Hardware]:
-    """The named hardware (THIS_MACHINE probes this one), or the whole table."""
+def select(
+    names: list[str] | None, table: list[Hardware], model: Path | None = None
+) -> list[Hardware]:
+    """The named hardware (THIS_MACHINE probes this one, with llama.cpp serving `model`
+    when it is a GGUF), or the whole table."""
     if not names:
         return table
     known = {h.name: h for h in table}
     chosen = []
     for name in names:
         if name == THIS_MACHINE:
-            chosen.append(probe_this_machine())
+            chosen.append(probe_this_machine(model=model))
         elif name in known:
             chosen.append(known[name])
         else:
@@ -61,10 +68,14 @@ def select(names: list[str] | None, table: list[Hardware]) -> list[Hardware]:
     return chosen
 
 
-def probe_this_machine(price_per_hour: float | None = None) -> Hardware:
+def probe_this_machine(price_per_hour: float | None = None, model: Path | None = None) -> Hardware:
     """This machine's memory bandwidth (every core reading its share of a large array) and
-    float32 matrix-multiply speed, best of a few runs: about two seconds."""
+    float32 matrix-multiply speed, best of a few runs: about two seconds. With a GGUF
+    `model`, the speeds llama.cpp reaches with it instead (and the memory it holds beside
+    the weights), measured on slices of it: under a minute."""
     threads = len(os.sched_getaffinity(0))
+    if model is not None and model.is_file() and model.suffix == ".gguf":
+        return _engine_probe(model, threads, price_per_hour)
     data = np.ones(PROBE_BYTES // 8, dtype=np.float64)
     shares = np.array_split(data, threads)
     with ThreadPoolExecutor(threads) as pool:  # numpy releases the GIL while it sums
@@ -80,6 +91,29 @@ def probe_this_machine(price_per_hour: float | None = None) -> Hardware:
         tflops=round(2 * n**3 / best_matmul / 1e12, 4),
         price_per_hour=price_per_hour,
         source=f"measured: {threads} cores, {PROBE_BYTES // 2**20} MiB read, {n}^3 matmul",
+    )
+
+
+def _engine_probe(model: Path, threads: int, price_per_hour: float | None) -> Hardware:
+    """The speeds that, put through the planner's formulas, give what llama.cpp measured:
+    bandwidth as the weights read per decoded token, arithmetic as 2 x parameters per
+    prompt token."""
+    from bastion.capacity.architecture import read_architecture
+    from bastion.capacity.engine_probe import CONTEXT, SLICE_BLOCKS, engine_speed
+
+    arch = read_architecture(model)
+    speed = engine_speed(model, threads)
+    cache = arch.kv_bytes_per_token() * CONTEXT
+    return Hardware(
+        name=THIS_MACHINE,
+        kind="cpu",
+        memory_gb=round(_available_memory() / 1e9, 1),
+        bandwidth_gb_s=round(arch.stored_bytes / speed.decode_s_per_token / 1e9, 2),
+        tflops=round(2 * arch.parameters / speed.prefill_s_per_token / 1e12, 4),
+        price_per_hour=price_per_hour,
+        source=f"measured: llama.cpp on {threads} cores, {model.name} timed on slices of "
+        f"{' and '.join(map(str, SLICE_BLOCKS))} of its {arch.layers} blocks",
+        engine_memory_gb=round(max(speed.resident_bytes - arch.stored_bytes - cache, 0) / 1e9, 3),
     )
 
 

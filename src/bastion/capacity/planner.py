@@ -10,9 +10,15 @@ the p95 target; replicas = the target rate / one replica's rate. A model too lar
 device is split over 2, 4 or 8 (tensor parallel), which multiplies bandwidth, compute and
 memory; the split needing the fewest devices in all is chosen.
 
+Beside the weights and the cache, an engine holds working buffers: llama.cpp reserves the
+logits and activations of a 512-token step (its compute buffer is 512 x (vocabulary + 3 x
+hidden) float32 values, 0.3 GB for a 150k vocabulary); this machine's engine probe measures
+what the engine holds instead (repacked copies of some quantized matrices included).
+
 Simplifications, named so a reader can judge them: every request has the traffic's p95
 prompt and answer lengths (so latencies are upper bounds), prefill does not overlap
-decoding, attention's own arithmetic and the activations are left out beside the weights,
+decoding, attention's own arithmetic is left out beside the weights' (this machine's probe has it
+at a short context),
 and devices in a split add up perfectly.
 """
 
@@ -30,6 +36,7 @@ HOURS_PER_MONTH = 730
 MEMORY_UTILIZATION = 0.9  # vLLM's default share of device memory it plans with
 RESERVED_GB = 1.0  # runtime, CUDA graphs, activations
 SPLITS = (1, 2, 4, 8)  # devices per replica (tensor parallel)
+STEP_TOKENS = 512  # the prompt tokens an engine reads in one step (llama.cpp's n_ubatch)
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class Estimate:
     name: str
     weights_gb: float
     kv_cache_gb_per_sequence: float
+    engine_memory_gb: float  # the engine's buffers beside weights and cache, per replica
     devices_per_replica: int = 0  # 0: the model does not fit
     max_concurrent_sequences: int = 0
     decode_tokens_per_s: float = 0.0  # one sequence alone
@@ -84,14 +92,18 @@ def plan(
     """The cheapest way to meet the target on `hardware`: of the splits the model fits
     (1, 2, 4 or 8 devices a replica), the one needing the fewest devices in all; a split
     with room for more sequences may need fewer replicas."""
+    engine = engine_memory_bytes(arch, hardware)
     weights = arch.weight_bytes(precision)
     kv_per_token = arch.kv_bytes_per_token(kv_bytes_per_value)
     per_sequence = kv_per_token * (traffic.prompt_tokens + traffic.answer_tokens)
-    fits = Estimate(hardware.name, round(weights / 1e9, 3), round(per_sequence / 1e9, 4))
-    splits = [n for n in SPLITS if _free_bytes(hardware, n) - weights >= per_sequence]
+    fits = Estimate(
+        hardware.name, round(weights / 1e9, 3), round(per_sequence / 1e9, 4), round(engine / 1e9, 3)
+    )
+    held = weights + engine  # what a replica holds before any sequence's cache
+    splits = [n for n in SPLITS if _free_bytes(hardware, n) - held >= per_sequence]
     if not splits:
         return replace(fits, note=f"weights and one sequence do not fit {max(SPLITS)} devices")
-    options = [_on(fits, arch, hardware, traffic, weights, kv_per_token, n) for n in splits]
+    options = [_on(fits, arch, hardware, traffic, weights, held, kv_per_token, n) for n in splits]
     met = [o for o in options if o.replicas is not None]
     if not met:
         return options[-1]  # the fastest split, with why it is not enough
@@ -104,6 +116,7 @@ def _on(
     hardware: Hardware,
     traffic: Traffic,
     weights: float,
+    held: float,
     kv_per_token: float,
     devices: int,
 ) -> Estimate:
@@ -124,7 +137,7 @@ def _on(
         return 1000 * (reading + traffic.answer_tokens * step_seconds(batch))
 
     per_sequence = kv_per_token * (traffic.prompt_tokens + traffic.answer_tokens)
-    most = int((_free_bytes(hardware, devices) - weights) // per_sequence)
+    most = int((_free_bytes(hardware, devices) - held) // per_sequence)
     batch = _largest(lambda b: latency_ms(b) <= traffic.p95_ms, most)
     sized = replace(
         fits,
@@ -152,6 +165,14 @@ def _on(
         sized,
         note="decode bound by memory bandwidth" if memory_bound else "decode bound by compute",
     )
+
+
+def engine_memory_bytes(arch: Architecture, hardware: Hardware) -> float:
+    """What the engine holds beside weights and cache: measured by this machine's probe,
+    else its working buffers for one step."""
+    if hardware.engine_memory_gb is not None:
+        return hardware.engine_memory_gb * 1e9
+    return STEP_TOKENS * (arch.vocab + 3 * arch.hidden) * 4.0
 
 
 def _free_bytes(hardware: Hardware, devices: int) -> float:

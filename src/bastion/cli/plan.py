@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from bastion.cli.common import _platform, console, reports_errors
+from bastion.cli.common import _platform, console, err, reports_errors
 from bastion.config import load_config
 from bastion.errors import BadRequest
 
@@ -53,6 +54,7 @@ def plan(
     """Estimate, per GPU type (or this machine), the weights' and KV cache's memory, decode
     and prefill speed, the sequences that fit, replicas and monthly cost for the target."""
     from bastion.capacity import PlanRequest, capacity_plan
+    from bastion.capacity.hardware import THIS_MACHINE
     from bastion.models.backends import weights_path
 
     if (model is None) == (weights is None):
@@ -71,17 +73,21 @@ def plan(
         audit_since=_since(since) if from_audit else None,
         prices={**load_config().capacity.prices, **_prices(price or [])},
     )
-    if model is not None:
-        platform = _platform()
-        try:
-            config = platform.registry.config(model)
-            path = weights_path(config)
-            result = capacity_plan(model, path, request, platform.audit, token_price=config.price)
-        finally:
-            platform.close()
-    else:
-        assert weights is not None
-        result = capacity_plan(str(weights), weights, request)
+    probing = THIS_MACHINE in (request.hardware or [])
+    with err.status("Timing llama.cpp on slices of the model ...") if probing else nullcontext():
+        if model is not None:
+            platform = _platform()
+            try:
+                config = platform.registry.config(model)
+                path = weights_path(config)
+                result = capacity_plan(
+                    model, path, request, platform.audit, token_price=config.price
+                )
+            finally:
+                platform.close()
+        else:
+            assert weights is not None
+            result = capacity_plan(str(weights), weights, request)
     if output == "json":
         print(json.dumps(result, indent=2))
         return
@@ -120,8 +126,8 @@ def _print_table(result: dict[str, Any]) -> None:
         f"{traffic['p95_ms']:.0f} ms"
     )
     table = Table(
-        "hardware", "GPUs", "weights GB", "KV MB/seq", "fit seqs", "decode tok/s", "batch",
-        "latency ms", "replicas", "per month", "per 1k req",
+        "hardware", "GPUs", "weights GB", "engine GB", "KV MB/seq", "fit seqs", "decode tok/s",
+        "batch", "latency ms", "replicas", "per month", "per 1k req",
     )  # fmt: skip
     notes = []
     for row in result["hardware"]:
@@ -129,6 +135,7 @@ def _print_table(result: dict[str, Any]) -> None:
             row["name"],
             str(row["devices_per_replica"] or "-"),
             f"{row['weights_gb']:.2f}",
+            f"{row['engine_memory_gb']:.2f}",
             f"{row['kv_cache_gb_per_sequence'] * 1000:.1f}",
             f"{row['max_concurrent_sequences']:,}",
             f"{row['decode_tokens_per_s']:,.0f}",
