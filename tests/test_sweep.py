@@ -20,7 +20,7 @@ from bastion.errors import BadRequest
 from bastion.platform import Platform
 from bastion.sweep import SweepPlan, run_sweep
 from bastion.sweep.report import SWEEPS, add_tuning_cost, build_report, pareto_front, render_html
-from bastion.sweep.runner import Candidate, candidates
+from bastion.sweep.runner import Candidate, Outcome, candidates, summarize
 from bastion.sweep.suites import AppSuite, TaskSuite, load_suite
 from conftest import ECHO_CONFIG, LiveServer, write_config
 
@@ -284,7 +284,8 @@ def test_the_embedded_model_is_swept_for_real(home: Path) -> None:
         platform.close()
     (level,) = report["levels"]
     assert level["errors"] == 0 and level["quality"] is not None
-    assert level["tokens_per_s"] and level["tokens_per_s"] > 1
+    # The model's decoding, timed from its first token to its last (135M: ~100 a second)
+    assert level["tokens_per_s_basis"] == "decode" and 1 < level["tokens_per_s"] < 2000
     assert level["ttft_ms"]["p50"] is not None and level["peak_rss_gb"] > 0.1
     assert level["cost_per_1k_requests"] == pytest.approx(1000 * 0.1 * level["wall_s"] / 3600 / 2)
 
@@ -309,3 +310,16 @@ def test_the_sweep_runs_on_a_ray_cluster(home: Path) -> None:
     assert all(lv["quality"] == 1.0 and lv["errors"] == 0 for lv in report["levels"])
     assert audited == 8 and report["recommendation"]["candidate"] == "echo"
     assert len(list((home / "ray" / "levels").glob("*.json"))) == 2
+
+
+def test_tokens_a_second_are_the_models_decoding_even_when_guards_held_the_answer() -> None:
+    small = Candidate("small")
+    # The client's first token came at the end (the output guards held the answer back):
+    # the rate is the model's 99 tokens after its first over its one second of decoding.
+    held = Outcome(latency_ms=3000, ttft_ms=2999, decode_s=1.0, completion_tokens=100)
+    level = summarize([held, held], wall_s=6, peak_rss=0, candidate=small, concurrency=1)
+    assert (level["tokens_per_s"], level["tokens_per_s_basis"]) == (99.0, "decode")
+    # An app's run has no decode time of its own: its answer tokens per second of request.
+    app_run = Outcome(latency_ms=4000, completion_tokens=200)
+    level = summarize([app_run], wall_s=4, peak_rss=0, candidate=small, concurrency=1)
+    assert (level["tokens_per_s"], level["tokens_per_s_basis"]) == (50.0, "request")

@@ -168,6 +168,9 @@ class StreamEvent:
     bastion: dict[str, Any] | None = None
     logprobs: list[TokenLogprob] | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    # Seconds from the model's first token to its last: its decoding, however much of the
+    # answer the output guards held back before the client saw it.
+    decode_s: float | None = None
 
 
 class Stage(Protocol):
@@ -919,8 +922,11 @@ class Pipeline:
         generating = TRACER.start_span(
             "bastion.generate", context=trace.set_span_in_context(ctx.span)
         )
+        first_at = last_at = 0.0
         try:
             for delta in self._deltas(ctx, held):
+                last_at = time.perf_counter()
+                first_at = first_at or last_at
                 generated.append(delta.text)
                 logprobs.extend(delta.logprobs)
                 called.extend(delta.tool_calls)
@@ -957,7 +963,9 @@ class Pipeline:
             kept = self._logprobs(ctx, asked, "".join(generated), "".join(shown_all))
             bastion = self.bastion_field(ctx)
             revealed = self._revealed_calls(ctx, calls)
-            yield StreamEvent(shown, finish, usage[0], usage[1], bastion, kept, revealed)
+            yield StreamEvent(
+                shown, finish, usage[0], usage[1], bastion, kept, revealed, last_at - first_at
+            )
         except GeneratorExit:
             raise  # the client went away: recorded as cancelled below
         except Exception as exc:

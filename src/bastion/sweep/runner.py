@@ -72,6 +72,7 @@ class Outcome:
     latency_ms: float
     quality: float | None = None
     ttft_ms: float | None = None
+    decode_s: float | None = None  # the model's, first token to last (streamed tasks)
     completion_tokens: int = 0
     prompt_tokens: int = 0
     flagged: bool = False  # a guard flagged, redacted or blocked something
@@ -206,6 +207,7 @@ def _task_row(
         latency,
         quality=suite.score("".join(pieces), row),
         ttft_ms=None if first is None else (first - started) * 1000,
+        decode_s=last.decode_s,
         prompt_tokens=last.prompt_tokens,
         completion_tokens=last.completion_tokens,
         flagged=trust.get("action", "allow") != "allow",
@@ -222,7 +224,6 @@ def summarize(
     done = [o for o in outcomes if o.error is None]
     latencies = sorted(o.latency_ms for o in done)
     ttfts = sorted(o.ttft_ms for o in done if o.ttft_ms is not None)
-    generating = sum(o.latency_ms - (o.ttft_ms or 0) for o in done) / 1000
     tokens = sum(o.completion_tokens for o in done)
     return {
         "candidate": candidate.name,
@@ -238,13 +239,32 @@ def summarize(
         else None,
         "latency_ms": _percentiles(latencies),
         "ttft_ms": _percentiles(ttfts),
-        "tokens_per_s": round(tokens / generating, 2) if generating > 0 else None,
+        **_token_rate(done),
         "requests_per_s": round(len(outcomes) / wall_s, 4),
         "prompt_tokens": sum(o.prompt_tokens for o in done),
         "completion_tokens": tokens,
         "guard_flag_rate": round(sum(o.flagged for o in done) / len(done), 4) if done else None,
         "peak_rss_gb": round(peak_rss / 1e9, 3),
         "wall_s": round(wall_s, 2),
+    }
+
+
+def _token_rate(done: list[Outcome]) -> dict[str, Any]:
+    """Tokens a second: the model's decoding where its time is known (streamed tasks: the
+    tokens after the first over first-to-last-token time; the client's first token may
+    come much later, when the output guards hold the answer back), else answer tokens per
+    second of request time (apps, run whole and over several calls)."""
+    timed = [o for o in done if o.decode_s]
+    if timed:
+        tokens = sum(max(o.completion_tokens - 1, 0) for o in timed)
+        return {"tokens_per_s": round(tokens / sum(o.decode_s or 0 for o in timed), 2),
+                "tokens_per_s_basis": "decode"}  # fmt: skip
+    seconds = sum(o.latency_ms for o in done) / 1000
+    return {
+        "tokens_per_s": round(sum(o.completion_tokens for o in done) / seconds, 2)
+        if seconds > 0
+        else None,
+        "tokens_per_s_basis": "request",
     }
 
 
