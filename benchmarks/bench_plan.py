@@ -3,7 +3,7 @@
 For each GGUF (the embedded SmolLM2-135M, and the installed Qwen2.5-Coder models): the
 planner's decode and prefill speed and memory for `--hardware this-machine` two ways: from
 the raw probe (memory read and float32 matrix product: the peer, the planner's figures
-before the engine probe) and from the engine probe (llama.cpp timed on 2- and 6-block
+before the engine probe) and from the engine probe (llama.cpp timed on 6- and 12-block
 slices of the model, extrapolated to all its blocks; its wall time is reported). Then the
 model measured whole in a fresh process with the settings the llamacpp backend uses (all
 cores, --context): prefill speed over a --prompt-tokens prompt, decode speed over
