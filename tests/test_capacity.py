@@ -5,6 +5,7 @@ trail, this machine's probe, and `bastion plan` and `GET /v1/admin/plan` end to 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bastion.capacity.architecture import read_architecture
-from bastion.capacity.engine_probe import measure_slice, slice_gguf
+from bastion.capacity.engine_probe import engine_speed, measure_slice, slice_gguf
 from bastion.capacity.hardware import hardware_table, probe_this_machine, select
 from bastion.capacity.planner import Traffic, plan
 from bastion.capacity.traffic import observed_traffic
@@ -157,15 +158,17 @@ def test_this_machine_with_a_gguf_is_llama_cpp_timed_on_its_slices() -> None:
     here = probe_this_machine(model=embedded_gguf_path())
     assert here.source.startswith("measured: llama.cpp")
     assert "6 and 12 of its 30 blocks" in here.source
-    # llama.cpp reaches less than the raw probe's figures on this model, never more than
-    # the memory system gives; it holds some memory beside the weights and cache.
-    raw = probe_this_machine()
-    assert 0.2 < here.bandwidth_gb_s < 2 * raw.bandwidth_gb_s
-    assert 0 < here.tflops < 2 * raw.tflops
+    # Plausible for any CPU (the raw probe is not a bound: a busy neighbour moves it);
+    # the engine holds some memory beside the weights and cache, less than its weights.
+    assert 0.2 < here.bandwidth_gb_s < 500 and 1e-4 < here.tflops < 100
     assert here.engine_memory_gb is not None and 0 <= here.engine_memory_gb < 0.5
     arch = read_architecture(embedded_gguf_path())
-    found = plan(arch, here, Traffic(128, 32, qps=0.1, p95_ms=600_000), "stored")
+    found = plan(arch, here, Traffic(512, 32, qps=0.1, p95_ms=600_000), "stored")
     assert found.engine_memory_gb == here.engine_memory_gb  # measured, not the formula
+    # The plan gives back, for the probe's own traffic, what llama.cpp was timed to do.
+    speed = engine_speed(embedded_gguf_path(), len(os.sched_getaffinity(0)))  # cached
+    assert found.prefill_tokens_per_s == pytest.approx(1 / speed.prefill_s_per_token, rel=0.01)
+    assert found.decode_tokens_per_s == pytest.approx(1 / speed.decode_s_per_token, rel=0.01)
 
 
 def test_traffic_is_read_from_the_audit_trail(home: Path) -> None:

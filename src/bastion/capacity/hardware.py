@@ -96,19 +96,26 @@ def probe_this_machine(price_per_hour: float | None = None, model: Path | None =
 
 def _engine_probe(model: Path, threads: int, price_per_hour: float | None) -> Hardware:
     """The speeds that, put through the planner's formulas, give what llama.cpp measured:
-    bandwidth as the weights read per decoded token, arithmetic as 2 x parameters per
-    prompt token."""
+    bandwidth as the weights and cache read per decoded token (the cache at the probe's
+    mean length while decoding), arithmetic as 2 x parameters per prompt token."""
     from bastion.capacity.architecture import read_architecture
-    from bastion.capacity.engine_probe import CONTEXT, SLICE_BLOCKS, engine_speed
+    from bastion.capacity.engine_probe import (
+        ANSWER_TOKENS,
+        CONTEXT,
+        PROMPT_TOKENS,
+        SLICE_BLOCKS,
+        engine_speed,
+    )
 
     arch = read_architecture(model)
     speed = engine_speed(model, threads)
     cache = arch.kv_bytes_per_token() * CONTEXT
+    read = arch.stored_bytes + arch.kv_bytes_per_token() * (PROMPT_TOKENS + ANSWER_TOKENS / 2)
     return Hardware(
         name=THIS_MACHINE,
         kind="cpu",
         memory_gb=round(_available_memory() / 1e9, 1),
-        bandwidth_gb_s=round(arch.stored_bytes / speed.decode_s_per_token / 1e9, 2),
+        bandwidth_gb_s=round(read / speed.decode_s_per_token / 1e9, 2),
         tflops=round(2 * arch.parameters / speed.prefill_s_per_token / 1e12, 4),
         price_per_hour=price_per_hour,
         source=f"measured: llama.cpp on {threads} cores, {model.name} timed on slices of "
