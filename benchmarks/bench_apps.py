@@ -28,12 +28,12 @@ messages, up to the median reference's length in words) and each model's plain p
 the backend: no batching, guards or combining).
 
 Larger models (--models, installed by `bastion models install`, served from their GGUF) join
-the default model in every app's figures, run as the same people (the bench lets the user
-role use them).
+the default model in every app's figures (--no-default leaves it out, for a run of a larger
+model alone), run as the same people (the bench lets the user role use them).
 
 Usage: python benchmarks/bench_apps.py [--cases 30] [--scale 1.0] [--only segment]
     [--segment-every N] [--models qwen2.5-coder-0.5b,qwen2.5-coder-1.5b] [--emails 10]
-    [--dialogues 100] [--meetings 5]
+    [--dialogues 100] [--meetings 5] [--no-default]
 """
 
 from __future__ import annotations
@@ -314,6 +314,9 @@ def main() -> None:
     parser.add_argument("--emails", type=int, default=10)
     parser.add_argument("--segment-every", type=int, default=1, help="every Nth request")
     parser.add_argument("--models", default="", help="installed larger models, beside the default")
+    parser.add_argument(
+        "--no-default", action="store_true", help="leave the default model out (measured apart)"
+    )
     parser.add_argument("--dialogues", type=int, default=100, help="DialogSum dialogues")
     parser.add_argument("--meetings", type=int, default=5, help="QMSum meetings")
     args = parser.parse_args()
@@ -327,6 +330,7 @@ def main() -> None:
             "demo_setup_s": round(setup_s, 1),
         }
         models = [platform.config.resolved_default_model, *(m.name for m in larger)]
+        models = models[1:] if args.no_default else models
         if args.only in (None, "service-reply"):
             result["service_reply"] = service_reply(platform, models, args.cases)
         if args.only in (None, "segment"):
