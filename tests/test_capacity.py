@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from bastion.capacity.architecture import read_architecture
-from bastion.capacity.engine_probe import engine_speed, measure_slice, slice_gguf
+from bastion.capacity.engine_probe import engine_speed, measure_slice, slice_gguf, slice_sizes
 from bastion.capacity.hardware import hardware_table, probe_this_machine, select
 from bastion.capacity.planner import Traffic, plan
 from bastion.capacity.traffic import observed_traffic
@@ -151,17 +152,36 @@ def test_a_slice_keeps_blocks_spread_over_the_depth_and_runs(tmp_path: Path) -> 
     ran = measure_slice(tmp_path / "slice.gguf", threads=1)  # llama.cpp reads and decodes it
     assert 0 < ran["prefill_s_per_token"] < ran["decode_s_per_token"] < 1
     with pytest.raises(BadRequest, match="too few to extrapolate"):
+        engine_speed(tmp_path / "slice.gguf", threads=1)
+    with pytest.raises(BadRequest, match="a slice keeps 1 to 1"):
         slice_gguf(tmp_path / "slice.gguf", tmp_path / "again.gguf", 2)
+
+
+@pytest.mark.parametrize(
+    ("depth", "other_mb", "cache_mb", "sizes"),
+    [
+        (30, 32, 32, (12, 24)),  # SmolLM2-135M: 2.2 MB blocks, all of it fits 4 caches
+        (24, 244, 32, (6, 12)),  # Qwen2.5-0.5B: its embedding alone reads 7 caches
+        (30, 32, 8, (6, 12)),  # a small cache
+        (80, 1000, 256, (6, 12)),  # a 70B model: slices stay a small part of it
+    ],
+)
+def test_slices_read_several_caches_a_token_and_stay_a_part_of_the_model(
+    depth: int, other_mb: int, cache_mb: int, sizes: tuple[int, int]
+) -> None:
+    block_mb = 66 if depth == 30 else 247 if depth == 24 else 50_000
+    found = slice_sizes("m", depth, block_mb * 2**20, other_mb * 2**20, cache_mb * 2**20)
+    assert found == sizes
 
 
 def test_this_machine_with_a_gguf_is_llama_cpp_timed_on_its_slices() -> None:
     here = probe_this_machine(model=embedded_gguf_path())
     assert here.source.startswith("measured: llama.cpp")
-    assert "6 and 12 of its 30 blocks" in here.source
+    assert re.search(r"slices of \d+ and \d+ of its 30 blocks", here.source)
     # Plausible for any CPU (the raw probe is not a bound: a busy neighbour moves it);
     # the engine holds some memory beside the weights and cache, less than its weights.
-    assert 0.2 < here.bandwidth_gb_s < 500 and 1e-4 < here.tflops < 100
-    assert here.engine_memory_gb is not None and 0 <= here.engine_memory_gb < 0.5
+    assert 0.2 < here.bandwidth_gb_s < 500 and 1e-4 < here.tflops < 100, here
+    assert here.engine_memory_gb is not None and 0 <= here.engine_memory_gb < 0.5, here
     arch = read_architecture(embedded_gguf_path())
     found = plan(arch, here, Traffic(512, 32, qps=0.1, p95_ms=600_000), "stored")
     assert found.engine_memory_gb == here.engine_memory_gb  # measured, not the formula

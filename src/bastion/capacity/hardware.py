@@ -103,7 +103,6 @@ def _engine_probe(model: Path, threads: int, price_per_hour: float | None) -> Ha
         ANSWER_TOKENS,
         CONTEXT,
         PROMPT_TOKENS,
-        SLICE_BLOCKS,
         engine_speed,
     )
 
@@ -119,7 +118,7 @@ def _engine_probe(model: Path, threads: int, price_per_hour: float | None) -> Ha
         tflops=round(2 * arch.parameters / speed.prefill_s_per_token / 1e12, 4),
         price_per_hour=price_per_hour,
         source=f"measured: llama.cpp on {threads} cores, {model.name} timed on slices of "
-        f"{' and '.join(map(str, SLICE_BLOCKS))} of its {arch.layers} blocks",
+        f"{' and '.join(map(str, speed.slices))} of its {speed.depth} blocks",
         engine_memory_gb=round(max(speed.resident_bytes - arch.stored_bytes - cache, 0) / 1e9, 3),
     )
 
