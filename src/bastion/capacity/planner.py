@@ -17,9 +17,8 @@ what the engine holds instead (repacked copies of some quantized matrices includ
 
 Simplifications, named so a reader can judge them: every request has the traffic's p95
 prompt and answer lengths (so latencies are upper bounds), prefill does not overlap
-decoding, attention's own arithmetic is left out beside the weights' (this machine's probe has it
-at a short context),
-and devices in a split add up perfectly.
+decoding, attention's own arithmetic is left out beside the weights' (this machine's probe
+measures it after a 512-token prompt), and devices in a split add up perfectly.
 """
 
 from __future__ import annotations
