@@ -429,9 +429,12 @@ def _check_no_leaks(store: VectorStore, queries: int, seed: int) -> None:
         query = rng.standard_normal(384).astype(np.float32)
         k = int(rng.integers(1, 20))
         dense = store.search("acme", query, allowed, k)
-        # Filter-then-rank returns exactly the best readable chunks, k of them when it can.
+        # Filter-then-rank returns exactly the best readable chunks, k of them when it can;
+        # two whose scores tie in float32 (seen: 1.2854064 and 1.2854068) may swap places.
         expected = sorted(readable, key=lambda i: -float(vectors[i] @ query))[:k]
-        assert [by_id[cid] for cid, _ in dense] == expected
+        found = [by_id[cid] for cid, _ in dense]
+        assert set(found) <= set(readable) and len(found) == len(expected)
+        assert np.allclose(vectors[found] @ query, vectors[expected] @ query, atol=1e-5)
         words = " ".join(rng.choice(WORDS, size=2).tolist())
         for chunk, _ in keyword.search("acme", words, allowed, k):
             assert set(chunk.acl) & set(allowed), (chunk, allowed)
